@@ -1,0 +1,1 @@
+"""Sufficient dimension reduction estimators and the reduction of LPs by projection."""

@@ -1,0 +1,1 @@
+"""Random sketch operators and the sketched Newton (Iterative Hessian Sketch) strategy."""

@@ -1,0 +1,226 @@
+r"""Linear solves: one ``solve(matvec, rhs)`` interface and the Newton-system strategies.
+
+The Newton step of the solver, and the backward pass of the LP layer, both solve systems
+with the generalized Hessian
+
+.. math::
+
+    H = A^T \operatorname{diag}(w) A + \operatorname{diag}(\text{shift}),
+    \qquad w \ge 0,\ \text{shift} > 0,
+
+held in a :class:`NewtonSystem`. A :class:`HessianStrategy` turns such a system into a
+function ``rhs -> H^{-1} rhs`` (or an approximation of it, for sketches). The strategies
+here are exact:
+
+- ``"diagonal"``: closed form when every row of ``A`` has at most one nonzero, so ``H``
+  is diagonal (binary AUC, AUC_mu);
+- ``"cholesky"``: dense Cholesky of the ``n x n`` matrix, for small ``n``;
+- ``"cg"``: matrix-free conjugate gradients with a Jacobi preconditioner, using only
+  products with ``A`` and ``A^T``;
+- ``"scipy"``: sparse direct factorization of ``H`` with SciPy's SuperLU (CPU only).
+
+Strategies that approximate ``H`` (the Hessian sketches of :mod:`sketching`) implement the
+same interface; the solver loop does not know which one it holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .operators import Operator
+
+__all__ = ["cg", "NewtonSystem", "HessianStrategy", "DiagonalHessian", "CholeskyHessian",
+           "CGHessian", "ScipyHessian", "get_strategy", "STRATEGIES"]
+
+
+def cg(matvec: Callable[[Tensor], Tensor], rhs: Tensor, precond: Tensor | None = None,
+       tol: float = 1e-10, maxiter: int | None = None, x0: Tensor | None = None):
+    """Batched preconditioned conjugate gradients for symmetric positive definite systems.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``v -> H v`` for ``v`` of shape (B, n).
+    rhs : tensor of shape (B, n)
+    precond : tensor of shape (B, n), optional
+        Inverse of a diagonal preconditioner (Jacobi: ``1 / diag(H)``).
+    tol : float
+        Stop when ``||r_b|| <= tol * ||rhs_b||`` for every batch element ``b``.
+    maxiter : int, optional
+        Default ``max(50, 2 n)``.
+
+    Returns
+    -------
+    x : tensor of shape (B, n)
+    info : dict with ``iterations`` and the final relative residual ``residual`` (B,).
+    """
+    maxiter = maxiter or max(50, 2 * rhs.shape[-1])
+    x = torch.zeros_like(rhs) if x0 is None else x0.clone()
+    r = rhs - matvec(x) if x0 is not None else rhs.clone()
+    z = r * precond if precond is not None else r
+    p = z.clone()
+    rz = (r * z).sum(-1, keepdim=True)
+    bnorm = rhs.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(rhs.dtype).tiny)
+    it = 0
+    for it in range(1, maxiter + 1):
+        if bool((r.norm(dim=-1, keepdim=True) <= tol * bnorm).all()):
+            it -= 1
+            break
+        Hp = matvec(p)
+        pHp = (p * Hp).sum(-1, keepdim=True)
+        alpha = torch.where(pHp > 0, rz / pHp.clamp_min(torch.finfo(rhs.dtype).tiny),
+                            torch.zeros_like(rz))
+        x = x + alpha * p
+        r = r - alpha * Hp
+        z = r * precond if precond is not None else r
+        rz_new = (r * z).sum(-1, keepdim=True)
+        beta = torch.where(rz > 0, rz_new / rz.clamp_min(torch.finfo(rhs.dtype).tiny),
+                           torch.zeros_like(rz))
+        p = z + beta * p
+        rz = rz_new
+    res = (r.norm(dim=-1, keepdim=True) / bnorm).squeeze(-1)
+    return x, {"iterations": it, "residual": res}
+
+
+@dataclass
+class NewtonSystem:
+    """``H = A^T diag(w) A + diag(shift)``; ``w`` (B, m) >= 0, ``shift`` (B, n) or (B, 1) > 0."""
+
+    op: Operator
+    w: Tensor
+    shift: Tensor
+
+    def matvec(self, v: Tensor) -> Tensor:
+        return self.op.rmv(self.w * self.op.mv(v)) + self.shift * v
+
+    def diagonal(self) -> Tensor:
+        return self.op.sq_rmv(self.w) + self.shift
+
+
+class HessianStrategy:
+    """Turns a :class:`NewtonSystem` into a solve ``rhs -> H^{-1} rhs``.
+
+    Subclasses implement :meth:`factor`. ``exact`` says whether the solve is exact up to
+    round-off (a sketch is not); the solver uses it only for reporting.
+    """
+
+    name = "base"
+    exact = True
+
+    def factor(self, system: NewtonSystem) -> Callable[[Tensor], Tensor]:
+        raise NotImplementedError
+
+    def supports(self, op: Operator) -> bool:
+        return True
+
+
+class DiagonalHessian(HessianStrategy):
+    """Closed form for row-separable ``A`` (at most one nonzero per row)."""
+
+    name = "diagonal"
+
+    def supports(self, op):
+        return op.rows_separable
+
+    def factor(self, system):
+        if not system.op.rows_separable:
+            raise ValueError("linear_solver='diagonal' needs a constraint matrix with at most "
+                             "one nonzero per row (A^T D A diagonal)")
+        d = system.diagonal()
+        return lambda rhs: rhs / d
+
+
+class CholeskyHessian(HessianStrategy):
+    """Dense Cholesky of the ``n x n`` Hessian (formed from the active rows only)."""
+
+    name = "cholesky"
+
+    def factor(self, system):
+        H = system.op.gram(system.w)
+        H.diagonal(dim1=-2, dim2=-1).add_(system.shift.expand(H.shape[0], H.shape[-1]))
+        L, info = torch.linalg.cholesky_ex(H)
+        if bool((info != 0).any()):
+            # Round-off made H indefinite (huge w): add a relative diagonal jitter.
+            jitter = 1e-12 * H.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+            H.diagonal(dim1=-2, dim2=-1).add_(jitter.unsqueeze(-1))
+            L = torch.linalg.cholesky(H)
+        return lambda rhs: torch.cholesky_solve(rhs.unsqueeze(-1), L).squeeze(-1)
+
+
+class CGHessian(HessianStrategy):
+    """Matrix-free Jacobi-preconditioned CG using only products with ``A`` and ``A^T``."""
+
+    name = "cg"
+
+    def __init__(self, tol: float = 1e-10, maxiter: int | None = None):
+        self.tol, self.maxiter = tol, maxiter
+        self.last_info = None
+
+    def factor(self, system):
+        pre = 1.0 / system.diagonal()
+
+        def solve(rhs):
+            x, self.last_info = cg(system.matvec, rhs, pre, self.tol, self.maxiter)
+            return x
+        return solve
+
+
+class ScipyHessian(HessianStrategy):
+    """Sparse direct solve of ``H`` by SciPy's SuperLU, one factorization per element (CPU)."""
+
+    name = "scipy"
+
+    def supports(self, op):
+        return op.device.type == "cpu"
+
+    def factor(self, system):
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+        if system.op.device.type != "cpu":
+            raise ValueError("linear_solver='scipy' runs on CPU tensors only")
+        shift = system.shift.expand(system.w.shape[0], system.op.n).detach().cpu().numpy()
+        facs = []
+        for g, s in zip(system.op.gram_scipy(system.w), shift):
+            H = (g + sp.diags(s)).tocsc()
+            facs.append(spla.splu(H, permc_spec="MMD_AT_PLUS_A",
+                                  options={"SymmetricMode": True}))
+
+        def solve(rhs):
+            r = rhs.detach().cpu().numpy()
+            out = np.stack([f.solve(rk) for f, rk in zip(facs, r)])
+            return torch.from_numpy(out).to(rhs)
+        return solve
+
+
+STRATEGIES = {"diagonal": DiagonalHessian, "cholesky": CholeskyHessian, "cg": CGHessian,
+              "scipy": ScipyHessian}
+
+
+def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> HessianStrategy:
+    """Pick the Newton-system strategy: a given instance, a name, or ``"auto"``.
+
+    ``"auto"``: diagonal when ``A`` is row-separable; Cholesky for dense ``A`` with
+    ``n <= dense_max_n``; for sparse ``A``: SciPy's sparse direct solver on CPU, CG on GPU.
+    """
+    if isinstance(name_or_strategy, HessianStrategy):
+        return name_or_strategy
+    name = name_or_strategy
+    if name == "auto":
+        if op.rows_separable:
+            name = "diagonal"
+        elif not op.is_sparse:
+            name = "cholesky" if op.n <= dense_max_n else "cg"
+        else:
+            name = "scipy" if op.device.type == "cpu" else "cg"
+    if name not in STRATEGIES:
+        raise ValueError(f"linear_solver must be 'auto' or one of {sorted(STRATEGIES)}, or a "
+                         f"HessianStrategy instance; got {name!r}")
+    strat = STRATEGIES[name]()
+    if not strat.supports(op):
+        raise ValueError(f"linear_solver={name!r} does not support this problem "
+                         f"({'rows not separable' if name == 'diagonal' else 'device ' + str(op.device)})")
+    return strat

@@ -1,0 +1,423 @@
+"""Batched linear operators for constraint matrices: dense, sparse (CSR), stacked.
+
+Every operator represents a batch of ``B`` matrices of shape ``(m, n)`` (one matrix may be
+shared by the whole batch) and exposes only what the Newton solver needs: products with
+``A`` and ``A^T``, products with the elementwise square ``A∘A`` (row norms, Jacobi
+preconditioner, equilibration), the Gram matrix ``A^T diag(d) A`` (dense, for Cholesky, or
+scipy-sparse, for a sparse direct solve), and a rescaled copy ``diag(r) A diag(s)``.
+Sparse matrices are never densified: every product touches the stored nonzeros only.
+
+Vectors are always batched: ``x`` has shape ``(B, n)`` and ``y`` has shape ``(B, m)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+__all__ = ["Operator", "DenseOperator", "SparseOperator", "SelectionOperator", "StackedOperator"]
+
+
+class Operator:
+    """Interface of a batch of ``B`` matrices of shape ``(m, n)``."""
+
+    batch_size: int
+    m: int
+    n: int
+    dtype: torch.dtype
+    device: torch.device
+
+    # products --------------------------------------------------------------------------
+    def mv(self, x: Tensor) -> Tensor:  # (B, n) -> (B, m)
+        raise NotImplementedError
+
+    def rmv(self, y: Tensor) -> Tensor:  # (B, m) -> (B, n)
+        raise NotImplementedError
+
+    def sq_mv(self, w: Tensor) -> Tensor:  # (A∘A) w : (B, n) -> (B, m)
+        raise NotImplementedError
+
+    def sq_rmv(self, d: Tensor) -> Tensor:  # (A∘A)^T d : (B, m) -> (B, n)
+        raise NotImplementedError
+
+    # second-order structure -------------------------------------------------------------
+    def gram(self, d: Tensor) -> Tensor:
+        """Dense ``A^T diag(d) A`` of shape ``(B, n, n)`` (only for small ``n``)."""
+        raise NotImplementedError
+
+    def gram_scipy(self, d: Tensor) -> list:
+        """``A^T diag(d) A`` as one scipy CSC matrix per batch element (CPU)."""
+        raise NotImplementedError
+
+    @property
+    def rows_separable(self) -> bool:
+        """True when every row has at most one nonzero, so ``A^T D A`` is diagonal."""
+        raise NotImplementedError
+
+    def scaled(self, r: Tensor, s: Tensor) -> "Operator":
+        """The operator ``diag(r) A diag(s)`` with ``r`` of shape (B, m), ``s`` (B, n)."""
+        raise NotImplementedError
+
+    def weighted_rows(self, w: Tensor, b: int = 0) -> Tensor:
+        """``diag(sqrt(w)) A`` of batch element ``b`` restricted to the rows with ``w > 0``.
+
+        Returned as a dense or sparse CSR torch matrix of shape (k, n). Used by Hessian
+        sketches, which need the square-root factor of the Gram matrix explicitly.
+        """
+        raise NotImplementedError
+
+    @property
+    def nnz(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def is_sparse(self) -> bool:
+        return False
+
+    # helpers ----------------------------------------------------------------------------
+    def _expand(self, t: Tensor, size: int) -> Tensor:
+        return t.expand(self.batch_size, size) if t.shape[0] == 1 else t
+
+
+class DenseOperator(Operator):
+    """Dense matrices ``(B, m, n)``; a leading batch of 1 is shared by the whole batch."""
+
+    def __init__(self, data: Tensor, batch_size: int | None = None):
+        if data.dim() == 2:
+            data = data.unsqueeze(0)
+        self.data = data
+        self.shared = data.shape[0] == 1
+        self.batch_size = batch_size or data.shape[0]
+        self.m, self.n = data.shape[1], data.shape[2]
+        self.dtype, self.device = data.dtype, data.device
+        self._separable = None
+
+    def _bx(self, x: Tensor) -> Tensor:
+        return x
+
+    def mv(self, x):
+        if self.shared:
+            return x @ self.data[0].T
+        return torch.bmm(self.data, x.unsqueeze(-1)).squeeze(-1)
+
+    def rmv(self, y):
+        if self.shared:
+            return y @ self.data[0]
+        return torch.bmm(y.unsqueeze(1), self.data).squeeze(1)
+
+    def sq_mv(self, w):
+        sq = self.data * self.data
+        if self.shared:
+            return w @ sq[0].T
+        return torch.bmm(sq, w.unsqueeze(-1)).squeeze(-1)
+
+    def sq_rmv(self, d):
+        sq = self.data * self.data
+        if self.shared:
+            return d @ sq[0]
+        return torch.bmm(d.unsqueeze(1), sq).squeeze(1)
+
+    def gram(self, d):
+        out = []
+        for k in range(self.batch_size):
+            a = self.data[0 if self.shared else k]
+            dk = d[k]
+            # Only the rows with d > 0 contribute; for m >> n most rows are inactive.
+            idx = torch.nonzero(dk > 0).squeeze(-1)
+            if idx.numel() < a.shape[0]:
+                a, dk = a.index_select(0, idx), dk.index_select(0, idx)
+            out.append(a.T @ (dk.unsqueeze(-1) * a))
+        return torch.stack(out)
+
+    def gram_scipy(self, d):
+        return [sp.csc_matrix(g) for g in self.gram(d).cpu().numpy()]
+
+    @property
+    def rows_separable(self):
+        if self._separable is None:
+            self._separable = bool(((self.data != 0).sum(-1) <= 1).all())
+        return self._separable
+
+    def scaled(self, r, s):
+        data = r.unsqueeze(-1) * self.data * s.unsqueeze(-2)
+        return DenseOperator(data, self.batch_size)
+
+    def weighted_rows(self, w, b=0):
+        a = self.data[0 if self.shared else b]
+        idx = torch.nonzero(w > 0).squeeze(-1)
+        return w.index_select(0, idx).sqrt().unsqueeze(-1) * a.index_select(0, idx)
+
+    @property
+    def nnz(self):
+        return int(self.data.numel())
+
+
+def _csr_parts(t: Tensor):
+    t = t.to_sparse_csr() if t.layout != torch.sparse_csr else t
+    return t.crow_indices(), t.col_indices(), t.values()
+
+
+class SparseOperator(Operator):
+    """Sparse matrices stored as one CSR matrix (and its transpose, also CSR).
+
+    A batch of ``B`` different matrices is held block-diagonally as a ``(B m, B n)`` CSR
+    matrix, so that one sparse product serves the whole batch; a single matrix shared by
+    the batch is applied to the ``(n, B)`` block of right-hand sides at once.
+    """
+
+    def __init__(self, rows: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
+                 batch_size: int, shared: bool):
+        # rows/cols index the stacked (Bk*m, Bk*n) matrix, Bk = 1 if shared else batch_size.
+        self.m, self.n = m, n
+        self.batch_size, self.shared = batch_size, shared
+        self.dtype, self.device = vals.dtype, vals.device
+        bk = 1 if shared else batch_size
+        self._rows, self._cols, self._vals = rows, cols, vals
+        self._shape = (bk * m, bk * n)
+        self.K = _coo_to_csr(rows, cols, vals, self._shape)
+        self.KT = _coo_to_csr(cols, rows, vals, (self._shape[1], self._shape[0]))
+        self._sq = None
+
+    # construction -----------------------------------------------------------------------
+    @classmethod
+    def from_coo(cls, indices: Tensor, vals: Tensor, shape, batch_size: int | None = None):
+        """From COO ``indices`` of shape (2, nnz) for (m, n), or (3, nnz) for (B, m, n)."""
+        if indices.shape[0] == 2:
+            m, n = shape[-2], shape[-1]
+            return cls(indices[0], indices[1], vals, m, n, batch_size or 1, shared=True)
+        B, m, n = shape
+        rows = indices[0] * m + indices[1]
+        cols = indices[0] * n + indices[2]
+        return cls(rows, cols, vals, m, n, B, shared=False)
+
+    def _apply(self, K: Tensor, x: Tensor, out: int) -> Tensor:
+        if self.shared:
+            return (K @ x.T).T
+        return (K @ x.reshape(-1, 1)).reshape(self.batch_size, out)
+
+    def mv(self, x):
+        return self._apply(self.K, x, self.m)
+
+    def rmv(self, y):
+        return self._apply(self.KT, y, self.n)
+
+    def _squares(self):
+        if self._sq is None:
+            v2 = self._vals * self._vals
+            self._sq = (_coo_to_csr(self._rows, self._cols, v2, self._shape),
+                        _coo_to_csr(self._cols, self._rows, v2, self._shape[::-1]))
+        return self._sq
+
+    def sq_mv(self, w):
+        return self._apply(self._squares()[0], w, self.m)
+
+    def sq_rmv(self, d):
+        return self._apply(self._squares()[1], d, self.n)
+
+    @property
+    def is_sparse(self):
+        return True
+
+    @property
+    def nnz(self):
+        return int(self._vals.numel())
+
+    @property
+    def rows_separable(self):
+        crow = self.K.crow_indices()
+        return bool((crow[1:] - crow[:-1]).max() <= 1) if crow.numel() > 1 else True
+
+    def scaled(self, r, s):
+        bk = 1 if self.shared else self.batch_size
+        if self.shared and (r.shape[0] > 1 or s.shape[0] > 1):
+            # Different scalings per batch element turn a shared matrix into a batch.
+            return self._unshare().scaled(r, s)
+        rf, sf = r[:bk].reshape(-1), s[:bk].reshape(-1)
+        vals = self._vals * rf[self._rows] * sf[self._cols]
+        return SparseOperator(self._rows, self._cols, vals, self.m, self.n,
+                              self.batch_size, self.shared)
+
+    def _unshare(self) -> "SparseOperator":
+        B, nz = self.batch_size, self._vals.numel()
+        off = torch.arange(B, device=self.device).repeat_interleave(nz)
+        rows = self._rows.repeat(B) + off * self.m
+        cols = self._cols.repeat(B) + off * self.n
+        return SparseOperator(rows, cols, self._vals.repeat(B), self.m, self.n, B, False)
+
+    def _block(self, b: int):
+        """COO parts of batch element ``b`` in local (m, n) coordinates."""
+        if self.shared:
+            return self._rows, self._cols, self._vals
+        lo, hi = b * self.m, (b + 1) * self.m
+        crow = self.K.crow_indices()
+        s, e = int(crow[lo]), int(crow[hi])
+        rows = torch.repeat_interleave(torch.arange(self.m, device=self.device),
+                                       crow[lo + 1:hi + 1] - crow[lo:hi])
+        return rows, self.K.col_indices()[s:e] - b * self.n, self.K.values()[s:e]
+
+    def gram(self, d):
+        out = []
+        for b in range(self.batch_size):
+            rows, cols, vals = self._block(b)
+            w = d[b][rows] * vals
+            keep = w != 0
+            # Dense n x n accumulation of the outer products row by row, via a sparse
+            # product (A_J^T (D A_J)) computed on the active rows only.
+            Aj = torch.sparse_coo_tensor(torch.stack([rows[keep], cols[keep]]), vals[keep],
+                                         (self.m, self.n)).coalesce()
+            DAj = torch.sparse_coo_tensor(torch.stack([rows[keep], cols[keep]]), w[keep],
+                                          (self.m, self.n)).coalesce()
+            out.append(torch.sparse.mm(Aj.t().coalesce(), DAj).to_dense())
+        return torch.stack(out)
+
+    def gram_scipy(self, d):
+        out = []
+        dn = d.detach().cpu().numpy()
+        for b in range(self.batch_size):
+            rows, cols, vals = (t.detach().cpu().numpy() for t in self._block(b))
+            A = sp.csr_matrix((vals, (rows, cols)), shape=(self.m, self.n))
+            out.append((A.T @ sp.diags(dn[b]) @ A).tocsc())
+        return out
+
+    def weighted_rows(self, w, b=0):
+        rows, cols, vals = self._block(b)
+        keep = w[rows] > 0
+        idx = torch.nonzero(w > 0).squeeze(-1)
+        newrow = torch.full((self.m,), -1, dtype=torch.long, device=self.device)
+        newrow[idx] = torch.arange(idx.numel(), device=self.device)
+        r = newrow[rows[keep]]
+        v = vals[keep] * w[rows[keep]].sqrt()
+        return _coo_to_csr(r, cols[keep], v, (idx.numel(), self.n))
+
+    def to_scipy(self, b: int = 0) -> sp.csr_matrix:
+        rows, cols, vals = (t.detach().cpu().numpy() for t in self._block(b))
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.m, self.n))
+
+
+def _coo_to_csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
+    """CSR from COO triplets, duplicates summed, without a dense intermediate."""
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape).coalesce()
+    return coo.to_sparse_csr()
+
+
+class SelectionOperator(Operator):
+    """Rows ``sign * e_{idx_k}^T`` of a scaled identity: the rows of variable bounds.
+
+    ``x -> sign * x[..., idx]``; ``scale`` holds a per-row factor (after equilibration).
+    """
+
+    def __init__(self, idx: Tensor, n: int, sign: float, batch_size: int, dtype, device,
+                 scale: Tensor | None = None):
+        self.idx, self.sign = idx, sign
+        self.m, self.n, self.batch_size = idx.numel(), n, batch_size
+        self.dtype, self.device = dtype, device
+        self.scale = scale if scale is not None else torch.full(
+            (1, self.m), float(sign), dtype=dtype, device=device)
+
+    def mv(self, x):
+        return self.scale * x[:, self.idx]
+
+    def rmv(self, y):
+        out = torch.zeros(y.shape[0], self.n, dtype=y.dtype, device=y.device)
+        return out.index_add_(1, self.idx, self._expand(self.scale, self.m) * y)
+
+    def sq_mv(self, w):
+        return self.scale ** 2 * w[:, self.idx]
+
+    def sq_rmv(self, d):
+        out = torch.zeros(d.shape[0], self.n, dtype=d.dtype, device=d.device)
+        return out.index_add_(1, self.idx, self._expand(self.scale, self.m) ** 2 * d)
+
+    def gram(self, d):
+        return torch.diag_embed(self.sq_rmv(d))
+
+    def gram_scipy(self, d):
+        return [sp.diags(g).tocsc() for g in self.sq_rmv(d).detach().cpu().numpy()]
+
+    @property
+    def rows_separable(self):
+        return True
+
+    @property
+    def is_sparse(self):
+        return True
+
+    @property
+    def nnz(self):
+        return self.m
+
+    def scaled(self, r, s):
+        scale = self.scale * r * s[:, self.idx]
+        return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, self.dtype,
+                                 self.device, scale)
+
+    def weighted_rows(self, w, b=0):
+        keep = torch.nonzero(w > 0).squeeze(-1)
+        sc = self._expand(self.scale, self.m)[b]
+        vals = sc[keep] * w[keep].sqrt()
+        r = torch.arange(keep.numel(), device=self.device)
+        return _coo_to_csr(r, self.idx[keep], vals, (keep.numel(), self.n))
+
+
+class StackedOperator(Operator):
+    """Vertical stack ``[A_1; A_2; ...]`` of operators with the same ``n`` and batch."""
+
+    def __init__(self, parts: list[Operator]):
+        parts = [p for p in parts if p.m > 0] or parts[:1]
+        self.parts = parts
+        self.n, self.batch_size = parts[0].n, parts[0].batch_size
+        self.dtype, self.device = parts[0].dtype, parts[0].device
+        self.sizes = [p.m for p in parts]
+        self.m = sum(self.sizes)
+
+    def _split(self, y):
+        return torch.split(y, self.sizes, dim=1)
+
+    def mv(self, x):
+        return torch.cat([p.mv(x) for p in self.parts], dim=1)
+
+    def rmv(self, y):
+        return sum(p.rmv(yk) for p, yk in zip(self.parts, self._split(y)))
+
+    def sq_mv(self, w):
+        return torch.cat([p.sq_mv(w) for p in self.parts], dim=1)
+
+    def sq_rmv(self, d):
+        return sum(p.sq_rmv(dk) for p, dk in zip(self.parts, self._split(d)))
+
+    def gram(self, d):
+        return sum(p.gram(dk) for p, dk in zip(self.parts, self._split(d)))
+
+    def gram_scipy(self, d):
+        grams = [p.gram_scipy(dk) for p, dk in zip(self.parts, self._split(d))]
+        return [sum(gs).tocsc() for gs in zip(*grams)]
+
+    @property
+    def rows_separable(self):
+        return all(p.rows_separable for p in self.parts)
+
+    @property
+    def is_sparse(self):
+        return any(p.is_sparse for p in self.parts if not isinstance(p, SelectionOperator)) \
+            or all(isinstance(p, SelectionOperator) for p in self.parts)
+
+    @property
+    def nnz(self):
+        return sum(p.nnz for p in self.parts)
+
+    def scaled(self, r, s):
+        return StackedOperator([p.scaled(rk, s) for p, rk in zip(self.parts, self._split(r))])
+
+    def weighted_rows(self, w, b=0):
+        blocks = [p.weighted_rows(wk, b) for p, wk in zip(self.parts, torch.split(w, self.sizes))]
+        if any(t.layout != torch.strided for t in blocks):
+            blocks = [t.to_sparse_coo() if t.layout == torch.strided else t.to_sparse_coo()
+                      for t in blocks]
+            return torch.cat(blocks, dim=0).coalesce().to_sparse_csr()
+        return torch.cat(blocks, dim=0)
+
+
+def scipy_to_coo(A) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    A = sp.coo_matrix(A)
+    return A.row, A.col, A.data, A.shape

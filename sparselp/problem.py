@@ -1,0 +1,272 @@
+r"""The canonical problem container and the one function that cleans its inputs.
+
+.. math::
+
+    \min_x \; c^T x \quad \text{s.t.} \quad A x \le b, \quad A_{eq} x = b_{eq},
+    \quad lb \le x \le ub
+
+for a single problem or a batch of ``B`` problems of the same shape.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from .operators import DenseOperator, Operator, SparseOperator
+
+__all__ = ["LinearProgram", "as_operator"]
+
+
+def _is_torch_sparse_tensor(A) -> bool:
+    """True for a ``torch_sparse.SparseTensor`` (optional dependency, duck-typed)."""
+    return type(A).__name__ == "SparseTensor" and hasattr(A, "coo") and hasattr(A, "sparse_sizes")
+
+
+def as_operator(A, name: str, n: int | None, batch_size: int | None, dtype, device) -> Operator:
+    """Wrap a matrix argument as an :class:`Operator`, never densifying sparse input.
+
+    Accepts a torch tensor (strided, COO or CSR; 2-D, or 3-D for a batch), a scipy.sparse
+    matrix or array, a numpy array, or a ``torch_sparse.SparseTensor``.
+    """
+    if _is_torch_sparse_tensor(A):
+        row, col, val = A.coo()
+        m_, n_ = A.sparse_sizes()
+        if val is None:
+            val = torch.ones(row.numel(), dtype=dtype or torch.get_default_dtype(), device=row.device)
+        A = torch.sparse_coo_tensor(torch.stack([row, col]), val, (m_, n_))
+    if sp.issparse(A):
+        A = sp.coo_matrix(A)
+        A = torch.sparse_coo_tensor(
+            torch.from_numpy(np.vstack([A.row, A.col]).astype(np.int64)),
+            torch.from_numpy(np.asarray(A.data)), A.shape)
+    elif isinstance(A, np.ndarray):
+        if A.dtype == object:
+            raise TypeError(f"{name} must be numeric, got a numpy array of dtype object")
+        A = torch.from_numpy(A)
+    elif not isinstance(A, Tensor):
+        raise TypeError(f"{name} must be a torch tensor, numpy array, scipy.sparse matrix or "
+                        f"torch_sparse.SparseTensor, got {type(A).__name__}")
+    if A.dim() not in (2, 3):
+        raise ValueError(f"{name} must have two dimensions (m, n) or three (B, m, n), "
+                         f"got shape {tuple(A.shape)}")
+    if n is not None and A.shape[-1] != n:
+        raise ValueError(f"{name} must have as many columns as c has entries: expected "
+                         f"{n} columns, got shape {tuple(A.shape)}")
+    if A.dim() == 3 and batch_size is not None and A.shape[0] != batch_size:
+        raise ValueError(f"{name} has batch size {A.shape[0]}, but the problem has batch size "
+                         f"{batch_size}")
+    if not (A.dtype.is_floating_point or A.dtype in (torch.int32, torch.int64, torch.bool)):
+        raise TypeError(f"{name} must have a real floating dtype, got {A.dtype}")
+    if device is not None and A.device != device:
+        raise ValueError(f"{name} is on device {A.device}, but c is on {device}; "
+                         "move all inputs to one device")
+    if dtype is not None and A.dtype.is_floating_point and A.dtype != dtype:
+        raise TypeError(f"{name} has dtype {A.dtype}, but c has dtype {dtype}; "
+                        "pass all inputs in one floating dtype")
+    A = A.to(dtype) if dtype is not None else A
+    if A.layout == torch.strided:
+        if not torch.isfinite(A).all():
+            raise ValueError(f"{name} contains NaN or Inf entries")
+        return DenseOperator(A, batch_size)
+    if A.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
+        A = A.to_sparse_coo()
+    if A.layout != torch.sparse_coo:
+        raise TypeError(f"{name} has unsupported layout {A.layout}")
+    A = A.coalesce()
+    vals = A.values()
+    if vals.dim() != 1:
+        raise ValueError(f"{name} must be fully sparse (no dense dimensions); got a hybrid "
+                         f"COO tensor with values of shape {tuple(vals.shape)}")
+    if not torch.isfinite(vals).all():
+        raise ValueError(f"{name} contains NaN or Inf entries")
+    return SparseOperator.from_coo(A.indices(), vals, tuple(A.shape), batch_size)
+
+
+def _vector(v, name: str, dtype, device) -> Tensor:
+    if isinstance(v, np.ndarray):
+        if v.dtype == object:
+            raise TypeError(f"{name} must be numeric, got a numpy array of dtype object")
+        v = torch.from_numpy(v)
+    elif not isinstance(v, Tensor):
+        v = torch.as_tensor(v)
+    if v.layout != torch.strided:
+        v = v.to_dense()  # vectors are O(m); a sparse vector argument is densified by design
+    if device is not None and v.device != device:
+        raise ValueError(f"{name} is on device {v.device}, but c is on {device}; "
+                         "move all inputs to one device")
+    if dtype is not None and v.dtype.is_floating_point and v.dtype != dtype:
+        raise TypeError(f"{name} has dtype {v.dtype}, but c has dtype {dtype}; "
+                        "pass all inputs in one floating dtype")
+    return v.to(dtype) if dtype is not None else v
+
+
+@dataclass(init=False)
+class LinearProgram:
+    r"""A linear program, or a batch of ``B`` linear programs of one shape.
+
+    .. math::
+
+        \min_x \; c^T x \quad \text{s.t.} \quad A x \le b, \quad A_{eq} x = b_{eq},
+        \quad lb \le x \le ub
+
+    Parameters
+    ----------
+    c : tensor of shape (n,) or (B, n)
+        Objective. Its dtype (float32 or float64) and device are those of the problem.
+    A : tensor of shape (m, n) or (B, m, n), optional
+        Inequality matrix: a torch dense, COO or CSR tensor, a scipy.sparse matrix, a numpy
+        array, or a ``torch_sparse.SparseTensor``. A 2-D matrix is shared by the batch.
+        Sparse input stays sparse.
+    b : tensor of shape (m,) or (B, m), optional
+        Inequality right-hand side. Entries equal to ``+inf`` switch their row off.
+    A_eq, b_eq : optional
+        Equality rows, same conventions.
+    lb, ub : tensor of shape (n,) or (B, n), or scalar, optional
+        Variable bounds; ``-inf``/``+inf`` (the defaults) mean no bound. ``x`` is free by
+        default (unlike :func:`sparselp.linprog`, whose default is ``x >= 0``).
+
+    Attributes
+    ----------
+    c : tensor of shape (B, n)
+    A, A_eq : :class:`~sparselp.operators.Operator` or None
+    b, b_eq, lb, ub : tensors of shape (B, m), (B, m_eq), (B, n), (B, n)
+    batched : bool
+        Whether the inputs had a batch dimension (results are then batched too).
+    """
+
+    c: Tensor
+    A: Operator | None
+    b: Tensor
+    A_eq: Operator | None
+    b_eq: Tensor
+    lb: Tensor
+    ub: Tensor
+    batched: bool
+
+    def __init__(self, c, A=None, b=None, A_eq=None, b_eq=None, lb=None, ub=None):
+        _clean(self, c, A, b, A_eq, b_eq, lb, ub)
+
+    @property
+    def batch_size(self) -> int:
+        return self.c.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.c.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.b.shape[1]
+
+    @property
+    def m_eq(self) -> int:
+        return self.b_eq.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.c.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.c.device
+
+    def nbytes(self) -> int:
+        """Bytes of (A, b, c) as stored (CSR for sparse: values, column and row indices)."""
+        isz = self.c.element_size()
+        total = (self.c.numel() + self.b.numel() + self.b_eq.numel()) * isz
+        for op in (self.A, self.A_eq):
+            if op is None:
+                continue
+            if op.is_sparse:
+                total += op.nnz * (isz + 8) + (op.m * (1 if op.shared else op.batch_size) + 1) * 8
+            else:
+                total += op.nnz * isz
+        return total
+
+
+def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub) -> None:
+    """Check and convert every argument; messages name the argument."""
+    if c is None:
+        raise ValueError("c must be given: the objective vector of shape (n,) or (B, n)")
+    if isinstance(c, np.ndarray) and c.dtype == object:
+        raise TypeError("c must be numeric, got a numpy array of dtype object")
+    c = torch.as_tensor(c) if not isinstance(c, Tensor) else c
+    if not c.dtype.is_floating_point:
+        c = c.to(torch.get_default_dtype())
+    if c.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"c must be float32 or float64, got {c.dtype}; cast half-precision "
+                        "inputs to float32 first")
+    if c.dim() not in (1, 2):
+        raise ValueError(f"c must have shape (n,) or (B, n), got shape {tuple(c.shape)}")
+    batched = c.dim() == 2
+    if c.shape[-1] == 0:
+        raise ValueError("c must have at least one entry: the problem has no variables")
+    if batched and c.shape[0] == 0:
+        raise ValueError("c has a batch dimension of size 0: the batch is empty")
+    if not torch.isfinite(c).all():
+        raise ValueError("c contains NaN or Inf entries")
+    dtype, device, n = c.dtype, c.device, c.shape[-1]
+
+    # A batched A (3-D) makes the problem batched even if c is 1-D.
+    B = c.shape[0] if batched else None
+    for name, M in (("A", A), ("A_eq", A_eq)):
+        shape = getattr(M, "shape", None)
+        if shape is not None and len(shape) == 3:
+            if B is not None and shape[0] != B:
+                raise ValueError(f"{name} has batch size {shape[0]}, but c has batch size {B}")
+            B = shape[0]
+    batched = batched or B is not None
+    B = B or 1
+    c = c.reshape(-1, n).expand(B, n) if c.dim() == 1 or c.shape[0] == 1 else c
+
+    def rows(M, v, mname, vname):
+        if (M is None) != (v is None):
+            raise ValueError(f"{mname} and {vname} must be given together")
+        if M is None:
+            return None, torch.zeros(B, 0, dtype=dtype, device=device)
+        op = as_operator(M, mname, n, B, dtype, device)
+        vv = _vector(v, vname, dtype, device)
+        if vv.dim() not in (1, 2) or vv.shape[-1] != op.m or (vv.dim() == 2 and vv.shape[0] not in (1, B)):
+            raise ValueError(f"{vname} must have shape ({op.m},) or ({B}, {op.m}) to match "
+                             f"{mname} with {op.m} rows, got shape {tuple(vv.shape)}")
+        vv = vv.reshape(-1, op.m).expand(B, op.m).contiguous()
+        if torch.isnan(vv).any() or (vv == -math.inf).any():
+            raise ValueError(f"{vname} contains NaN or -Inf entries")
+        if vname == "b_eq" and torch.isinf(vv).any():
+            raise ValueError("b_eq contains Inf entries")
+        return op, vv
+
+    A_op, b_t = rows(A, b, "A", "b")
+    Aeq_op, beq_t = rows(A_eq, b_eq, "A_eq", "b_eq")
+
+    def bound(v, name, default):
+        if v is None:
+            return torch.full((B, n), default, dtype=dtype, device=device)
+        t = _vector(v, name, dtype, device)
+        if t.dim() == 0:
+            t = t.expand(n)
+        if t.dim() not in (1, 2) or t.shape[-1] != n or (t.dim() == 2 and t.shape[0] not in (1, B)):
+            raise ValueError(f"{name} must be a scalar or have shape ({n},) or ({B}, {n}), "
+                             f"got shape {tuple(t.shape)}")
+        if torch.isnan(t).any():
+            raise ValueError(f"{name} contains NaN entries")
+        return t.reshape(-1, n).expand(B, n).contiguous()
+
+    lb_t, ub_t = bound(lb, "lb", -math.inf), bound(ub, "ub", math.inf)
+    if (lb_t == math.inf).any():
+        raise ValueError("lb contains +Inf entries")
+    if (ub_t == -math.inf).any():
+        raise ValueError("ub contains -Inf entries")
+    bad = lb_t > ub_t
+    if bad.any():
+        j = int(torch.nonzero(bad)[0, -1])
+        raise ValueError(f"lower bound above upper bound: lb[{j}] = {float(lb_t.reshape(-1, n)[0, j]):g}"
+                         f" > ub[{j}] = {float(ub_t.reshape(-1, n)[0, j]):g} (lb must be <= ub)")
+
+    lp.c, lp.A, lp.b, lp.A_eq, lp.b_eq, lp.lb, lp.ub = c, A_op, b_t, Aeq_op, beq_t, lb_t, ub_t
+    lp.batched = batched
