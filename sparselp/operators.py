@@ -153,17 +153,14 @@ class DenseOperator(Operator):
         return int(self.data.numel())
 
 
-def _csr_parts(t: Tensor):
-    t = t.to_sparse_csr() if t.layout != torch.sparse_csr else t
-    return t.crow_indices(), t.col_indices(), t.values()
-
-
 class SparseOperator(Operator):
-    """Sparse matrices stored as one CSR matrix (and its transpose, also CSR).
+    """Sparse matrices stored as COO triplets ``(rows, cols, vals)``; products by scatter.
 
-    A batch of ``B`` different matrices is held block-diagonally as a ``(B m, B n)`` CSR
-    matrix, so that one sparse product serves the whole batch; a single matrix shared by
-    the batch is applied to the ``(n, B)`` block of right-hand sides at once.
+    A batch of ``B`` different matrices is held block-diagonally as one ``(B m, B n)``
+    matrix, so that one scatter serves the whole batch; a single matrix shared by the
+    batch is applied to all ``B`` right-hand sides at once. Products cost ``O(nnz)``
+    time and memory (``index_add_``, a gather and a multiply), work on CPU and GPU alike,
+    and need no transposed copy: ``A^T y`` scatters along the columns instead.
     """
 
     def __init__(self, rows: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
@@ -172,17 +169,15 @@ class SparseOperator(Operator):
         self.m, self.n = m, n
         self.batch_size, self.shared = batch_size, shared
         self.dtype, self.device = vals.dtype, vals.device
+        self.rows, self.cols, self.vals = rows, cols, vals
         bk = 1 if shared else batch_size
-        self._rows, self._cols, self._vals = rows, cols, vals
         self._shape = (bk * m, bk * n)
-        self.K = _coo_to_csr(rows, cols, vals, self._shape)
-        self.KT = _coo_to_csr(cols, rows, vals, (self._shape[1], self._shape[0]))
-        self._sq = None
+        self._separable = None
 
     # construction -----------------------------------------------------------------------
     @classmethod
     def from_coo(cls, indices: Tensor, vals: Tensor, shape, batch_size: int | None = None):
-        """From COO ``indices`` of shape (2, nnz) for (m, n), or (3, nnz) for (B, m, n)."""
+        """From coalesced COO ``indices`` (2, nnz) for (m, n), or (3, nnz) for (B, m, n)."""
         if indices.shape[0] == 2:
             m, n = shape[-2], shape[-1]
             return cls(indices[0], indices[1], vals, m, n, batch_size or 1, shared=True)
@@ -191,29 +186,25 @@ class SparseOperator(Operator):
         cols = indices[0] * n + indices[2]
         return cls(rows, cols, vals, m, n, B, shared=False)
 
-    def _apply(self, K: Tensor, x: Tensor, out: int) -> Tensor:
+    def _scatter(self, vals: Tensor, src_idx: Tensor, dst_idx: Tensor, x: Tensor, out: int):
         if self.shared:
-            return (K @ x.T).T
-        return (K @ x.reshape(-1, 1)).reshape(self.batch_size, out)
+            res = x.new_zeros(x.shape[0], out)
+            return res.index_add_(1, dst_idx, x[:, src_idx] * vals)
+        flat = x.reshape(-1)
+        res = x.new_zeros(self.batch_size * out)
+        return res.index_add_(0, dst_idx, flat[src_idx] * vals).reshape(self.batch_size, out)
 
     def mv(self, x):
-        return self._apply(self.K, x, self.m)
+        return self._scatter(self.vals, self.cols, self.rows, x, self.m)
 
     def rmv(self, y):
-        return self._apply(self.KT, y, self.n)
-
-    def _squares(self):
-        if self._sq is None:
-            v2 = self._vals * self._vals
-            self._sq = (_coo_to_csr(self._rows, self._cols, v2, self._shape),
-                        _coo_to_csr(self._cols, self._rows, v2, self._shape[::-1]))
-        return self._sq
+        return self._scatter(self.vals, self.rows, self.cols, y, self.n)
 
     def sq_mv(self, w):
-        return self._apply(self._squares()[0], w, self.m)
+        return self._scatter(self.vals * self.vals, self.cols, self.rows, w, self.m)
 
     def sq_rmv(self, d):
-        return self._apply(self._squares()[1], d, self.n)
+        return self._scatter(self.vals * self.vals, self.rows, self.cols, d, self.n)
 
     @property
     def is_sparse(self):
@@ -221,40 +212,38 @@ class SparseOperator(Operator):
 
     @property
     def nnz(self):
-        return int(self._vals.numel())
+        return int(self.vals.numel())
 
     @property
     def rows_separable(self):
-        crow = self.K.crow_indices()
-        return bool((crow[1:] - crow[:-1]).max() <= 1) if crow.numel() > 1 else True
+        if self._separable is None:
+            counts = torch.bincount(self.rows, minlength=1)
+            self._separable = bool(counts.max() <= 1) if counts.numel() else True
+        return self._separable
 
     def scaled(self, r, s):
-        bk = 1 if self.shared else self.batch_size
         if self.shared and (r.shape[0] > 1 or s.shape[0] > 1):
             # Different scalings per batch element turn a shared matrix into a batch.
             return self._unshare().scaled(r, s)
-        rf, sf = r[:bk].reshape(-1), s[:bk].reshape(-1)
-        vals = self._vals * rf[self._rows] * sf[self._cols]
-        return SparseOperator(self._rows, self._cols, vals, self.m, self.n,
-                              self.batch_size, self.shared)
+        vals = self.vals * r.reshape(-1)[self.rows] * s.reshape(-1)[self.cols]
+        out = SparseOperator(self.rows, self.cols, vals, self.m, self.n, self.batch_size,
+                             self.shared)
+        out._separable = self._separable
+        return out
 
     def _unshare(self) -> "SparseOperator":
-        B, nz = self.batch_size, self._vals.numel()
+        B, nz = self.batch_size, self.vals.numel()
         off = torch.arange(B, device=self.device).repeat_interleave(nz)
-        rows = self._rows.repeat(B) + off * self.m
-        cols = self._cols.repeat(B) + off * self.n
-        return SparseOperator(rows, cols, self._vals.repeat(B), self.m, self.n, B, False)
+        rows = self.rows.repeat(B) + off * self.m
+        cols = self.cols.repeat(B) + off * self.n
+        return SparseOperator(rows, cols, self.vals.repeat(B), self.m, self.n, B, False)
 
     def _block(self, b: int):
         """COO parts of batch element ``b`` in local (m, n) coordinates."""
         if self.shared:
-            return self._rows, self._cols, self._vals
-        lo, hi = b * self.m, (b + 1) * self.m
-        crow = self.K.crow_indices()
-        s, e = int(crow[lo]), int(crow[hi])
-        rows = torch.repeat_interleave(torch.arange(self.m, device=self.device),
-                                       crow[lo + 1:hi + 1] - crow[lo:hi])
-        return rows, self.K.col_indices()[s:e] - b * self.n, self.K.values()[s:e]
+            return self.rows, self.cols, self.vals
+        sel = (self.rows >= b * self.m) & (self.rows < (b + 1) * self.m)
+        return self.rows[sel] - b * self.m, self.cols[sel] - b * self.n, self.vals[sel]
 
     def gram(self, d):
         out = []
@@ -262,13 +251,11 @@ class SparseOperator(Operator):
             rows, cols, vals = self._block(b)
             w = d[b][rows] * vals
             keep = w != 0
-            # Dense n x n accumulation of the outer products row by row, via a sparse
-            # product (A_J^T (D A_J)) computed on the active rows only.
-            Aj = torch.sparse_coo_tensor(torch.stack([rows[keep], cols[keep]]), vals[keep],
-                                         (self.m, self.n)).coalesce()
-            DAj = torch.sparse_coo_tensor(torch.stack([rows[keep], cols[keep]]), w[keep],
-                                          (self.m, self.n)).coalesce()
-            out.append(torch.sparse.mm(Aj.t().coalesce(), DAj).to_dense())
+            # A_J^T (D A_J) on the active rows only, by one sparse product.
+            idx = torch.stack([rows[keep], cols[keep]])
+            Aj = torch.sparse_coo_tensor(idx, vals[keep], (self.m, self.n))
+            DAj = torch.sparse_coo_tensor(idx, w[keep], (self.m, self.n))
+            out.append(torch.sparse.mm(Aj.t().coalesce(), DAj.coalesce()).to_dense())
         return torch.stack(out)
 
     def gram_scipy(self, d):
@@ -276,8 +263,12 @@ class SparseOperator(Operator):
         dn = d.detach().cpu().numpy()
         for b in range(self.batch_size):
             rows, cols, vals = (t.detach().cpu().numpy() for t in self._block(b))
-            A = sp.csr_matrix((vals, (rows, cols)), shape=(self.m, self.n))
-            out.append((A.T @ sp.diags(dn[b]) @ A).tocsc())
+            w = dn[b][rows]
+            keep = w != 0
+            A = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(self.m, self.n))
+            DA = sp.csr_matrix((vals[keep] * w[keep], (rows[keep], cols[keep])),
+                               shape=(self.m, self.n))
+            out.append((A.T @ DA).tocsc())
         return out
 
     def weighted_rows(self, w, b=0):

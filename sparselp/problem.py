@@ -93,7 +93,8 @@ def _vector(v, name: str, dtype, device) -> Tensor:
             raise TypeError(f"{name} must be numeric, got a numpy array of dtype object")
         v = torch.from_numpy(v)
     elif not isinstance(v, Tensor):
-        v = torch.as_tensor(v)
+        # Python scalars and lists take the problem's dtype and device.
+        v = torch.as_tensor(v, dtype=dtype, device=device)
     if v.layout != torch.strided:
         v = v.to_dense()  # vectors are O(m); a sparse vector argument is densified by design
     if device is not None and v.device != device:

@@ -1,0 +1,188 @@
+r"""Ratio metrics as LPs: the F-score (Charnes–Cooper) and precision at a fixed recall.
+
+Both LPs couple every sample to one shared variable (the Charnes–Cooper scale ``t`` or the
+threshold ``theta``), so ``A^T D A`` is an arrow matrix, not diagonal: they exercise the
+solver's general sparse path.
+
+References
+----------
+.. [1] Charnes, Cooper, "Programming with linear fractional functionals", Naval Research
+   Logistics Quarterly 9 (1962).
+.. [2] Eban, Schain, Mackey, Gordon, Saurous, Elidan, "Scalable Learning of
+   Non-Decomposable Objectives", AISTATS 2017.
+.. [3] Meng et al., "Differentiable Optimization of Generalized Nondecomposable Functions
+   using Linear Programs", NeurIPS 2021.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..problem import LinearProgram
+from ._base import LPData, check_labels, check_scores, csr_from_triplets
+
+__all__ = ["fscore", "fscore_data", "precision_at_recall", "precision_at_recall_data",
+           "relaxed_predictions"]
+
+
+def _binary(scores, labels, eps):
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    s = check_scores(scores, (1,))
+    y = check_labels(labels, s.shape[0], device=s.device)
+    npos = int(y.sum())
+    if npos == 0 or npos == y.numel():
+        missing = "positive (label 1)" if npos == 0 else "negative (label 0)"
+        raise ValueError(f"labels contain no {missing} sample: the metric needs both classes")
+    return s, y, npos
+
+
+def relaxed_predictions(scores: Tensor, eps: float = 1.0) -> Tensor:
+    r"""Ramp relaxation of the 0/1 prediction: :math:`u = \min(1, \max(0, 1/2 + s/(2\varepsilon)))`."""
+    return (0.5 + scores / (2 * eps)).clamp(0.0, 1.0)
+
+
+def fscore_data(scores: Tensor, labels, eps: float = 1.0) -> LPData:
+    """Tensors of :func:`fscore`, attached to the graph of ``scores`` (through ``A``)."""
+    s, y, npos = _binary(scores, labels, eps)
+    n, dev, dt = s.shape[0], s.device, s.dtype
+    u = relaxed_predictions(s, eps)
+    pos = y == 1
+    k = torch.arange(n, device=dev)
+    t_col = torch.full((n,), n, dtype=torch.long, device=dev)
+    one = torch.ones(n, dtype=dt, device=dev)
+    negk = k[~pos]
+    # Rows 2k: -w_k <= 0 (positives) or -w_k + u_k t <= 0 (negatives);
+    # rows 2k+1: w_k - u_k t <= 0 (positives) or w_k - t <= 0 (negatives); row 2n: -t <= 0.
+    rows = torch.cat([2 * k, 2 * negk, 2 * k + 1, 2 * k + 1,
+                      torch.tensor([2 * n], device=dev)])
+    cols = torch.cat([k, t_col[~pos], k, t_col, torch.tensor([n], device=dev)])
+    vals = torch.cat([-one, u[~pos], one, torch.where(pos, -u, -one),
+                      torch.tensor([-1.0], dtype=dt, device=dev)])
+    A = csr_from_triplets(rows, cols, vals, (2 * n + 1, n + 1))
+    b = torch.zeros(2 * n + 1, dtype=dt, device=dev)
+    A_eq = csr_from_triplets(torch.zeros(n + 1, dtype=torch.long, device=dev),
+                             torch.arange(n + 1, device=dev),
+                             torch.cat([one, torch.tensor([float(npos)], dtype=dt, device=dev)]),
+                             (1, n + 1))
+    b_eq = torch.ones(1, dtype=dt, device=dev)
+    c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), torch.zeros(1, dtype=dt, device=dev)])
+    return LPData(c, A, b, A_eq, b_eq)
+
+
+def fscore(scores: Tensor, labels, eps: float = 1.0) -> LinearProgram:
+    r"""The F1-score LP of a minibatch, by the Charnes–Cooper transformation.
+
+    **Derivation.** Relax each 0/1 prediction to :math:`\hat y_k \in [0, 1]` and tie it to
+    the score by the ramp :math:`u_k = \operatorname{clip}(1/2 + s_k/(2\varepsilon), 0, 1)`
+    (:func:`relaxed_predictions`): a positive may be predicted at most :math:`u_k`
+    (:math:`0 \le \hat y_i \le u_i`), a negative at least :math:`u_k`
+    (:math:`u_j \le \hat y_j \le 1`). With :math:`TP = \sum_{i \in \mathcal P} \hat y_i`,
+    :math:`FP = \sum_{j \in \mathcal N} \hat y_j`, :math:`FN = |\mathcal P| - TP`,
+
+    .. math::
+
+        F = \frac{2\,TP}{2\,TP + FP + FN} = \frac{2\,TP}{TP + FP + |\mathcal P|},
+
+    a linear-fractional program with a positive denominator. Charnes–Cooper [1]_
+    substitutes :math:`t = 1/(TP + FP + |\mathcal P|) > 0`, :math:`w = t \hat y`, and
+    gives the LP (here as a minimisation of :math:`-F`)
+
+    .. math::
+
+        \min_{w, t} \; -2 \sum_{i \in \mathcal P} w_i \quad \text{s.t.} \quad
+        \sum_k w_k + |\mathcal P| t = 1, \quad
+        0 \le w_i \le u_i t \ (i \in \mathcal P), \quad
+        u_j t \le w_j \le t \ (j \in \mathcal N), \quad t \ge 0.
+
+    Its optimum is :math:`w_k = u_k t`, :math:`t = 1/(\sum_{\mathcal P} u + \sum_{\mathcal N}
+    u + |\mathcal P|)` and :math:`-F^*` with :math:`F^* = 2 \sum_{\mathcal P} u_i\, t`, the
+    F-score of the relaxed predictions; it is nondegenerate when :math:`u_i > 0` on
+    positives and :math:`u_j < 1` on negatives. The scores enter ``A`` (the ``t`` column),
+    not ``b``. As with a ramp loss, a sample on the wrong side by more than ``eps`` gets no
+    gradient.
+
+    Parameters
+    ----------
+    scores : tensor of shape (n,)
+    labels : integer tensor of shape (n,), values 0 or 1
+    eps : float
+        Width of the ramp.
+
+    Returns
+    -------
+    LinearProgram
+        Variables ``x = (w_1..w_n, t)``; ``A`` sparse of shape (2n+1, n+1) with ``3n + 1 -
+        |P|`` nonzeros; one equality row.
+    """
+    return fscore_data(scores, labels, eps).problem()
+
+
+def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
+                             eps: float = 1.0) -> LPData:
+    """Tensors of :func:`precision_at_recall`, attached to the graph of ``scores``."""
+    if not (isinstance(recall, (int, float)) and 0 < recall <= 1):
+        raise ValueError(f"recall must be in (0, 1], got {recall!r}")
+    s, y, npos = _binary(scores, labels, eps)
+    n, dev, dt = s.shape[0], s.device, s.dtype
+    pos = torch.nonzero(y == 1).squeeze(1)
+    neg = torch.nonzero(y == 0).squeeze(1)
+    p, q = pos.numel(), neg.numel()
+    # Variables: xi (p), eta (q), theta; rows: 2 per positive, 2 per negative, recall row.
+    ip, iq = torch.arange(p, device=dev), torch.arange(q, device=dev)
+    th = torch.full((max(p, q),), p + q, dtype=torch.long, device=dev)
+    one_p, one_q = torch.ones(p, dtype=dt, device=dev), torch.ones(q, dtype=dt, device=dev)
+    rows = torch.cat([2 * ip, 2 * ip, 2 * ip + 1,                       # positives
+                      2 * p + 2 * iq, 2 * p + 2 * iq, 2 * p + 2 * iq + 1,  # negatives
+                      torch.full((p,), 2 * (p + q), device=dev)])       # recall row
+    cols = torch.cat([ip, th[:p], ip, p + iq, th[:q], p + iq, ip])
+    vals = torch.cat([-eps * one_p, one_p, -one_p, -eps * one_q, -one_q, -one_q, one_p])
+    A = csr_from_triplets(rows, cols, vals, (2 * (p + q) + 1, p + q + 1))
+    zp, zq = torch.zeros(p, dtype=dt, device=dev), torch.zeros(q, dtype=dt, device=dev)
+    b = torch.cat([torch.stack([s[pos] - eps, zp], 1).reshape(-1),
+                   torch.stack([-s[neg] - eps, zq], 1).reshape(-1),
+                   torch.tensor([(1.0 - recall) * p], dtype=dt, device=dev)])
+    c = torch.cat([zp, one_q / q, torch.zeros(1, dtype=dt, device=dev)])
+    return LPData(c, A, b)
+
+
+def precision_at_recall(scores: Tensor, labels, recall: float = 0.8,
+                        eps: float = 1.0) -> LinearProgram:
+    r"""Precision at a fixed recall as an LP with a learned threshold (Eban et al. [2]_).
+
+    The prediction of sample k is :math:`1[s_k > \theta]` for a threshold :math:`\theta`
+    chosen by the LP. Hinge bounds with margin :math:`\varepsilon` give a lower bound on
+    the true positives, :math:`TP \ge \sum_{i \in \mathcal P} (1 - \xi_i)`, and an upper
+    bound on the false positives, :math:`FP \le \sum_{j \in \mathcal N} \eta_j`. At recall
+    :math:`TP/|\mathcal P| \ge \beta` the true positives are fixed at
+    :math:`\beta|\mathcal P|`, so precision :math:`TP/(TP+FP)` is maximised by minimising
+    the false positives:
+
+    .. math::
+
+        \min_{\xi, \eta, \theta} \; \frac{1}{|\mathcal N|} \sum_{j \in \mathcal N} \eta_j
+        \quad \text{s.t.} \quad
+        \varepsilon \xi_i \ge \varepsilon - (s_i - \theta),\ \xi_i \ge 0,\quad
+        \varepsilon \eta_j \ge \varepsilon + (s_j - \theta),\ \eta_j \ge 0,\quad
+        \sum_{i \in \mathcal P} \xi_i \le (1 - \beta)|\mathcal P|.
+
+    The optimal value is the relaxed false-positive rate at recall at least
+    :math:`\beta`; the LP is always feasible (lower :math:`\theta`) and bounded. The scores
+    enter ``b``.
+
+    Parameters
+    ----------
+    scores : tensor of shape (n,)
+    labels : integer tensor of shape (n,), values 0 or 1
+    recall : float in (0, 1]
+        Target recall :math:`\beta`.
+    eps : float
+        Hinge margin.
+
+    Returns
+    -------
+    LinearProgram
+        Variables ``x = (xi (|P|), eta (|N|), theta)``; ``A`` sparse with rows
+        ``2(|P| + |N|) + 1``.
+    """
+    return precision_at_recall_data(scores, labels, recall, eps).problem()

@@ -1,0 +1,159 @@
+"""A ``scipy.optimize.linprog``-style facade over :func:`sparselp.solve`."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .problem import LinearProgram
+from .solution import Status
+from .solver import solve
+
+__all__ = ["linprog", "LinprogResult", "clean_bounds"]
+
+
+class LinprogResult(dict):
+    """Result in the shape of scipy's ``OptimizeResult``: a dict with attribute access.
+
+    Keys: ``x, fun, status, success, message, nit, ineqlin, eqlin, lower, upper,
+    primal_residual, dual_residual, gap, solution`` (the full :class:`~sparselp.Solution`).
+    ``ineqlin.marginals`` follows scipy's HiGHS sign convention: ``d fun / d b_ub`` (<= 0).
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(name) from e
+
+    def __repr__(self):
+        keys = ("status", "success", "message", "fun", "nit", "x")
+        return "\n".join(f"{k:>8}: {self[k]!r}" for k in keys if k in self)
+
+
+def clean_bounds(bounds, n: int):
+    """scipy-style ``bounds`` -> numpy arrays ``(lb, ub)`` of shape (n,), with +-inf.
+
+    Accepts ``None`` (x >= 0 as in scipy), one ``(lo, hi)`` pair for every variable, or a
+    sequence of ``n`` pairs / an array of shape (n, 2); ``None`` means no bound.
+    """
+    if bounds is None:
+        bounds = (0, None)
+    arr = np.asarray(bounds, dtype=object)
+    if arr.ndim == 1 and arr.size == 2:
+        arr = np.tile(arr, (n, 1))
+    arr = arr.reshape(-1, 2) if arr.size == 2 * n else arr
+    if arr.shape != (n, 2):
+        raise ValueError(f"bounds must be one (lo, hi) pair or {n} pairs (shape ({n}, 2)), "
+                         f"got shape {np.shape(bounds)}")
+
+    def conv(col, inf):
+        out = np.array([inf if v is None else float(v) for v in col], dtype=np.float64)
+        if np.isnan(out).any():
+            raise ValueError("bounds contain NaN")
+        return out
+    lb, ub = conv(arr[:, 0], -math.inf), conv(arr[:, 1], math.inf)
+    return lb, ub
+
+
+def _matrix(A, name, n):
+    if A is None:
+        return None
+    if sp.issparse(A):
+        return A
+    A = np.asarray(A, dtype=np.float64) if not isinstance(A, torch.Tensor) else A
+    if A.ndim != 2 or A.shape[1] != n:
+        raise ValueError(f"{name} must have exactly two dimensions, and the number of columns "
+                         f"in {name} must be equal to the size of c ({n}); got shape "
+                         f"{tuple(A.shape)}")
+    return A
+
+
+def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), options=None,
+            dtype=torch.float64, device=None) -> LinprogResult:
+    r"""Solve a linear program with scipy's argument names and result fields.
+
+    .. math::
+
+        \min_x \; c^T x \quad \text{s.t.} \quad A_{ub} x \le b_{ub}, \;
+        A_{eq} x = b_{eq}, \; l \le x \le u
+
+    Parameters
+    ----------
+    c : array_like of shape (n,)
+    A_ub, A_eq : array_like or scipy.sparse matrix or torch tensor of shape (m, n), optional
+    b_ub, b_eq : array_like of shape (m,), optional
+    bounds : sequence, optional
+        As in scipy: ``(lo, hi)`` for all variables or one pair per variable, ``None``
+        for no bound. Default ``(0, None)``.
+    options : SolverOptions or dict, optional
+    dtype, device : torch dtype and device the problem is solved in.
+
+    Returns
+    -------
+    LinprogResult
+        ``x, fun, status`` (0 optimal, 1 iteration limit, 2 infeasible, 3 unbounded,
+        4 numerical difficulties), ``success, message, nit``; ``ineqlin.marginals`` and
+        ``eqlin.marginals`` (sensitivities of ``fun`` to ``b_ub`` and ``b_eq``, as in
+        scipy's HiGHS result); ``lower.marginals``, ``upper.marginals``.
+    """
+    c_np = np.asarray(c, dtype=np.float64) if not isinstance(c, torch.Tensor) else c
+    if c_np.ndim != 1:
+        raise ValueError(f"c must be one-dimensional, got shape {tuple(c_np.shape)}")
+    n = c_np.shape[0]
+    lb, ub = clean_bounds(bounds, n)
+    kw = {}
+    for name, M, v in (("A_ub", A_ub, b_ub), ("A_eq", A_eq, b_eq)):
+        M = _matrix(M, name, n)
+        bname = "b_" + name[2:]
+        if (M is None) != (v is None):
+            raise ValueError(f"{name} and {bname} must be given together")
+        if M is not None and M.shape[0] > 0:
+            vv = np.asarray(v, dtype=np.float64).reshape(-1) if not isinstance(v, torch.Tensor) \
+                else v.reshape(-1)
+            if vv.shape[0] != M.shape[0]:
+                raise ValueError(f"{bname} must have shape ({M.shape[0]},) to match {name}, "
+                                 f"got shape {tuple(np.shape(v))}")
+            kw["A" if name == "A_ub" else "A_eq"] = M
+            kw["b" if name == "A_ub" else "b_eq"] = vv
+
+    def t(a):
+        if isinstance(a, torch.Tensor):
+            return a.to(dtype=dtype, device=device or a.device)
+        if sp.issparse(a):
+            a = sp.coo_matrix(a)
+            return torch.sparse_coo_tensor(np.vstack([a.row, a.col]).astype(np.int64), a.data,
+                                           a.shape, dtype=dtype, device=device)
+        return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+    start = time.perf_counter()
+    lp = LinearProgram(t(c_np), lb=t(lb), ub=t(ub), **{k: t(v) for k, v in kw.items()})
+    sol = solve(lp, options)
+    elapsed = time.perf_counter() - start
+    st = Status(sol.status)
+    x = sol.x.detach().cpu().numpy()
+    res = LinprogResult(
+        x=x, fun=float(sol.fun), status=int(st), success=st == Status.OPTIMAL,
+        message=sol.message, nit=sol.nit,
+        ineqlin=LinprogResult(marginals=-sol.v.detach().cpu().numpy(),
+                              residual=None),
+        eqlin=LinprogResult(marginals=-sol.v_eq.detach().cpu().numpy(), residual=None),
+        lower=LinprogResult(marginals=sol.v_lb.detach().cpu().numpy()),
+        upper=LinprogResult(marginals=-sol.v_ub.detach().cpu().numpy()),
+        primal_residual=float(sol.primal_residual), dual_residual=float(sol.dual_residual),
+        gap=float(sol.gap), time=elapsed, solution=sol)
+    if A_ub is not None and b_ub is not None:
+        res["ineqlin"]["residual"] = np.asarray(b_ub, dtype=np.float64) - _apply(A_ub, x)
+    if A_eq is not None and b_eq is not None:
+        res["eqlin"]["residual"] = np.asarray(b_eq, dtype=np.float64) - _apply(A_eq, x)
+    return res
+
+
+def _apply(A, x):
+    if isinstance(A, torch.Tensor):
+        A = A.detach().cpu()
+        return (A @ torch.as_tensor(x, dtype=A.dtype)).numpy()
+    return np.asarray(A @ x).reshape(-1)

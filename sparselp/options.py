@@ -1,0 +1,116 @@
+"""Validated solver options (a dataclass that rejects unknown keys)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+__all__ = ["SolverOptions", "make_options"]
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Options of :func:`sparselp.solve`.
+
+    Parameters
+    ----------
+    tol : float, optional
+        Relative tolerance on the primal residual, the dual residual and the duality gap
+        (infinity norms, see :class:`~sparselp.Solution`). Default 1e-8 in float64 and
+        1e-5 in float32.
+    max_iter : int
+        Limit on the total number of Newton steps (all outer iterations together).
+    max_outer : int
+        Limit on outer (multiplier or eps-continuation) iterations.
+    method : {"alm", "penalty"}
+        ``"alm"``: proximal augmented Lagrangian (method of multipliers) around the
+        generalized Newton inner solve (default). ``"penalty"``: Mangasarian's exact
+        penalty ``eps c^T y + 1/2 ||(A y - b)_+||^2`` with a decreasing eps
+        (continuation, warm-started), the multiplier held at zero.
+    linear_solver : str or HessianStrategy
+        ``"auto"``, ``"diagonal"``, ``"cholesky"``, ``"cg"``, ``"scipy"`` or a
+        :class:`~sparselp.linsolve.HessianStrategy` instance (for example a Hessian sketch).
+    sigma0, sigma_growth, sigma_max : float
+        Initial penalty parameter (1/eps) on the equilibrated problem, its growth factor per
+        outer step when the primal residual does not fall fast enough, and its cap.
+    tau0, tau_growth, tau_max : float
+        Proximal step of the ALM and its growth per outer step (``inf`` turns the proximal
+        term off; the Newton system then gets ``rho`` instead).
+    balance : float
+        ALM only: sigma grows when primal residual / dual residual exceeds ``balance`` and
+        shrinks when it falls below ``1 / balance``.
+    rho : float
+        Regularisation added to the Newton system when there is no proximal term.
+    scaling_iters : int
+        Ruiz equilibration passes (0 turns scaling off).
+    armijo : float
+        Sufficient-decrease constant of the backtracking line search.
+    infeasibility_tol : float
+        Tolerance of the infeasibility and unboundedness certificates.
+    time_limit : float, optional
+        Wall-clock limit in seconds.
+    verbose : bool
+        Print one line per outer iteration.
+    """
+
+    tol: float | None = None
+    max_iter: int = 5000
+    max_outer: int = 400
+    method: str = "alm"
+    linear_solver: object = "auto"
+    sigma0: float = 1.0
+    sigma_growth: float = 3.0
+    sigma_max: float = 1e10
+    tau0: float = 1.0
+    tau_growth: float = 3.0
+    tau_max: float = 1e10
+    balance: float = 5.0
+    rho: float = 1e-9
+    scaling_iters: int = 10
+    armijo: float = 1e-4
+    infeasibility_tol: float = 1e-7
+    time_limit: float | None = None
+    verbose: bool = False
+
+    def __post_init__(self):
+        if self.tol is not None and not (0 < self.tol < 1):
+            raise ValueError(f"tol must be in (0, 1), got {self.tol}")
+        for name in ("max_iter", "max_outer"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.scaling_iters < 0:
+            raise ValueError(f"scaling_iters must be >= 0, got {self.scaling_iters}")
+        if self.method not in ("alm", "penalty"):
+            raise ValueError(f"method must be 'alm' or 'penalty', got {self.method!r}")
+        for name in ("sigma0", "tau0", "sigma_max", "tau_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("sigma_growth", "tau_growth"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.balance > 1:
+            raise ValueError(f"balance must be > 1, got {self.balance}")
+        if not 0 < self.armijo < 0.5:
+            raise ValueError(f"armijo must be in (0, 0.5), got {self.armijo}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be positive, got {self.time_limit}")
+
+
+_NAMES = {f.name for f in fields(SolverOptions)}
+
+
+def make_options(options=None, **kwargs) -> SolverOptions:
+    """Merge ``options`` (a SolverOptions, a dict or None) with keyword overrides.
+
+    Unknown keys raise ``TypeError`` naming them and listing the valid ones.
+    """
+    if options is None:
+        options = SolverOptions()
+    elif isinstance(options, dict):
+        kwargs = {**options, **kwargs}
+        options = SolverOptions()
+    elif not isinstance(options, SolverOptions):
+        raise TypeError(f"options must be a SolverOptions, a dict or None, got "
+                        f"{type(options).__name__}")
+    unknown = sorted(set(kwargs) - _NAMES)
+    if unknown:
+        raise TypeError(f"unknown solver option(s) {unknown}; valid options are {sorted(_NAMES)}")
+    return replace(options, **kwargs) if kwargs else options

@@ -1,0 +1,103 @@
+r"""Stacking all constraints into one row operator, and equilibrating it.
+
+The solver sees one operator ``K = [A; A_eq; -I_L; I_U]`` (bound rows only for the
+variables with a finite bound in some batch element) with right-hand side
+``k = [b; b_eq; -lb_L; ub_U]``; rows with an infinite right-hand side are switched off by
+the arithmetic itself (``(u)_+ = 0`` for ``u = -inf``). ``eq`` marks the equality rows.
+
+Equilibration (Ruiz 2001, with 2-norms) finds ``r`` and ``s`` so that
+``diag(r) K diag(s)`` has rows and columns of comparable norm; the rows are then brought
+to unit norm, as the Newton step is most reliable on a row-normalized problem
+(DESIGN.md). Objective and right-hand side are divided by their largest entries.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .operators import Operator, SelectionOperator, StackedOperator
+from .problem import LinearProgram
+
+__all__ = ["RowSystem", "build_rows", "equilibrate"]
+
+
+@dataclass
+class RowSystem:
+    """All constraints as rows: ``K x <= k`` on rows with ``eq = False``, ``=`` otherwise."""
+
+    K: Operator
+    k: Tensor          # (B, M), +inf on switched-off rows
+    eq: Tensor         # (M,) bool
+    c: Tensor          # (B, n)
+    sizes: tuple       # (m, m_eq, n_lb, n_ub)
+    lb_idx: Tensor
+    ub_idx: Tensor
+    r: Tensor | None = None      # row scaling (B, M)
+    s: Tensor | None = None      # column scaling (B, n)
+    c_scale: Tensor | None = None  # (B, 1)
+    k_scale: Tensor | None = None  # (B, 1)
+
+
+def build_rows(lp: LinearProgram) -> RowSystem:
+    B, n, dt, dev = lp.batch_size, lp.n, lp.dtype, lp.device
+    parts, rhs, eq = [], [], []
+    if lp.A is not None:
+        parts.append(lp.A)
+        rhs.append(lp.b)
+        eq.append(torch.zeros(lp.m, dtype=torch.bool, device=dev))
+    if lp.A_eq is not None:
+        parts.append(lp.A_eq)
+        rhs.append(lp.b_eq)
+        eq.append(torch.ones(lp.m_eq, dtype=torch.bool, device=dev))
+    lb_idx = torch.nonzero(torch.isfinite(lp.lb).any(0)).squeeze(-1)
+    ub_idx = torch.nonzero(torch.isfinite(lp.ub).any(0)).squeeze(-1)
+    for idx, sign, vec in ((lb_idx, -1.0, -lp.lb), (ub_idx, 1.0, lp.ub)):
+        if idx.numel():
+            parts.append(SelectionOperator(idx, n, sign, B, dt, dev))
+            rhs.append(vec[:, idx])
+            eq.append(torch.zeros(idx.numel(), dtype=torch.bool, device=dev))
+    if not parts:  # no constraint at all: one switched-off row keeps shapes uniform
+        parts.append(SelectionOperator(torch.zeros(1, dtype=torch.long, device=dev), n, 1.0,
+                                       B, dt, dev))
+        rhs.append(torch.full((B, 1), math.inf, dtype=dt, device=dev))
+        eq.append(torch.zeros(1, dtype=torch.bool, device=dev))
+    K = StackedOperator(parts)
+    return RowSystem(K, torch.cat(rhs, 1), torch.cat(eq), lp.c,
+                     (lp.m, lp.m_eq, lb_idx.numel(), ub_idx.numel()), lb_idx, ub_idx)
+
+
+def _safe_inv_sqrt(t: Tensor) -> Tensor:
+    return torch.where(t > 0, t.rsqrt(), torch.ones_like(t))
+
+
+def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
+    """Return the equilibrated system; ``r, s, c_scale, k_scale`` record the scaling.
+
+    Original and scaled quantities are related by ``x = k_scale * s * x_hat`` and
+    ``v = c_scale * r * v_hat``.
+    """
+    K, B = rows.K, rows.c.shape[0]
+    dt, dev = rows.c.dtype, rows.c.device
+    r = torch.ones(B, K.m, dtype=dt, device=dev)
+    s = torch.ones(B, K.n, dtype=dt, device=dev)
+    if iters > 0:
+        for _ in range(iters):
+            row_norm = r * K.sq_mv(s * s).clamp_min(0).sqrt()
+            r = r * _safe_inv_sqrt(row_norm)
+            col_norm = s * K.sq_rmv(r * r).clamp_min(0).sqrt()
+            s = s * _safe_inv_sqrt(col_norm)
+        row_norm = r * K.sq_mv(s * s).clamp_min(0).sqrt()
+        r = torch.where(row_norm > 0, r / row_norm.clamp_min(torch.finfo(dt).tiny), r)
+    Ks = K.scaled(r, s)
+    c_hat = s * rows.c
+    k_hat = r * rows.k
+    fin = torch.isfinite(k_hat)
+    c_scale = c_hat.abs().amax(1, keepdim=True).clamp_min(1e-12) if iters > 0 else \
+        torch.ones(B, 1, dtype=dt, device=dev)
+    kmax = torch.where(fin, k_hat.abs(), torch.zeros_like(k_hat)).amax(1, keepdim=True)
+    k_scale = kmax.clamp_min(1.0) if iters > 0 else torch.ones(B, 1, dtype=dt, device=dev)
+    return RowSystem(Ks, k_hat / k_scale, rows.eq, c_hat / c_scale, rows.sizes, rows.lb_idx,
+                     rows.ub_idx, r, s, c_scale, k_scale)

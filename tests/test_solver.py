@@ -1,0 +1,155 @@
+"""The Newton solver against HiGHS: random dense/sparse, feasible/infeasible/unbounded LPs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, HealthCheck, strategies as st
+
+import sparselp
+from sparselp import LinearProgram, Status, solve
+from lpcheck import assert_matches_highs, highs
+
+
+def random_lp(m, n, seed, dtype=torch.float64, sparse=False, density=0.3):
+    """Feasible LP with box bounds (so bounded): A x <= b with an interior point."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(m, n, generator=g, dtype=dtype)
+    if sparse:
+        A = A * (torch.rand(m, n, generator=g, dtype=dtype) < density)
+    x0 = torch.rand(n, generator=g, dtype=dtype)
+    b = A @ x0 + torch.rand(m, generator=g, dtype=dtype)
+    c = torch.randn(n, generator=g, dtype=dtype)
+    return c, (A.to_sparse_coo() if sparse else A), b
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("seed", range(3))
+def test_random_bounded(sparse, dtype, seed):
+    c, A, b = random_lp(40, 12, seed, dtype, sparse)
+    sol = solve(LinearProgram(c, A, b, lb=-5.0, ub=5.0))
+    rtol = 1e-6 if dtype == torch.float64 else 1e-3
+    assert_matches_highs(sol, c, A, b, bounds=(-5, 5), rtol=rtol)
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg", "scipy"])
+def test_linear_solvers_agree(solver):
+    c, A, b = random_lp(60, 15, 7, sparse=True)
+    sol = solve(LinearProgram(c, A, b, lb=-3.0, ub=3.0), linear_solver=solver)
+    assert sol.linear_solver == solver
+    assert_matches_highs(sol, c, A, b, bounds=(-3, 3), check_x=True)
+
+
+def test_equalities_and_one_sided_bounds():
+    g = torch.Generator().manual_seed(3)
+    n = 10
+    A = torch.randn(15, n, generator=g, dtype=torch.float64)
+    Aeq = torch.randn(3, n, generator=g, dtype=torch.float64)
+    x0 = torch.rand(n, generator=g, dtype=torch.float64)
+    b, beq = A @ x0 + 1, Aeq @ x0
+    c = torch.rand(n, generator=g, dtype=torch.float64)
+    sol = solve(LinearProgram(c, A, b, Aeq, beq, lb=0.0))
+    ref = assert_matches_highs(sol, c, A, b, Aeq, beq, bounds=(0, None))
+    # duals: stationarity with the bound duals, and d fun / d b = -v matches HiGHS marginals
+    np.testing.assert_allclose(-sol.v.numpy(), ref.ineqlin.marginals, atol=1e-6)
+    np.testing.assert_allclose(-sol.v_eq.numpy(), ref.eqlin.marginals, atol=1e-6)
+
+
+def test_infeasible():
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(20, 6, generator=g, dtype=torch.float64)
+    a = torch.randn(1, 6, generator=g, dtype=torch.float64)
+    A = torch.cat([A, a, -a])            # a x <= -1 and a x >= 1
+    b = torch.cat([torch.rand(20, generator=g, dtype=torch.float64) + 1,
+                   torch.tensor([-1.0, -1.0], dtype=torch.float64)])
+    c = torch.randn(6, generator=g, dtype=torch.float64)
+    sol = solve(LinearProgram(c, A, b))
+    assert_matches_highs(sol, c, A, b)
+    assert not sol.success
+
+
+def test_unbounded():
+    g = torch.Generator().manual_seed(2)
+    A = -torch.rand(12, 5, generator=g, dtype=torch.float64)   # A d <= 0 for every d >= 0
+    b = torch.rand(12, generator=g, dtype=torch.float64)
+    c = -torch.ones(5, dtype=torch.float64)
+    sol = solve(LinearProgram(c, A, b))
+    assert_matches_highs(sol, c, A, b)
+
+
+def test_batched_matches_elementwise():
+    probs = [random_lp(30, 8, s) for s in range(3)]
+    c = torch.stack([p[0] for p in probs])
+    A = torch.stack([p[1] for p in probs])
+    b = torch.stack([p[2] for p in probs])
+    sol = solve(LinearProgram(c, A, b, lb=-2.0, ub=2.0))
+    assert sol.x.shape == (3, 8) and len(sol.status) == 3
+    for i, s in enumerate(sol):
+        assert_matches_highs(s, c[i], A[i], b[i], bounds=(-2, 2))
+    # the same batch with a batched sparse A
+    sol2 = solve(LinearProgram(c, A.to_sparse(), b, lb=-2.0, ub=2.0))
+    torch.testing.assert_close(sol2.fun, sol.fun, rtol=1e-7, atol=1e-7)
+
+
+def test_shared_matrix_batch():
+    c0, A, b = random_lp(30, 8, 11, sparse=True)
+    c = torch.stack([c0, -c0])
+    sol = solve(LinearProgram(c, A, b, lb=-1.0, ub=1.0))
+    for i in range(2):
+        assert_matches_highs(sol[i], c[i], A, b, bounds=(-1, 1))
+
+
+def test_diagonal_path_closed_form():
+    """Row-separable A (binary-AUC structure): min 1^T z, z >= 0, z >= d -> z = max(0, d)."""
+    g = torch.Generator().manual_seed(0)
+    p = 50
+    d = torch.randn(p, generator=g, dtype=torch.float64)
+    eye = torch.sparse_coo_tensor(torch.stack([torch.arange(p), torch.arange(p)]),
+                                  -torch.ones(p, dtype=torch.float64), (p, p))
+    A = torch.cat([eye, eye]).coalesce()
+    b = torch.cat([torch.zeros(p, dtype=torch.float64), -d])
+    sol = solve(LinearProgram(torch.ones(p, dtype=torch.float64), A, b))
+    assert sol.linear_solver == "diagonal"
+    assert sol.status == Status.OPTIMAL
+    torch.testing.assert_close(sol.x, d.clamp_min(0), atol=1e-7, rtol=0)
+
+
+def test_status_downgraded_when_not_converged():
+    c, A, b = random_lp(40, 12, 0)
+    sol = solve(LinearProgram(c, A, b, lb=-5.0, ub=5.0), max_iter=2)
+    assert sol.status == Status.ITERATION_LIMIT
+    assert "max_iter" in sol.message
+    assert max(float(sol.primal_residual), float(sol.dual_residual), float(sol.gap)) > 1e-8
+
+
+def test_penalty_method_reaches_optimum():
+    c, A, b = random_lp(40, 10, 5)
+    sol = solve(LinearProgram(c, A, b, lb=-5.0, ub=5.0), method="penalty", tol=1e-6)
+    assert_matches_highs(sol, c, A, b, bounds=(-5, 5), rtol=1e-5)
+
+
+def test_unknown_option_rejected():
+    c, A, b = random_lp(5, 2, 0)
+    with pytest.raises(TypeError, match=r"unknown solver option\(s\) \['tolerance'\]"):
+        solve(LinearProgram(c, A, b), tolerance=1e-3)
+    with pytest.raises(ValueError, match="method must be 'alm' or 'penalty'"):
+        solve(LinearProgram(c, A, b), method="simplex")
+    with pytest.raises(ValueError, match="linear_solver must be"):
+        solve(LinearProgram(c, A, b), linear_solver="lu")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.integers(1, 8), n=st.integers(1, 5), seed=st.integers(0, 10_000),
+       integer=st.booleans())
+def test_property_matches_highs(m, n, seed, integer):
+    """Any small LP with a box: same status as HiGHS, same objective; OPTIMAL => certified."""
+    rng = np.random.default_rng(seed)
+    A = rng.integers(-3, 4, (m, n)).astype(float) if integer else rng.normal(size=(m, n))
+    b = rng.integers(-3, 4, m).astype(float) if integer else rng.normal(size=m)
+    c = rng.normal(size=n)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    sol = solve(LinearProgram(t(c), t(A), t(b), lb=-4.0, ub=4.0))
+    if sol.status == Status.OPTIMAL:
+        assert max(float(sol.primal_residual), float(sol.dual_residual), float(sol.gap)) <= 1e-8
+    assert_matches_highs(sol, c, A, b, bounds=(-4, 4))
