@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 report: $(STAMP)
-	$(PY) -m sparselp.cli report --out report
+	$(VENV)/bin/sparselp report --out report
 
 # Optional extra: torch-scatter and torch-sparse, built from source against the
 # installed torch (about 11 minutes; --no-cache-dir so that a wheel built for
