@@ -187,9 +187,12 @@ class SparseOperator(Operator):
         return cls(rows, cols, vals, m, n, B, shared=False)
 
     def _scatter(self, vals: Tensor, src_idx: Tensor, dst_idx: Tensor, x: Tensor, out: int):
-        if self.shared:
+        if self.shared and x.shape[0] > 1:
             res = x.new_zeros(x.shape[0], out)
             return res.index_add_(1, dst_idx, x[:, src_idx] * vals)
+        if self.shared:  # one right-hand side: the flat scatter is much faster than dim=1
+            res = x.new_zeros(out)
+            return res.index_add_(0, dst_idx, x[0, src_idx] * vals).unsqueeze(0)
         flat = x.reshape(-1)
         res = x.new_zeros(self.batch_size * out)
         return res.index_add_(0, dst_idx, flat[src_idx] * vals).reshape(self.batch_size, out)

@@ -37,10 +37,18 @@ class SolverOptions:
     balance : float
         ALM only: sigma grows when primal residual / dual residual exceeds ``balance`` and
         shrinks when it falls below ``1 / balance``.
+    polish : bool
+        Try the active-set primal/dual (:mod:`sparselp.polish`) after each outer step once
+        the worst residual is below ``polish_below``; kept only where it is better.
+    polish_below : float
     rho : float
         Regularisation added to the Newton system when there is no proximal term.
     scaling_iters : int
         Ruiz equilibration passes (0 turns scaling off).
+    line_search : {"exact", "armijo"}
+        ``"exact"``: the exact minimiser along the Newton direction (the objective is a
+        piecewise quadratic, so this costs O(m) without products with A; default).
+        ``"armijo"``: backtracking with sufficient decrease (Mangasarian 2004).
     armijo : float
         Sufficient-decrease constant of the backtracking line search.
     infeasibility_tol : float
@@ -63,8 +71,11 @@ class SolverOptions:
     tau_growth: float = 3.0
     tau_max: float = 1e10
     balance: float = 5.0
+    polish: bool = True
+    polish_below: float = 1e-3
     rho: float = 1e-9
     scaling_iters: int = 10
+    line_search: str = "exact"
     armijo: float = 1e-4
     infeasibility_tol: float = 1e-7
     time_limit: float | None = None
@@ -88,6 +99,8 @@ class SolverOptions:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.balance > 1:
             raise ValueError(f"balance must be > 1, got {self.balance}")
+        if self.line_search not in ("exact", "armijo"):
+            raise ValueError(f"line_search must be 'exact' or 'armijo', got {self.line_search!r}")
         if not 0 < self.armijo < 0.5:
             raise ValueError(f"armijo must be in (0, 0.5), got {self.armijo}")
         if self.time_limit is not None and not self.time_limit > 0:

@@ -42,8 +42,10 @@ import time
 import torch
 from torch import Tensor
 
+from .linesearch import armijo_step, exact_step
 from .linsolve import NewtonSystem, get_strategy
 from .options import SolverOptions, make_options
+from .polish import polish
 from .problem import LinearProgram
 from .scaling import RowSystem, build_rows, equilibrate
 from .solution import Solution, Status
@@ -174,24 +176,24 @@ class _Loop:
             d = -self.strategy.factor(NewtonSystem(S.K, w, shift.expand_as(x)))(g)
             d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
             slope = (g * d).sum(-1)
-            # Armijo backtracking, per batch element.
-            t = torch.ones_like(val)
-            accepted = ~todo
-            new_x, new_val, new_u, new_p = x, val, u, p
-            for _ls in range(40):
-                xt = x + t.unsqueeze(-1) * d
-                vt, ut, pt = self.phi(xt, xk, lam, sigma, tau)
-                ok = (vt <= val + opt.armijo * t * slope + 1e-14 * val.abs()) & ~accepted
-                sel = ok.unsqueeze(-1)
-                new_x = torch.where(sel, xt, new_x)
-                new_u = torch.where(sel, ut, new_u)
-                new_p = torch.where(sel, pt, new_p)
-                new_val = torch.where(ok, vt, new_val)
-                accepted = accepted | ok
-                if bool(accepted.all()):
-                    break
-                t = torch.where(accepted, t, t * 0.5)
-            x, val, u, p = new_x, new_val, new_u, new_p
+            if opt.line_search == "exact":
+                s = sigma * S.K.mv(d)
+                lin0 = (S.c * d).sum(-1)
+                lin1 = torch.zeros_like(lin0)
+                if self.alm:
+                    lin0 = lin0 + ((x - xk) * d).sum(-1) / tau.squeeze(-1)
+                    lin1 = (d * d).sum(-1) / tau.squeeze(-1)
+                t = exact_step(u, s, S.eq, lin0, lin1, sigma, todo)
+                accepted = torch.isfinite(t)
+                t = torch.where(accepted, t, torch.zeros_like(t))
+                x = x + t.unsqueeze(-1) * d
+                u = u + t.unsqueeze(-1) * s
+                p = _proj(u, S.eq)
+            else:
+                t, accepted = armijo_step(lambda z: self.phi(z, xk, lam, sigma, tau)[0],
+                                          x, d, val, slope, todo, opt.armijo)
+                x = x + t.unsqueeze(-1) * d
+                val, u, p = self.phi(x, xk, lam, sigma, tau)
             steps += 1
             self.nit += 1
             if not bool(accepted.all()):
@@ -209,6 +211,7 @@ class _Loop:
         status = [None] * B
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         self.nit = 0
+        self.polished = torch.zeros(B, dtype=torch.bool, device=dev)
         prev_primal = torch.full((B,), math.inf, dtype=dt, device=dev)
         res = _Residuals(S, x, _proj(lam, S.eq))
         inner_tol = torch.full((B,), 1.0, dtype=dt, device=dev)
@@ -222,6 +225,8 @@ class _Loop:
             x = torch.where(keep, x, x_new)
             lam = torch.where(keep, lam, lam_new)
             res = _Residuals(S, x, lam)
+            if opt.polish and bool(((res.worst < opt.polish_below) & ~done).any()):
+                x, lam, res = self._try_polish(x, lam, res, done)
             bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
             infeas, unb = _certificates(S, dv, dx, opt.infeasibility_tol)
             for i in range(B):
@@ -275,6 +280,22 @@ class _Loop:
         else:
             limit_reason = f"iteration limit: max_outer={opt.max_outer} outer steps reached"
         return self._finish(x, lam, res, status, limit_reason or "iteration limit", outer)
+
+    def _try_polish(self, x, lam, res, done):
+        """Active-set polish; keep it per element only where it lowers the residuals."""
+        try:
+            xp, lp_ = polish(self.S, self.strategy, x, lam)
+        except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
+            return x, lam, res
+        rp = _Residuals(self.S, xp, lp_)
+        better = (rp.worst < res.worst) & ~done & torch.isfinite(rp.worst)
+        if not bool(better.any()):
+            return x, lam, res
+        sel = better.unsqueeze(-1)
+        x = torch.where(sel, xp, x)
+        lam = torch.where(sel, lp_, lam)
+        self.polished = self.polished | better
+        return x, lam, _Residuals(self.S, x, lam)
 
     def _finish(self, x, lam, res, status, limit_reason, outer) -> Solution:
         S, lp = self.S, self.lp

@@ -155,15 +155,30 @@ class LPFunction(torch.autograd.Function):
 
 
 def _perturbed_solutions(lp: LinearProgram, cfg: LPConfig):
-    """Solutions ``x*(c + sigma Z_k)``, k < M, and the noise ``Z`` of shape (M, B, n)."""
+    """Solutions ``x*(c + sigma Z_k)``, k < M, and the noise ``Z``, both of shape (M, B, n).
+
+    With matrices shared by the batch, the ``M B`` perturbed problems are solved as one
+    batch; otherwise one batched solve per sample.
+    """
     M, (B, n) = cfg.n_samples, lp.c.shape
     Z = torch.randn((M, B, n), generator=cfg.generator, dtype=lp.dtype,
                     device="cpu" if cfg.generator is None else cfg.generator.device)
     Z = Z.to(lp.device)
+    cp = lp.c.unsqueeze(0) + cfg.sigma * Z
+    shared = all(mat is None or mat.Bk == 1 for mat in (cfg.A, cfg.A_eq))
+    if shared:
+        def rep(t):
+            return None if t is None else t.repeat(M, 1)
+        big = LinearProgram(cp.reshape(M * B, n),
+                            None if cfg.A is None else cfg.A.detached(),
+                            None if lp.A is None else rep(lp.b),
+                            None if cfg.A_eq is None else cfg.A_eq.detached(),
+                            None if lp.A_eq is None else rep(lp.b_eq), rep(lp.lb), rep(lp.ub))
+        return solve_backend(big, cfg.backend, cfg.options).x.reshape(M, B, n), Z
     X = []
     for k in range(M):
         lpk = copy.copy(lp)  # same operators, perturbed objective
-        lpk.c = lp.c + cfg.sigma * Z[k]
+        lpk.c = cp[k]
         X.append(solve_backend(lpk, cfg.backend, cfg.options).x)
     return torch.stack(X), Z
 

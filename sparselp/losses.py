@@ -1,0 +1,212 @@
+r"""Non-decomposable losses: an LP built from the minibatch, solved and differentiated.
+
+Each loss is an ``nn.Module`` taking ``(scores, labels)`` and returning a scalar to
+minimise. The LP comes from :mod:`sparselp.formulations` and is solved by
+:func:`sparselp.layer.lp_solve`; the loss is the LP's optimal value, whose gradient with
+respect to the scores comes from the dual (``d f*/d b = -v``, ``d f*/d A = v x^T``):
+the backward pass needs no linear solve at all.
+
+Shared behaviour (tested):
+
+- a minibatch that lacks a class the metric needs: a ``UserWarning`` and a zero loss
+  ``scores.sum() * 0`` that keeps the autograd graph (so ``backward`` still works);
+- NaN or Inf scores: ``ValueError``;
+- float16/bfloat16 scores: the LP is built and solved in float32 and the loss is float32.
+
+References
+----------
+Meng, Mukherjee, Wu, Singh, Ravi, "Differentiable Optimization of Generalized
+Nondecomposable Functions using Linear Programs", NeurIPS 2021.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+from .formulations import (binary_auc_data, fscore_data, multiclass_auc_data,
+                           precision_at_recall_data)
+from .formulations._base import check_labels, check_scores
+from .layer import lp_solve
+
+__all__ = ["AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"]
+
+
+class _LPLoss(nn.Module):
+    """Common checks and the solve; subclasses build the LP."""
+
+    score_dims = (1,)
+
+    def __init__(self, options=None, backend: str = "sparselp", **layer_kwargs):
+        super().__init__()
+        self.options, self.backend, self.layer_kwargs = options, backend, layer_kwargs
+
+    def _prepare(self, scores, labels, num_classes=None):
+        s = check_scores(scores, self.score_dims)
+        y = check_labels(labels, s.shape[0], num_classes, device=s.device)
+        return s, y
+
+    def _zero(self, scores: Tensor, why: str) -> Tensor:
+        warnings.warn(f"{type(self).__name__}: {why}; returning a zero loss", UserWarning,
+                      stacklevel=3)
+        s = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
+        return s.sum() * 0
+
+    def _value(self, data) -> Tensor:
+        _, value = lp_solve(data.c, data.A, data.b, data.A_eq, data.b_eq, data.lb, data.ub,
+                            options=self.options, backend=self.backend, return_value=True,
+                            **self.layer_kwargs)
+        return value
+
+
+class AUCLoss(_LPLoss):
+    r"""Binary AUC loss from the paper's pairwise hinge LP (eq. 1).
+
+    The LP (:func:`sparselp.formulations.binary_auc`) is
+
+    .. math::
+
+        z^* = \arg\min_z \sum_{i \in \mathcal P, j \in \mathcal N} z_{ij}
+        \quad \text{s.t.} \quad z_{ij} \ge \varepsilon - (s_i - s_j),\ z_{ij} \ge 0,
+
+    whose solution is :math:`z_{ij} = \max(0, \varepsilon - (s_i - s_j))`.
+    ``A = [-I; -I]`` is row-separable, so the solver's Newton Hessian is diagonal.
+
+    ``surrogate="paper"`` (default) is the loss of the paper's released code,
+
+    .. math::
+
+        L = 1 - \frac{1}{|\mathcal P||\mathcal N|} \sum_{ij}
+        \frac{\operatorname{relu}(\varepsilon - z^*_{ij})}{\varepsilon},
+
+    computed from the LP's primal solution and differentiated implicitly; it equals
+    :math:`1 - \mathrm{AUC}` when every pair gap :math:`|s_i - s_j|` is at least
+    :math:`\varepsilon` (only pairs with :math:`0 < s_i - s_j < \varepsilon` get a
+    gradient, as in the paper). ``surrogate="hinge"`` is the LP's optimal value
+    :math:`\operatorname{mean}_{ij} z^*_{ij}`, the pairwise hinge loss, whose gradient
+    comes from the dual.
+
+    Parameters
+    ----------
+    eps : float
+        Margin (the paper uses 0.01 on softmax probabilities).
+    surrogate : {"paper", "hinge"}
+    options, backend, **layer_kwargs
+        Passed to :func:`sparselp.layer.lp_solve`.
+
+    Shapes: ``scores`` (n,), ``labels`` (n,) in {0, 1}; returns a scalar.
+    """
+
+    def __init__(self, eps: float = 0.01, surrogate: str = "paper", **kwargs):
+        super().__init__(**kwargs)
+        if surrogate not in ("paper", "hinge"):
+            raise ValueError(f"surrogate must be 'paper' or 'hinge', got {surrogate!r}")
+        self.eps, self.surrogate = eps, surrogate
+
+    def forward(self, scores: Tensor, labels) -> Tensor:
+        s, y = self._prepare(scores, labels)
+        npos = int(y.sum())
+        if npos == 0 or npos == y.numel():
+            return self._zero(scores, "the minibatch has no " + (
+                "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample")
+        data = binary_auc_data(s, y, self.eps, "mean")
+        if self.surrogate == "hinge":
+            return self._value(data)
+        z = lp_solve(data.c, data.A, data.b, options=self.options, backend=self.backend,
+                     **self.layer_kwargs)
+        return 1.0 - (self.eps - z).clamp_min(0).mean() / self.eps
+
+
+class MultiClassAUCLoss(_LPLoss):
+    r"""Multi-class AUC loss: the optimal value of the AUC_mu hinge LP (or one-vs-all).
+
+    See :func:`sparselp.formulations.multiclass_auc` for the LP. ``scores`` (n, K),
+    ``labels`` (n,) in 0..K-1.
+
+    Parameters
+    ----------
+    num_classes : int
+        K.
+    P : tensor of shape (K, K), optional
+        Partition/cost matrix of AUC_mu (default ``1 - I``).
+    eps : float
+    variant : {"mu", "ova"}
+    missing : {"zero", "skip"}
+        A minibatch lacking a class always warns. ``"zero"`` (default) then returns a zero
+        loss; ``"skip"`` averages over the class pairs present (zero loss only when fewer
+        than two classes are present).
+    """
+
+    score_dims = (2,)
+
+    def __init__(self, num_classes: int, P: Tensor | None = None, eps: float = 1.0,
+                 variant: str = "mu", reduction: str = "mean", missing: str = "zero",
+                 **kwargs):
+        super().__init__(**kwargs)
+        if missing not in ("zero", "skip"):
+            raise ValueError(f"missing must be 'zero' or 'skip', got {missing!r}")
+        if not (isinstance(num_classes, int) and num_classes >= 2):
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.num_classes, self.eps, self.variant = num_classes, eps, variant
+        self.reduction, self.missing = reduction, missing
+        self.register_buffer("P", None if P is None else torch.as_tensor(P))
+
+    def forward(self, scores: Tensor, labels) -> Tensor:
+        s, y = self._prepare(scores, labels, self.num_classes)
+        if s.shape[1] != self.num_classes:
+            raise ValueError(f"scores must have {self.num_classes} columns (num_classes), "
+                             f"got shape {tuple(s.shape)}")
+        present = torch.bincount(y, minlength=self.num_classes) > 0
+        if not bool(present.all()):
+            absent = torch.nonzero(~present).squeeze(1).tolist()
+            why = f"the minibatch has no sample of class(es) {absent}"
+            if self.missing == "zero" or int(present.sum()) < 2:
+                return self._zero(scores, why)
+            warnings.warn(f"MultiClassAUCLoss: {why}; their pairs are left out", UserWarning,
+                          stacklevel=2)
+        return self._value(multiclass_auc_data(s, y, self.P, self.eps, self.reduction,
+                                               self.variant, missing="skip"))
+
+
+class FScoreLoss(_LPLoss):
+    r"""F1-score loss: ``1 - F*`` with ``F*`` from the Charnes–Cooper LP.
+
+    See :func:`sparselp.formulations.fscore` for the derivation: :math:`F^*` is the
+    F-score of the ramp-relaxed predictions :math:`\operatorname{clip}(1/2 +
+    s/(2\varepsilon), 0, 1)`. The scores enter the LP's matrix, so the gradient is
+    :math:`v x^T` on its stored entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
+    """
+
+    def __init__(self, eps: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.eps = eps
+
+    def forward(self, scores: Tensor, labels) -> Tensor:
+        s, y = self._prepare(scores, labels)
+        npos = int(y.sum())
+        if npos == 0 or npos == y.numel():
+            return self._zero(scores, "the minibatch has no " + (
+                "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample")
+        return 1.0 + self._value(fscore_data(s, y, self.eps))
+
+
+class PrecisionAtRecallLoss(_LPLoss):
+    r"""Precision at a fixed recall: the relaxed false-positive rate at recall >= beta.
+
+    The optimal value of :func:`sparselp.formulations.precision_at_recall` (Eban et al.
+    2017): minimising the false positives while the true positives are held at
+    :math:`\beta |\mathcal P|` maximises precision. ``scores`` (n,), ``labels`` (n,).
+    """
+
+    def __init__(self, recall: float = 0.8, eps: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.recall, self.eps = recall, eps
+
+    def forward(self, scores: Tensor, labels) -> Tensor:
+        s, y = self._prepare(scores, labels)
+        npos = int(y.sum())
+        if npos == 0 or npos == y.numel():
+            return self._zero(scores, "the minibatch has no " + (
+                "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample")
+        return self._value(precision_at_recall_data(s, y, self.recall, self.eps))
