@@ -170,7 +170,14 @@ class CGHessian(HessianStrategy):
 
 
 class ScipyHessian(HessianStrategy):
-    """Sparse direct solve of ``H`` by SciPy's SuperLU, one factorization per element (CPU)."""
+    """Sparse direct solve by SciPy's SuperLU, on the smaller of the two sides (CPU).
+
+    With ``M = diag(sqrt(w)) A_J`` (the active rows) and ``E`` the diagonal from the bound
+    rows and the shift, ``H = M^T M + E``. When ``M`` has fewer rows than columns the
+    Woodbury identity ``H^{-1} = E^{-1} - E^{-1} M^T (I + M E^{-1} M^T)^{-1} M E^{-1}``
+    factors a ``k x k`` matrix instead of the ``n x n`` one (the normal equations of the
+    smaller side, as interior-point codes do).
+    """
 
     name = "scipy"
 
@@ -183,15 +190,25 @@ class ScipyHessian(HessianStrategy):
         if system.op.device.type != "cpu":
             raise ValueError("linear_solver='scipy' runs on CPU tensors only")
         shift = system.shift.expand(system.w.shape[0], system.op.n).detach().cpu().numpy()
-        facs = []
-        for g, s in zip(system.op.gram_scipy(system.w), shift):
-            H = (g + sp.diags(s)).tocsc()
-            facs.append(spla.splu(H, permc_spec="MMD_AT_PLUS_A",
-                                  options={"SymmetricMode": True}))
+        solvers = []
+        for (M, dg), s in zip(system.op.scipy_rows(system.w), shift):
+            E = dg + s
+            k = 0 if M is None else M.shape[0]
+            if k == 0:
+                solvers.append(lambda r, E=E: r / E)
+            elif k < M.shape[1]:
+                MEi = M @ sp.diags(1.0 / E)
+                f = spla.splu((sp.identity(k, format="csc") + MEi @ M.T).tocsc(),
+                              permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+                solvers.append(lambda r, E=E, M=M, f=f: r / E - (M.T @ f.solve(M @ (r / E))) / E)
+            else:
+                f = spla.splu((M.T @ M + sp.diags(E)).tocsc(), permc_spec="MMD_AT_PLUS_A",
+                              options={"SymmetricMode": True})
+                solvers.append(f.solve)
 
         def solve(rhs):
             r = rhs.detach().cpu().numpy()
-            out = np.stack([f.solve(rk) for f, rk in zip(facs, r)])
+            out = np.stack([f(rk) for f, rk in zip(solvers, r)])
             return torch.from_numpy(out).to(rhs)
         return solve
 

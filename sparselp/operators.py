@@ -46,8 +46,13 @@ class Operator:
         """Dense ``A^T diag(d) A`` of shape ``(B, n, n)`` (only for small ``n``)."""
         raise NotImplementedError
 
-    def gram_scipy(self, d: Tensor) -> list:
-        """``A^T diag(d) A`` as one scipy CSC matrix per batch element (CPU)."""
+    def scipy_rows(self, w: Tensor) -> list:
+        """Per batch element, ``(M, diag)`` with ``M^T M + diag(diag) = A^T diag(w) A``.
+
+        ``M`` is ``diag(sqrt(w)) A`` on the rows with ``w > 0`` as a scipy CSR matrix (or
+        None), ``diag`` a numpy vector of shape (n,) for rows that only touch the diagonal
+        (variable bounds). Used by the sparse direct solver on CPU.
+        """
         raise NotImplementedError
 
     @property
@@ -130,8 +135,9 @@ class DenseOperator(Operator):
             out.append(a.T @ (dk.unsqueeze(-1) * a))
         return torch.stack(out)
 
-    def gram_scipy(self, d):
-        return [sp.csc_matrix(g) for g in self.gram(d).cpu().numpy()]
+    def scipy_rows(self, w):
+        return [(sp.csr_matrix(self.weighted_rows(w[b], b).detach().cpu().numpy()),
+                 np.zeros(self.n)) for b in range(self.batch_size)]
 
     @property
     def rows_separable(self):
@@ -261,17 +267,18 @@ class SparseOperator(Operator):
             out.append(torch.sparse.mm(Aj.t().coalesce(), DAj.coalesce()).to_dense())
         return torch.stack(out)
 
-    def gram_scipy(self, d):
+    def scipy_rows(self, w):
         out = []
-        dn = d.detach().cpu().numpy()
+        wn = w.detach().cpu().numpy()
         for b in range(self.batch_size):
             rows, cols, vals = (t.detach().cpu().numpy() for t in self._block(b))
-            w = dn[b][rows]
-            keep = w != 0
-            A = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(self.m, self.n))
-            DA = sp.csr_matrix((vals[keep] * w[keep], (rows[keep], cols[keep])),
-                               shape=(self.m, self.n))
-            out.append((A.T @ DA).tocsc())
+            act = np.flatnonzero(wn[b] > 0)
+            newrow = np.full(self.m, -1)
+            newrow[act] = np.arange(act.size)
+            keep = newrow[rows] >= 0
+            M = sp.csr_matrix((vals[keep] * np.sqrt(wn[b][rows[keep]]),
+                               (newrow[rows[keep]], cols[keep])), shape=(act.size, self.n))
+            out.append((M, np.zeros(self.n)))
         return out
 
     def weighted_rows(self, w, b=0):
@@ -326,8 +333,8 @@ class SelectionOperator(Operator):
     def gram(self, d):
         return torch.diag_embed(self.sq_rmv(d))
 
-    def gram_scipy(self, d):
-        return [sp.diags(g).tocsc() for g in self.sq_rmv(d).detach().cpu().numpy()]
+    def scipy_rows(self, w):
+        return [(None, g) for g in self.sq_rmv(w).detach().cpu().numpy()]
 
     @property
     def rows_separable(self):
@@ -383,9 +390,14 @@ class StackedOperator(Operator):
     def gram(self, d):
         return sum(p.gram(dk) for p, dk in zip(self.parts, self._split(d)))
 
-    def gram_scipy(self, d):
-        grams = [p.gram_scipy(dk) for p, dk in zip(self.parts, self._split(d))]
-        return [sum(gs).tocsc() for gs in zip(*grams)]
+    def scipy_rows(self, w):
+        per_part = [p.scipy_rows(wk) for p, wk in zip(self.parts, self._split(w))]
+        out = []
+        for parts in zip(*per_part):
+            Ms = [M for M, _ in parts if M is not None and M.shape[0] > 0]
+            M = sp.vstack(Ms, format="csr") if Ms else None
+            out.append((M, sum(dg for _, dg in parts)))
+        return out
 
     @property
     def rows_separable(self):
