@@ -220,8 +220,10 @@ STRATEGIES = {"diagonal": DiagonalHessian, "cholesky": CholeskyHessian, "cg": CG
 def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> HessianStrategy:
     """Pick the Newton-system strategy: a given instance, a name, or ``"auto"``.
 
-    ``"auto"``: diagonal when ``A`` is row-separable; Cholesky for dense ``A`` with
-    ``n <= dense_max_n``; for sparse ``A``: SciPy's sparse direct solver on CPU, CG on GPU.
+    ``"auto"``: diagonal when ``A`` is row-separable; SciPy's sparse direct solver for
+    sparse ``A`` on CPU; otherwise Cholesky of the ``n x n`` Hessian (formed from the
+    active rows) when ``n <= dense_max_n``, else matrix-free CG. CG is last because the
+    Newton systems of the augmented Lagrangian grow ill-conditioned as sigma grows.
     """
     if isinstance(name_or_strategy, HessianStrategy):
         return name_or_strategy
@@ -229,10 +231,10 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
     if name == "auto":
         if op.rows_separable:
             name = "diagonal"
-        elif not op.is_sparse:
-            name = "cholesky" if op.n <= dense_max_n else "cg"
+        elif op.is_sparse and op.device.type == "cpu":
+            name = "scipy"
         else:
-            name = "scipy" if op.device.type == "cpu" else "cg"
+            name = "cholesky" if op.n <= dense_max_n else "cg"
     if name not in STRATEGIES:
         raise ValueError(f"linear_solver must be 'auto' or one of {sorted(STRATEGIES)}, or a "
                          f"HessianStrategy instance; got {name!r}")
