@@ -212,14 +212,15 @@ class _Loop:
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         self.nit = 0
         self.polished = torch.zeros(B, dtype=torch.bool, device=dev)
-        prev_primal = torch.full((B,), math.inf, dtype=dt, device=dev)
         res = _Residuals(S, x, _proj(lam, S.eq))
         inner_tol = torch.full((B,), 1.0, dtype=dt, device=dev)
         outer = 0
         limit_reason = ""
         for outer in range(1, opt.max_outer + 1):
-            x_new, u, p = self.newton(x, lam, sigma, tau, inner_tol, ~done)
-            lam_new = p if self.alm else p  # thresholded dual estimate
+            # The penalty method holds the multiplier at zero inside the Newton solve.
+            lam_in = lam if self.alm else torch.zeros_like(lam)
+            x_new, u, p = self.newton(x, lam_in, sigma, tau, inner_tol, ~done)
+            lam_new = p  # the dual, recovered by thresholding
             keep = done.unsqueeze(-1)
             dx, dv = x_new - x, lam_new - lam
             x = torch.where(keep, x, x_new)
@@ -256,8 +257,8 @@ class _Loop:
             if opt.time_limit is not None and time.perf_counter() - start > opt.time_limit:
                 limit_reason = f"time limit of {opt.time_limit} s reached"
                 break
-            # Parameter schedules: grow sigma while the primal residual stalls; tighten the
-            # inner tolerance with the residuals (inexact ALM, Rockafellar's criterion).
+            # Parameter schedules, then the inner tolerance, which tightens with the outer
+            # residuals (inexact ALM, in the spirit of Rockafellar's criteria).
             if self.alm:
                 # Balance the primal and dual residuals (as in SSNAL-type methods): a large
                 # primal residual asks for a stiffer penalty, a large dual residual for a
@@ -272,8 +273,6 @@ class _Loop:
                                     self.max_cond / sigma)
             else:
                 sigma = (sigma * opt.sigma_growth).clamp_max(opt.sigma_max)
-                lam = torch.zeros_like(lam)
-            prev_primal = res.primal
             # Monotone: the inner accuracy only ever tightens.
             inner_tol = torch.minimum(inner_tol, torch.clamp(0.1 * res.worst, min=0.1 * self.tol))
             inner_tol = torch.maximum(0.2 * inner_tol, torch.full_like(inner_tol, 0.1 * self.tol))
