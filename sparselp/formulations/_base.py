@@ -84,9 +84,10 @@ def separable_constraints(margin_gap: Tensor, weights: Tensor) -> LPData:
     """
     P = margin_gap.shape[0]
     dev, dt = margin_gap.device, margin_gap.dtype
-    # int64 indices: torch's sparse kernels and the solver's operator expect them.
-    crow = torch.arange(2 * P + 1, device=dev)
-    col = torch.arange(P, device=dev).repeat(2)
+    # int32 indices halve the index memory (the matrix has 2P rows and 2P nonzeros).
+    it = _index_dtype(2 * P + 1)
+    crow = torch.arange(2 * P + 1, dtype=it, device=dev)
+    col = torch.arange(P, dtype=it, device=dev).repeat(2)
     A = torch.sparse_csr_tensor(crow, col, torch.full((2 * P,), -1.0, dtype=dt, device=dev),
                                 (2 * P, P), check_invariants=False)
     b = torch.cat([margin_gap, torch.zeros(P, dtype=dt, device=dev)])
@@ -101,6 +102,13 @@ def csr_from_triplets(rows: Tensor, cols: Tensor, vals: Tensor, shape: tuple[int
     """
     m, n = shape
     order = torch.argsort(rows * n + cols)
-    crow = torch.zeros(m + 1, dtype=torch.long, device=rows.device)
+    it = _index_dtype(max(m + 1, n, rows.numel()))
+    crow = torch.zeros(m + 1, dtype=it, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=m), 0)
-    return torch.sparse_csr_tensor(crow, cols[order], vals[order], (m, n), check_invariants=False)
+    return torch.sparse_csr_tensor(crow, cols[order].to(it), vals[order], (m, n),
+                                   check_invariants=False)
+
+
+def _index_dtype(largest: int) -> torch.dtype:
+    """int32 CSR indices when they fit (torch supports them), else int64."""
+    return torch.int32 if largest < 2**31 - 1 else torch.int64

@@ -1,0 +1,137 @@
+"""Row operators: bound rows (a selection of identity rows) and vertical stacks.
+
+They complete :mod:`sparselp.operators`: the solver stacks ``[A; A_eq; -I_L; I_U]`` into
+one :class:`StackedOperator` whose bound rows are :class:`SelectionOperator` s, so that
+bounds cost O(n) memory and add only to the diagonal of ``A^T D A``.
+"""
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from .operators import Operator, _coo_to_csr
+
+__all__ = ["SelectionOperator", "StackedOperator"]
+
+
+class SelectionOperator(Operator):
+    """Rows ``sign * e_{idx_k}^T`` of a scaled identity: the rows of variable bounds.
+
+    ``x -> sign * x[..., idx]``; ``scale`` holds a per-row factor (after equilibration).
+    """
+
+    def __init__(self, idx: Tensor, n: int, sign: float, batch_size: int, dtype, device,
+                 scale: Tensor | None = None):
+        self.idx, self.sign = idx, sign
+        self.m, self.n, self.batch_size = idx.numel(), n, batch_size
+        self.dtype, self.device = dtype, device
+        self.scale = scale if scale is not None else torch.full(
+            (1, self.m), float(sign), dtype=dtype, device=device)
+
+    def mv(self, x):
+        return self.scale * x[:, self.idx]
+
+    def rmv(self, y):
+        out = torch.zeros(y.shape[0], self.n, dtype=y.dtype, device=y.device)
+        return out.index_add_(1, self.idx, self._expand(self.scale, self.m) * y)
+
+    def sq_mv(self, w):
+        return self.scale ** 2 * w[:, self.idx]
+
+    def sq_rmv(self, d):
+        out = torch.zeros(d.shape[0], self.n, dtype=d.dtype, device=d.device)
+        return out.index_add_(1, self.idx, self._expand(self.scale, self.m) ** 2 * d)
+
+    def gram(self, d):
+        return torch.diag_embed(self.sq_rmv(d))
+
+    def scipy_rows(self, w):
+        return [(None, g) for g in self.sq_rmv(w).detach().cpu().numpy()]
+
+    @property
+    def rows_separable(self):
+        return True
+
+    @property
+    def is_sparse(self):
+        return True
+
+    @property
+    def nnz(self):
+        return self.m
+
+    def scaled(self, r, s):
+        scale = self.scale * r * s[:, self.idx]
+        return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, self.dtype,
+                                 self.device, scale)
+
+    def weighted_rows(self, w, b=0):
+        keep = torch.nonzero(w > 0).squeeze(-1)
+        sc = self._expand(self.scale, self.m)[b]
+        vals = sc[keep] * w[keep].sqrt()
+        r = torch.arange(keep.numel(), device=self.device)
+        return _coo_to_csr(r, self.idx[keep], vals, (keep.numel(), self.n))
+
+
+class StackedOperator(Operator):
+    """Vertical stack ``[A_1; A_2; ...]`` of operators with the same ``n`` and batch."""
+
+    def __init__(self, parts: list[Operator]):
+        parts = [p for p in parts if p.m > 0] or parts[:1]
+        self.parts = parts
+        self.n, self.batch_size = parts[0].n, parts[0].batch_size
+        self.dtype, self.device = parts[0].dtype, parts[0].device
+        self.sizes = [p.m for p in parts]
+        self.m = sum(self.sizes)
+
+    def _split(self, y):
+        return torch.split(y, self.sizes, dim=1)
+
+    def mv(self, x):
+        return torch.cat([p.mv(x) for p in self.parts], dim=1)
+
+    def rmv(self, y):
+        return sum(p.rmv(yk) for p, yk in zip(self.parts, self._split(y)))
+
+    def sq_mv(self, w):
+        return torch.cat([p.sq_mv(w) for p in self.parts], dim=1)
+
+    def sq_rmv(self, d):
+        return sum(p.sq_rmv(dk) for p, dk in zip(self.parts, self._split(d)))
+
+    def gram(self, d):
+        return sum(p.gram(dk) for p, dk in zip(self.parts, self._split(d)))
+
+    def scipy_rows(self, w):
+        per_part = [p.scipy_rows(wk) for p, wk in zip(self.parts, self._split(w))]
+        out = []
+        for parts in zip(*per_part):
+            Ms = [M for M, _ in parts if M is not None and M.shape[0] > 0]
+            M = sp.vstack(Ms, format="csr") if Ms else None
+            out.append((M, sum(dg for _, dg in parts)))
+        return out
+
+    @property
+    def rows_separable(self):
+        return all(p.rows_separable for p in self.parts)
+
+    @property
+    def is_sparse(self):
+        return any(p.is_sparse for p in self.parts if not isinstance(p, SelectionOperator)) \
+            or all(isinstance(p, SelectionOperator) for p in self.parts)
+
+    @property
+    def nnz(self):
+        return sum(p.nnz for p in self.parts)
+
+    def scaled(self, r, s):
+        return StackedOperator([p.scaled(rk, s) for p, rk in zip(self.parts, self._split(r))])
+
+    def weighted_rows(self, w, b=0):
+        blocks = [p.weighted_rows(wk, b) for p, wk in zip(self.parts, torch.split(w, self.sizes))]
+        if any(t.layout != torch.strided for t in blocks):
+            # Mixed dense and sparse blocks: stack them as one sparse matrix.
+            blocks = [t.to_sparse_coo() for t in blocks]
+            return torch.cat(blocks, dim=0).coalesce().to_sparse_csr()
+        return torch.cat(blocks, dim=0)
