@@ -41,6 +41,10 @@ class Operator:
     def sq_rmv(self, d: Tensor) -> Tensor:  # (A∘A)^T d : (B, m) -> (B, n)
         raise NotImplementedError
 
+    def squared(self) -> "Operator":
+        """The operator ``A∘A`` (elementwise square), for repeated ``sq_mv``/``sq_rmv``."""
+        raise NotImplementedError
+
     # second-order structure -------------------------------------------------------------
     def gram(self, d: Tensor) -> Tensor:
         """Dense ``A^T diag(d) A`` of shape ``(B, n, n)`` (only for small ``n``)."""
@@ -98,9 +102,6 @@ class DenseOperator(Operator):
         self.dtype, self.device = data.dtype, data.device
         self._separable = None
 
-    def _bx(self, x: Tensor) -> Tensor:
-        return x
-
     def mv(self, x):
         if self.shared:
             return x @ self.data[0].T
@@ -111,17 +112,14 @@ class DenseOperator(Operator):
             return y @ self.data[0]
         return torch.bmm(y.unsqueeze(1), self.data).squeeze(1)
 
+    def squared(self):
+        return DenseOperator(self.data * self.data, self.batch_size)
+
     def sq_mv(self, w):
-        sq = self.data * self.data
-        if self.shared:
-            return w @ sq[0].T
-        return torch.bmm(sq, w.unsqueeze(-1)).squeeze(-1)
+        return self.squared().mv(w)
 
     def sq_rmv(self, d):
-        sq = self.data * self.data
-        if self.shared:
-            return d @ sq[0]
-        return torch.bmm(d.unsqueeze(1), sq).squeeze(1)
+        return self.squared().rmv(d)
 
     def gram(self, d):
         out = []
@@ -208,6 +206,10 @@ class SparseOperator(Operator):
 
     def rmv(self, y):
         return self._scatter(self.vals, self.rows, self.cols, y, self.n)
+
+    def squared(self):
+        return SparseOperator(self.rows, self.cols, self.vals * self.vals, self.m, self.n,
+                              self.batch_size, self.shared)
 
     def sq_mv(self, w):
         return self._scatter(self.vals * self.vals, self.cols, self.rows, w, self.m)

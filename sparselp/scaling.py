@@ -84,12 +84,14 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     r = torch.ones(B, K.m, dtype=dt, device=dev)
     s = torch.ones(B, K.n, dtype=dt, device=dev)
     if iters > 0:
+        Q = K.squared()  # formed once: every pass needs products with A∘A
         for _ in range(iters):
-            row_norm = r * K.sq_mv(s * s).clamp_min(0).sqrt()
+            row_norm = r * Q.mv(s * s).clamp_min(0).sqrt()
             r = r * _safe_inv_sqrt(row_norm)
-            col_norm = s * K.sq_rmv(r * r).clamp_min(0).sqrt()
+            col_norm = s * Q.rmv(r * r).clamp_min(0).sqrt()
             s = s * _safe_inv_sqrt(col_norm)
-        row_norm = r * K.sq_mv(s * s).clamp_min(0).sqrt()
+        row_norm = r * Q.mv(s * s).clamp_min(0).sqrt()
+        del Q
         r = torch.where(row_norm > 0, r / row_norm.clamp_min(torch.finfo(dt).tiny), r)
     Ks = K.scaled(r, s)
     c_hat = s * rows.c
