@@ -37,6 +37,15 @@ def _csr_bytes(A, b, c) -> int:
     return nnz * (8 + 8) + (m + 1) * 8 + (b.numel() + c.numel()) * 8
 
 
+def highs_one(m: int, n: int = N, density: float | None = None, seed: int = 0) -> dict:
+    """Build the same instance and solve it with HiGHS; importable for a subprocess run."""
+    c, A, b, x_star = mangasarian_lp(m, n, density=density, seed=seed)
+    fstar = float(c @ x_star)
+    r, t = _highs(c, A, b)
+    return {"status": int(r.status), "time_s": t,
+            "rel_err": abs(r.fun - fstar) / max(1.0, abs(fstar)) if r.status == 0 else None}
+
+
 def _highs(c, A, b):
     if A.is_sparse:
         idx = A.indices().numpy()
@@ -71,8 +80,13 @@ def solve_one(m: int, n: int = N, density: float | None = None, seed: int = 0,
 
 
 def run(quick: bool = False, sizes=None, kinds=("dense", "sparse"), measure_memory=True,
-        seed: int = 0) -> list[dict]:
-    """Rows of the comparison table (one per size and storage)."""
+        seed: int = 0, highs_timeout: float = 1800.0) -> list[dict]:
+    """Rows of the comparison table (one per size and storage).
+
+    HiGHS runs in a fresh subprocess with a time limit (``highs_timeout`` seconds): on the
+    largest dense instances it needs tens of GB and may not finish; the row then records
+    ``highs_status = "timeout"`` and the time ratio is an upper bound.
+    """
     from benchmarks.peakmem import run_isolated
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
     rows = []
@@ -80,17 +94,20 @@ def run(quick: bool = False, sizes=None, kinds=("dense", "sparse"), measure_memo
         density = None if kind == "dense" else SPARSE_DENSITY
         for m in sizes:
             ours = solve_one(m, N, density, seed)
-            c, A, b, x_star = mangasarian_lp(m, N, density=density, seed=seed)
-            fstar = float(c @ x_star)
-            r, t_h = _highs(c, A, b)
-            del A
             gc.collect()
+            h = run_isolated("benchmarks.random_lp:highs_one",
+                             {"m": m, "n": N, "density": density, "seed": seed},
+                             timeout=highs_timeout, threads=1, mem_limit=int(14e9))
+            if h.get("status") == "ok":
+                h_status, t_h = h["result"]["status"], h["result"]["time_s"]
+                h_err = h["result"]["rel_err"]
+            else:  # stopped at its time or memory limit: its time is a lower bound
+                h_status, t_h, h_err = h.get("status", "failed"), highs_timeout, None
             row = {"kind": kind, "m": m, "n": N, "status": ours["status"], "nit": ours["nit"],
                    "ours_s": ours["time_s"], "ours_rel_err": ours["rel_err"],
                    "ours_primal_res": ours["primal_res"],
-                   "highs_status": r.status, "highs_s": t_h,
-                   "highs_rel_err": abs(r.fun - fstar) / max(1.0, abs(fstar)) if r.status == 0
-                   else float("nan"),
+                   "highs_status": h_status, "highs_s": t_h,
+                   "highs_rel_err": float("nan") if h_err is None else h_err,
                    "time_ratio": ours["time_s"] / t_h, "csr_bytes": ours["csr_bytes"],
                    "peak_bytes": float("nan"), "mem_ratio": float("nan")}
             if measure_memory and kind == "sparse":
@@ -131,10 +148,15 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="*", help="values of m (default 1e4 1e5 1e6)")
     ap.add_argument("--kinds", nargs="*", default=["dense", "sparse"])
     ap.add_argument("--no-memory", action="store_true", help="skip the subprocess memory runs")
+    ap.add_argument("--highs-timeout", type=float, default=1800.0,
+                    help="seconds before the HiGHS subprocess is stopped")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1, like HiGHS: a like-for-like comparison)")
     ap.add_argument("--out", default="results/random_lp.csv")
     args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows = run(args.quick, args.sizes, tuple(args.kinds), not args.no_memory)
+    torch.set_num_threads(args.threads)
+    rows = run(args.quick, args.sizes, tuple(args.kinds), not args.no_memory,
+               highs_timeout=args.highs_timeout)
     write_csv(rows, args.out)
     print(f"wrote {args.out}")
     return rows
