@@ -101,8 +101,9 @@ def run(quick: bool = False, sizes=None, kinds=("dense", "sparse"), measure_memo
             if h.get("status") == "ok":
                 h_status, t_h = h["result"]["status"], h["result"]["time_s"]
                 h_err = h["result"]["rel_err"]
-            else:  # stopped at its time or memory limit: its time is a lower bound
-                h_status, t_h, h_err = h.get("status", "failed"), highs_timeout, None
+            else:  # stopped at its time limit (a lower bound on its time) or memory limit
+                h_status, h_err = h.get("status", "failed"), None
+                t_h = highs_timeout if h_status == "timeout" else float("nan")
             row = {"kind": kind, "m": m, "n": N, "status": ours["status"], "nit": ours["nit"],
                    "ours_s": ours["time_s"], "ours_rel_err": ours["rel_err"],
                    "ours_primal_res": ours["primal_res"],
@@ -123,13 +124,14 @@ def run(quick: bool = False, sizes=None, kinds=("dense", "sparse"), measure_memo
     return rows
 
 
-COLUMNS = ["kind", "m", "n", "status", "nit", "ours_s", "highs_s", "time_ratio", "ours_rel_err",
+COLUMNS = ["kind", "m", "n", "status", "nit", "ours_s", "highs_status", "highs_s", "time_ratio",
+           "ours_rel_err",
            "highs_rel_err", "ours_primal_res", "csr_bytes", "peak_bytes", "mem_ratio"]
 
 
 def _fmt(row):
     return (f"{row['kind']:6s} m={row['m']:>8d} {row['status']:>16s} nit={row['nit']:>4d} "
-            f"ours={row['ours_s']:8.2f}s highs={row['highs_s']:8.2f}s "
+            f"ours={row['ours_s']:8.2f}s highs={row['highs_s']:8.2f}s ({row['highs_status']}) "
             f"ratio={row['time_ratio']:6.3f} err={row['ours_rel_err']:.1e} "
             f"mem/csr={row['mem_ratio']:.2f}")
 

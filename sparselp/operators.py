@@ -158,13 +158,15 @@ class DenseOperator(Operator):
 
 
 class SparseOperator(Operator):
-    """Sparse matrices stored as COO triplets ``(rows, cols, vals)``; products by scatter.
+    """Sparse matrices stored as COO triplets ``(rows, cols, vals)``.
 
     A batch of ``B`` different matrices is held block-diagonally as one ``(B m, B n)``
-    matrix, so that one scatter serves the whole batch; a single matrix shared by the
-    batch is applied to all ``B`` right-hand sides at once. Products cost ``O(nnz)``
-    time and memory (``index_add_``, a gather and a multiply), work on CPU and GPU alike,
-    and need no transposed copy: ``A^T y`` scatters along the columns instead.
+    matrix, so that one product serves the whole batch; a single matrix shared by the
+    batch is applied to all ``B`` right-hand sides at once. ``A x`` and ``A^T y`` use a
+    CSR copy of ``A`` and of ``A^T``, built on first use (sparse BLAS is 2-5x faster
+    than a scatter on CPU); the squared products used by equilibration and the Jacobi
+    preconditioner scatter (``index_add_``) and need no copy. When the values require
+    gradients, every product scatters, so autograd flows to them.
     """
 
     def __init__(self, rows: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
@@ -177,6 +179,8 @@ class SparseOperator(Operator):
         bk = 1 if shared else batch_size
         self._shape = (bk * m, bk * n)
         self._separable = None
+        self._csr_pair = None
+        self.use_csr = True
 
     # construction -----------------------------------------------------------------------
     @classmethod
@@ -201,15 +205,44 @@ class SparseOperator(Operator):
         res = x.new_zeros(self.batch_size * out)
         return res.index_add_(0, dst_idx, flat[src_idx] * vals).reshape(self.batch_size, out)
 
+    def _csr(self):
+        if self._csr_pair is None:
+            rows = self.rows
+            if rows.numel() > 1 and bool((rows[1:] >= rows[:-1]).all()):
+                # Row-sorted (coalesced) triplets: the CSR arrays are these, plus row counts.
+                counts = torch.bincount(rows, minlength=self._shape[0])
+                crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+                K = torch.sparse_csr_tensor(crow, self.cols, self.vals, self._shape)
+            else:
+                K = _coo_to_csr(rows, self.cols, self.vals, self._shape)
+            self._csr_pair = (K, _coo_to_csr(self.cols, rows, self.vals, self._shape[::-1]))
+        return self._csr_pair
+
+    def _products_by_csr(self, x: Tensor) -> bool:
+        return self.use_csr and not (self.vals.requires_grad or x.requires_grad)
+
+    def _csr_apply(self, K: Tensor, x: Tensor, out: int) -> Tensor:
+        if not self.shared:
+            return (K @ x.reshape(-1)).reshape(self.batch_size, out)
+        if x.shape[0] == 1:
+            return (K @ x[0]).unsqueeze(0)
+        return (K @ x.T).T
+
     def mv(self, x):
+        if self._products_by_csr(x):
+            return self._csr_apply(self._csr()[0], x, self.m)
         return self._scatter(self.vals, self.cols, self.rows, x, self.m)
 
     def rmv(self, y):
+        if self._products_by_csr(y):
+            return self._csr_apply(self._csr()[1], y, self.n)
         return self._scatter(self.vals, self.rows, self.cols, y, self.n)
 
     def squared(self):
-        return SparseOperator(self.rows, self.cols, self.vals * self.vals, self.m, self.n,
-                              self.batch_size, self.shared)
+        out = SparseOperator(self.rows, self.cols, self.vals * self.vals, self.m, self.n,
+                             self.batch_size, self.shared)
+        out.use_csr = False  # used for a few products only: not worth a CSR copy
+        return out
 
     def sq_mv(self, w):
         return self._scatter(self.vals * self.vals, self.cols, self.rows, w, self.m)
