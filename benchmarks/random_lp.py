@@ -64,6 +64,10 @@ def solve_one(m: int, n: int = N, density: float | None = None, seed: int = 0,
     import sparselp
     from benchmarks.peakmem import _peak_now, _reset_peak, current_rss
     c, A, b, x_star = mangasarian_lp(m, n, density=density, seed=seed)
+    # Warm up on a tiny instance so that lazily imported modules (SuperLU, ...) and
+    # one-off allocator set-up are not counted as the memory of the solve.
+    cw, Aw, bw, _ = mangasarian_lp(50, 5, density=density, seed=seed + 1)
+    sparselp.solve(sparselp.LinearProgram(cw, Aw, bw), linear_solver=linear_solver)
     gc.collect()
     # The generator's temporaries must not count: restart the high-water mark here.
     _reset_peak()

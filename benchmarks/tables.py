@@ -1,0 +1,40 @@
+"""Plain-text and CSV tables for benchmark rows (lists of dicts)."""
+from __future__ import annotations
+
+import csv
+import os
+import sys
+
+__all__ = ["write_csv", "print_table", "fmt"]
+
+
+def write_csv(rows: list[dict], path: str, columns=None) -> None:
+    """Write ``rows`` to ``path`` (columns: the union of keys, ``columns`` first)."""
+    keys = list(columns or ())
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def fmt(v) -> str:
+    """Short human form of a cell: 4 significant digits, bytes above 10 MB in MiB."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int) and v > 10_000_000:
+        return f"{v / 2**20:.0f}M"
+    return "" if v is None else str(v)
+
+
+def print_table(rows: list[dict], columns, file=None) -> None:
+    """Print ``rows`` as an aligned text table (to ``sys.stdout`` as it is at call time)."""
+    file = file if file is not None else sys.stdout
+    cells = [[str(c) for c in columns]] + [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)), file=file)
+
+

@@ -1,0 +1,131 @@
+"""The ResNet-18 study and the fresh-process peak-memory helper it stands on."""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pytest
+import torch
+
+from benchmarks import resnet
+from benchmarks.peakmem import run_isolated
+
+HAS_LOSSES = importlib.util.find_spec("sparselp.losses") is not None
+HAS_DENSE = importlib.util.find_spec("benchmarks.dense_port") is not None
+MiB = 2 ** 20
+
+
+# ------------------------------------------------------------------------- peak memory
+def test_run_isolated_sees_a_known_allocation():
+    small = run_isolated("benchmarks.peakmem:allocate", {"nbytes": 8 * MiB}, timeout=120)
+    big = run_isolated("benchmarks.peakmem:allocate", {"nbytes": 200 * MiB}, timeout=120)
+    assert small["status"] == big["status"] == "ok", (small["error"], big["error"])
+    assert big["result"]["sum"] == 200 * MiB / 8
+    # The difference between the two fresh processes is the 192 MiB allocated in between.
+    diff = big["net_rss"] - small["net_rss"]
+    assert 185 * MiB < diff < 205 * MiB, diff / MiB
+    # Import transients are excluded: a small allocation reads as small.
+    assert small["net_rss"] < 40 * MiB, small["net_rss"] / MiB
+    assert big["peak_rss"] >= big["baseline_rss"] + 190 * MiB
+
+
+def test_run_isolated_reports_timeout_with_lower_bound():
+    r = run_isolated("benchmarks.peakmem:allocate", {"nbytes": 64 * MiB, "hold_seconds": 60},
+                     timeout=8)
+    assert r["status"] == "timeout" and "killed after 8 s" in r["error"]
+    assert r["result"] is None
+    assert r["net_rss"] is not None and r["net_rss"] > 60 * MiB
+
+
+def test_run_isolated_reports_errors_of_the_target():
+    r = run_isolated("benchmarks.peakmem:no_such_function", {}, timeout=60)
+    assert r["status"] == "error" and "no_such_function" in r["error"]
+    r = run_isolated("benchmarks.peakmem:allocate", {"nbytes": -8}, timeout=60)
+    assert r["status"] == "error" and "negative" in r["error"]
+
+
+def test_run_isolated_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="package.module:function"):
+        run_isolated("benchmarks.peakmem", {})
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        run_isolated("benchmarks.peakmem:allocate", {}, timeout=0)
+
+
+# ------------------------------------------------------------------------------ ResNet-18
+def test_train_step_cross_entropy_updates_the_model():
+    row = resnet.train_step("ce", batch=4, size=32, steps=2, warmup=0)
+    assert math.isfinite(row["loss_value"])
+    for k in ("forward_s", "backward_s", "step_s"):
+        assert row[k] > 0
+    assert row["total_s"] == pytest.approx(row["forward_s"] + row["backward_s"] + row["step_s"])
+
+
+def test_make_loss_and_batch_reject_bad_input():
+    with pytest.raises(ValueError, match="loss must be one of"):
+        resnet.make_loss("hinge")
+    with pytest.raises(ValueError, match="batch must be at least 2"):
+        resnet.train_step("ce", batch=1)
+    with pytest.raises(ValueError, match=r"pos_frac must lie in \(0, 1\)"):
+        resnet.train_step("ce", batch=4, pos_frac=1.0)
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        resnet.train_step("ce", batch=4, steps=0)
+
+
+def test_batch_has_both_classes_at_requested_fraction():
+    x, y = resnet._batch(20, 32, 0.1, 0, "cpu")
+    assert x.shape == (20, 3, 32, 32) and int(y.sum()) == 2
+
+
+@pytest.mark.skipif(not HAS_LOSSES, reason="sparselp.losses (issue 3) has not landed")
+def test_auc_loss_on_binary_logit_trains():
+    fn = resnet.make_loss("ours")
+    # The paper's surrogate has a gradient only for pairs whose score gap lies in (0, eps):
+    # binary logits 0.005 apart, with eps = 0.01.
+    y = torch.tensor([1, 0] * 6)
+    logits = torch.zeros(12, 2)
+    logits[:, 1] = 0.005 * y + 0.001 * torch.arange(12) / 12
+    logits.requires_grad_(True)
+    out = fn(logits, y)
+    out.backward()
+    assert out.ndim == 0 and math.isfinite(float(out))
+    # d loss / d logit_1 = -d loss / d logit_0: the loss sees only their difference.
+    torch.testing.assert_close(logits.grad[:, 1], -logits.grad[:, 0])
+    assert logits.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not HAS_DENSE, reason="benchmarks.dense_port (issue 3) has not landed")
+def test_dense_port_loss_on_binary_logit_backpropagates():
+    fn = resnet.make_loss("dense")
+    y = torch.tensor([1, 0] * 5)
+    logits = torch.zeros(10, 2)
+    logits[:, 1] = 0.005 * y + 0.001 * torch.arange(10) / 10  # gaps inside (0, eps)
+    logits.requires_grad_(True)
+    out = fn(logits, y)
+    out.backward()
+    assert out.ndim == 0 and math.isfinite(float(out))
+    torch.testing.assert_close(logits.grad[:, 1], -logits.grad[:, 0])
+    assert logits.grad.abs().sum() > 0
+
+
+def test_run_measures_each_configuration_in_a_fresh_process():
+    rows = resnet.run(batches=(4,), sizes=(32,), losses=("ce", "dense"), device="cpu",
+                      max_dense_pairs=2, progress=False)
+    assert [r["loss"] for r in rows] == ["ce", "dense"]
+    ce, dense = rows
+    assert ce["status"] == "ok", ce["error"]
+    assert ce["peak_bytes"] > ce["net_rss"] > 0 and ce["forward_s"] > 0
+    # 4 pairs > max_dense_pairs = 2: not started, with the reason.
+    assert dense["status"] == "skipped" and "max_dense_pairs" in dense["error"]
+
+
+def test_time_losses_interleaves_and_reports_unavailable_losses():
+    rows = resnet.time_losses(batch=4, size=32, losses=("ce", "ours"), repeats=1)
+    by = {r["loss"]: r for r in rows}
+    assert by["ce"]["status"] == "ok"
+    assert by["ce"]["iteration_s"] == pytest.approx(by["ce"]["forward_s"] +
+                                                    by["ce"]["backward_s"])
+    assert by["ce"]["loss_forward_s"] > 0 and by["ce"]["loss_backward_s"] > 0
+    if HAS_LOSSES:
+        assert by["ours"]["status"] == "ok", by["ours"]["error"]
+    else:
+        assert by["ours"]["status"] == "unavailable"
