@@ -33,18 +33,23 @@ def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sig
     """
     inv_sigma = 1.0 / sigma.squeeze(-1)
     s_fin = torch.where(torch.isfinite(u), s, torch.zeros_like(s))
+    s_sq = s_fin * s_fin
+    # Tolerances relative to the precision: float32 cannot resolve 1e-13.
+    eps = torch.finfo(lin0.dtype).eps
+    dtol, ttol = 500 * eps, 4 * eps
 
-    def dphi(t):
-        p = _proj(u + t.unsqueeze(-1) * s, eq)
-        return lin0 + t * lin1 + (p * s_fin).sum(-1) * inv_sigma
-
-    def ddphi(t):
-        act = eq | (u + t.unsqueeze(-1) * s > 0)
-        return lin1 + (torch.where(act, s_fin * s_fin, torch.zeros_like(s))).sum(-1) * inv_sigma
+    def both(t):
+        """phi'(t) and the (right) slope phi''(t) from one pass over the rows."""
+        v = u + t.unsqueeze(-1) * s
+        act = eq | (v > 0)
+        p = torch.where(act, v, torch.zeros_like(v))
+        d = lin0 + t * lin1 + (p * s_fin).sum(-1) * inv_sigma
+        c = lin1 + torch.where(act, s_sq, torch.zeros_like(s_sq)).sum(-1) * inv_sigma
+        return d, c
 
     lo = torch.zeros_like(lin0)
     hi = torch.ones_like(lin0)
-    d_hi = dphi(hi)
+    d_hi, c_hi = both(hi)
     # Bracket the root: double hi while phi is still decreasing there.
     for _ in range(60):
         grow = (d_hi < 0) & todo
@@ -52,26 +57,27 @@ def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sig
             break
         lo = torch.where(grow, hi, lo)
         hi = torch.where(grow, 2 * hi, hi)
-        d_hi = torch.where(grow, dphi(hi), d_hi)
+        d_new, c_new = both(hi)
+        d_hi, c_hi = torch.where(grow, d_new, d_hi), torch.where(grow, c_new, c_hi)
     scale = lin0.abs().clamp_min(torch.finfo(lin0.dtype).tiny)
-    t = hi.clone()
-    d_t = d_hi
+    t, d_t, curv = hi.clone(), d_hi, c_hi
     for _ in range(iters):
-        conv = (d_t.abs() <= 1e-13 * scale) | ((hi - lo) <= 1e-15 * hi) | ~todo
+        conv = (d_t.abs() <= dtol * scale) | ((hi - lo) <= ttol * hi) | ~todo
         if bool(conv.all()):
             break
         # Newton on the piecewise-linear derivative from the current point, kept in bracket.
-        curv = ddphi(t)
         t_new = t - d_t / curv.clamp_min(torch.finfo(t.dtype).tiny)
         inside = (t_new > lo) & (t_new < hi) & (curv > 0)
         t_new = torch.where(inside, t_new, 0.5 * (lo + hi))
         t_new = torch.where(conv, t, t_new)
-        d_new = dphi(t_new)
+        d_new, c_new = both(t_new)
         lo = torch.where(~conv & (d_new < 0), t_new, lo)
         hi = torch.where(~conv & (d_new >= 0), t_new, hi)
-        t, d_t = t_new, torch.where(conv, d_t, d_new)
-    # A root must leave phi'(t) >= 0 or near zero; the bracket's upper end guarantees it.
-    t = torch.where(d_t > 1e-13 * scale, torch.where(d_t.abs() <= 1e-13 * scale, t, hi), t)
+        t = t_new
+        d_t = torch.where(conv, d_t, d_new)
+        curv = torch.where(conv, curv, c_new)
+    # Where no near-root was found, the bracket's upper end (phi'(hi) >= 0) is the answer.
+    t = torch.where(d_t.abs() <= dtol * scale, t, torch.where(d_t > 0, hi, t))
     return torch.where(todo, t, torch.zeros_like(t))
 
 
