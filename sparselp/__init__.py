@@ -5,6 +5,10 @@ from .options import SolverOptions
 from .solution import Solution, Status
 from .solver import solve
 from .linprog import linprog
+from . import formulations
+from .layer import LPLayer, lp_solve
+from .losses import AUCLoss, MultiClassAUCLoss, FScoreLoss, PrecisionAtRecallLoss
 
 __all__ = ["LinearProgram", "solve", "linprog", "SolverOptions", "Solution", "Status", "cg",
-           "NewtonSystem", "HessianStrategy"]
+           "NewtonSystem", "HessianStrategy", "formulations", "LPLayer", "lp_solve",
+           "AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"]
