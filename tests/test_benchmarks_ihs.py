@@ -7,12 +7,6 @@ import torch
 from benchmarks import ihs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_run_small_lp_all_methods_reach_the_known_optimum():

@@ -15,14 +15,6 @@ from sketching.srht import SRHTSketch, fwht, hadamard_rows
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Thousands of tiny tensor ops: on a shared, loaded CPU the intra-op thread pool only
-    # spins (measured 50x slower); one thread is faster and less noisy.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gen(seed):

@@ -15,13 +15,6 @@ DT = torch.float64
 KINDS = sorted(SKETCHES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Many small tensor ops on a shared CPU: the intra-op thread pool only spins.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gen(seed):
