@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: test report install sparse-extra clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-extra.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt $(TORCH_PINS)
