@@ -47,9 +47,18 @@ class _LPLoss(nn.Module):
         y = check_labels(labels, s.shape[0], num_classes, device=s.device)
         return s, y
 
-    def _zero(self, scores: Tensor, why: str) -> Tensor:
+    def _missing_binary_class(self, scores: Tensor, y: Tensor):
+        """The zero loss (with a warning) when a binary minibatch lacks a class, else None."""
+        npos = int(y.sum())
+        if 0 < npos < y.numel():
+            return None
+        return self._zero(scores, "the minibatch has no " + (
+            "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample",
+            stacklevel=4)
+
+    def _zero(self, scores: Tensor, why: str, stacklevel: int = 3) -> Tensor:
         warnings.warn(f"{type(self).__name__}: {why}; returning a zero loss", UserWarning,
-                      stacklevel=3)
+                      stacklevel=stacklevel)
         s = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
         return s.sum() * 0
 
@@ -106,10 +115,9 @@ class AUCLoss(_LPLoss):
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y = self._prepare(scores, labels)
-        npos = int(y.sum())
-        if npos == 0 or npos == y.numel():
-            return self._zero(scores, "the minibatch has no " + (
-                "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample")
+        zero = self._missing_binary_class(scores, y)
+        if zero is not None:
+            return zero
         data = binary_auc_data(s, y, self.eps, "mean")
         if self.surrogate == "hinge":
             return self._value(data)
@@ -184,10 +192,9 @@ class FScoreLoss(_LPLoss):
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y = self._prepare(scores, labels)
-        npos = int(y.sum())
-        if npos == 0 or npos == y.numel():
-            return self._zero(scores, "the minibatch has no " + (
-                "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample")
+        zero = self._missing_binary_class(scores, y)
+        if zero is not None:
+            return zero
         return 1.0 + self._value(fscore_data(s, y, self.eps))
 
 
@@ -205,8 +212,7 @@ class PrecisionAtRecallLoss(_LPLoss):
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y = self._prepare(scores, labels)
-        npos = int(y.sum())
-        if npos == 0 or npos == y.numel():
-            return self._zero(scores, "the minibatch has no " + (
-                "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample")
+        zero = self._missing_binary_class(scores, y)
+        if zero is not None:
+            return zero
         return self._value(precision_at_recall_data(s, y, self.recall, self.eps))
