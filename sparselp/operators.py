@@ -175,9 +175,14 @@ class SparseOperator(Operator):
         self.m, self.n = m, n
         self.batch_size, self.shared = batch_size, shared
         self.dtype, self.device = vals.dtype, vals.device
-        self.rows, self.cols, self.vals = rows, cols, vals
         bk = 1 if shared else batch_size
         self._shape = (bk * m, bk * n)
+        # int32 indices halve the index memory of the triplets and of the CSR copies
+        # (torch's CSR kernels, index_add_ and gathers accept them); only stacked matrices
+        # with 2^31 or more rows or columns need int64.
+        if max(self._shape) < 2**31 - 1:
+            rows, cols = rows.to(torch.int32), cols.to(torch.int32)
+        self.rows, self.cols, self.vals = rows, cols, vals
         self._separable = None
         self._csr_pair = None
         self.use_csr = True
@@ -212,7 +217,7 @@ class SparseOperator(Operator):
             if rows.numel() > 1 and bool((rows[1:] >= rows[:-1]).all()):
                 # Row-sorted (coalesced) triplets: the CSR arrays are these, plus row counts.
                 counts = torch.bincount(rows, minlength=self._shape[0])
-                crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+                crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(self.cols.dtype)
                 K = torch.sparse_csr_tensor(crow, self.cols, self.vals, self._shape)
             else:
                 K = _coo_to_csr(rows, self.cols, self.vals, self._shape)
@@ -336,8 +341,12 @@ class SparseOperator(Operator):
 
 def _coo_to_csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
     """CSR from COO triplets, duplicates summed, without a dense intermediate."""
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, shape).coalesce()
-    return coo.to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]).long(), vals, shape).coalesce()
+    K = coo.to_sparse_csr()
+    if rows.dtype == torch.int32:  # keep the caller's compact index type
+        K = torch.sparse_csr_tensor(K.crow_indices().to(torch.int32),
+                                    K.col_indices().to(torch.int32), K.values(), shape)
+    return K
 
 
 # The row operators of bounds and stacks live beside; they are part of this interface.

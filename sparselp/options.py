@@ -31,9 +31,15 @@ class SolverOptions:
     sigma0, sigma_growth, sigma_max : float
         Initial penalty parameter (1/eps) on the equilibrated problem, its growth factor per
         outer step when the primal residual does not fall fast enough, and its cap.
+        ``sigma0=None`` (default) picks 1, or ``1/tol`` when every row of the constraint
+        matrix has at most one nonzero and the Newton systems are solved exactly by the
+        diagonal strategy: there the Newton system's conditioning costs nothing, the
+        per-coordinate exact line search minimises each subproblem in one step whatever
+        ``sigma``, and the first outer step already lands within ``tol``.
     tau0, tau_growth, tau_max : float
         Proximal step of the ALM and its growth per outer step (``inf`` turns the proximal
-        term off; the Newton system then gets ``rho`` instead).
+        term off; the Newton system then gets ``rho`` instead). ``tau0=None`` (default)
+        follows ``sigma0``'s rule.
     balance : float
         ALM only: sigma grows when primal residual / dual residual exceeds ``balance`` and
         shrinks when it falls below ``1 / balance``.
@@ -64,10 +70,10 @@ class SolverOptions:
     max_outer: int = 400
     method: str = "alm"
     linear_solver: object = "auto"
-    sigma0: float = 1.0
+    sigma0: float | None = None
     sigma_growth: float = 3.0
     sigma_max: float = 1e10
-    tau0: float = 1.0
+    tau0: float | None = None
     tau_growth: float = 3.0
     tau_max: float = 1e10
     balance: float = 5.0
@@ -92,6 +98,8 @@ class SolverOptions:
         if self.method not in ("alm", "penalty"):
             raise ValueError(f"method must be 'alm' or 'penalty', got {self.method!r}")
         for name in ("sigma0", "tau0", "sigma_max", "tau_max"):
+            if getattr(self, name) is None and name in ("sigma0", "tau0"):
+                continue
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("sigma_growth", "tau_growth"):
