@@ -19,11 +19,32 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["exact_step", "armijo_step", "separable_step"]
+__all__ = ["exact_step", "armijo_step", "separable_step", "RowKinds"]
 
 
 def _proj(u: Tensor, eq: Tensor) -> Tensor:
     return torch.where(eq, u, u.clamp_min(0))
+
+
+class RowKinds:
+    """Projection ``Π`` and active-row indicator for rows that are ``<=`` or ``=``.
+
+    Both are written without ``torch.where``, which on CPU costs ten times an
+    elementwise product; with no equality row ``Π`` is a plain ``clamp_min(0)``.
+    """
+
+    def __init__(self, eq: Tensor, dtype):
+        self.has_eq = bool(eq.any())
+        self.eqf = eq.to(dtype)
+        self.floor = torch.zeros_like(self.eqf).masked_fill(eq, -math.inf)
+
+    def proj(self, u: Tensor) -> Tensor:
+        return torch.maximum(u, self.floor) if self.has_eq else u.clamp_min(0)
+
+    def active(self, p: Tensor) -> Tensor:
+        """1 where the row is in the generalized Hessian: ``Π(u) > 0``, or an equality."""
+        a = torch.sign(p)
+        return torch.maximum(a, self.eqf) if self.has_eq else a
 
 
 def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sigma: Tensor,
@@ -103,7 +124,7 @@ def armijo_step(phi, x: Tensor, d: Tensor, val: Tensor, slope: Tensor, todo: Ten
     return torch.where(todo, best, torch.zeros_like(best)), accepted
 
 
-def separable_step(K, u: Tensor, sigma: Tensor, eq: Tensor, d: Tensor, g: Tensor,
+def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: Tensor,
                    lin0: Tensor, lin1: Tensor, todo: Tensor, iters: int = 60):
     r"""One exact step per coordinate when every row of ``K`` touches one column.
 
@@ -119,64 +140,79 @@ def separable_step(K, u: Tensor, sigma: Tensor, eq: Tensor, d: Tensor, g: Tensor
     direction followed by this step minimises ``φ`` outright, whatever ``σ``. All
     coordinates are searched at once, each in its own bracket ``[lo, hi]``: Newton from
     the newest point, else Newton from the other end of the bracket (the root lies on the
-    linear piece of one of the two ends once the bracket is tight), else false position,
-    else bisection. An evaluation costs three products with ``K``; nothing of size
-    ``m x n`` is formed.
+    linear piece of one of the two ends once the bracket is tight), else false position
+    clamped to the representable numbers strictly inside the bracket (a root within one
+    rounding of an end then closes the bracket at once), or doubling while no upper end
+    is known. An evaluation costs three products with ``K``; nothing of size ``m x n`` is
+    formed.
 
-    ``g`` is the gradient of ``φ`` at the current point (so ``φ_j'(0) = g_j d_j``),
-    ``lin0 = c ∘ d + (x - x_k) ∘ d / τ`` and ``lin1 = d ∘ d / τ``, all (B, n).
-    Returns ``(t, v)``: ``t`` (B, n), zero where ``todo`` is False, and
-    ``v = u + σ K (t ∘ d)``, the argument of ``Π`` at the new point.
+    ``rows`` describes the row kinds (:class:`RowKinds`); ``g`` is the gradient of ``φ``
+    at the current point (so ``φ_j'(0) = g_j d_j``), ``lin0 = c ∘ d + (x - x_k) ∘ d / τ``
+    and ``lin1 = d ∘ d / τ``, all (B, n). Returns ``(t, v)``: ``t`` (B, n), zero where
+    ``todo`` is False, and ``v = u + σ K (t ∘ d)``, the argument of ``Π`` at the new point.
     """
     eps = torch.finfo(lin0.dtype).eps
     dtol, ttol = 500 * eps, 4 * eps
     tiny = torch.finfo(lin0.dtype).tiny
     live = todo.unsqueeze(-1) & (d != 0)
     Q = K.squared()  # the curvature needs A∘A; formed once per step
+    sdd = sigma * d * d
 
-    def both(t):
+    def piece(t):
+        """The linear piece of phi' through t: phi'(t') = a0 + t' curv on it.
+
+        Its intercept a0 comes from the rows' values at t = 0, so the root -a0 / curv
+        carries no cancellation against t (roots near 1e-10 t are common when a
+        column starts with no active row and the Newton step overshoots).
+        """
         v = u + sigma * K.mv(t * d)
-        act = eq | (v > 0)
-        p = torch.where(act, v, torch.zeros_like(v))
-        deriv = lin0 + t * lin1 + d * K.rmv(p)
-        curv = lin1 + sigma * d * d * Q.rmv(act.to(d.dtype))
-        return deriv, curv, v
+        act = rows.active(rows.proj(v))
+        a0 = lin0 + d * K.rmv(act * torch.nan_to_num(u, neginf=0.0))
+        curv = lin1 + sdd * Q.rmv(act)
+        return a0, curv, v
 
-    def newton_from(t0, d0, c0):
-        return t0 - d0 / c0.clamp_min(tiny)
+    def root(a0, c):
+        return torch.nan_to_num(-a0 / c.clamp_min(tiny), nan=-1.0, posinf=-1.0, neginf=-1.0)
 
-    scale = lin0.abs().clamp_min(tiny)
+    def blend(mask, a, b):  # where(mask, a, b) for finite a, b; much cheaper on CPU
+        return torch.lerp(b, a, mask)
+
+    scale = dtol * lin0.abs().clamp_min(tiny)
+    f = lin0.dtype
     # The lower end t = 0: phi'(0) = g d < 0, and Newton from it is the full step t = 1.
-    lo, d_lo = torch.zeros_like(lin0), g * d
-    c_lo = -d_lo
-    hi = torch.full_like(lin0, math.inf)
-    d_hi, c_hi = torch.zeros_like(lin0), torch.zeros_like(lin0)
-    t = torch.where(live, torch.ones_like(lin0), torch.zeros_like(lin0))
-    deriv, curv, v = both(t)
+    lo, a_lo = torch.zeros_like(lin0), g * d
+    c_lo = -a_lo
+    # The upper end is unknown (+inf) until phi' >= 0 is seen; its entries are finite
+    # placeholders while known_hi is 0.
+    hi, a_hi, c_hi = torch.ones_like(lin0), torch.zeros_like(lin0), torch.ones_like(lin0)
+    known_hi = torch.zeros_like(lin0)
+    t = live.to(f)
+    a0, curv, v = piece(t)
     for _ in range(iters):
-        conv = ~live | (deriv.abs() <= dtol * scale) \
-            | (torch.isfinite(hi) & ((hi - lo) <= ttol * hi))
+        deriv = a0 + t * curv
+        conv = ~live | (deriv.abs() <= scale) | ((known_hi > 0) & ((hi - lo) <= ttol * hi))
         if bool(conv.all()):
             break
-        below = ~conv & (deriv < 0)
-        above = ~conv & (deriv >= 0)
-        lo, d_lo, c_lo = (torch.where(below, a, b) for a, b in
-                          ((t, lo), (deriv, d_lo), (curv, c_lo)))
-        hi, d_hi, c_hi = (torch.where(above, a, b) for a, b in
-                          ((t, hi), (deriv, d_hi), (curv, c_hi)))
+        open_ = (~conv).to(f)
+        below = open_ * (deriv < 0).to(f)
+        above = open_ - below
+        lo, a_lo, c_lo = blend(below, t, lo), blend(below, a0, a_lo), blend(below, curv, c_lo)
+        hi, a_hi, c_hi = blend(above, t, hi), blend(above, a0, a_hi), blend(above, curv, c_hi)
+        known_hi = torch.maximum(known_hi, above)
+        hi_inf = torch.where(known_hi > 0, hi, torch.full_like(hi, math.inf))
 
         def inside(z):
-            return (z > lo) & (z < hi)
-        t_new = newton_from(t, deriv, curv)
-        other = torch.where(below, newton_from(hi, d_hi, c_hi), newton_from(lo, d_lo, c_lo))
-        t_new = torch.where(inside(t_new), t_new, other)
-        false_pos = lo - d_lo * (hi - lo) / (d_hi - d_lo).clamp_min(tiny)
-        t_new = torch.where(inside(t_new), t_new, false_pos)
-        fallback = torch.where(torch.isinf(hi), 2 * lo.clamp_min(0.5), 0.5 * (lo + hi))
-        t_new = torch.where(inside(t_new), t_new, fallback)
-        t = torch.where(conv, t, t_new)
-        d_new, c_new, v = both(t)
-        deriv = torch.where(conv, deriv, d_new)
-        curv = torch.where(conv, curv, c_new)
-    t = torch.where(live, t, torch.zeros_like(t))
-    return t, v
+            return ((z > lo) & (z < hi_inf)).to(f)
+        # Newton from the newest point, else from the other end of the bracket.
+        t_new = root(a0, curv)
+        t_new = blend(inside(t_new), t_new, blend(below, root(a_hi, c_hi), root(a_lo, c_lo)))
+        # False position, kept on representable numbers strictly inside [lo, hi].
+        d_lo, d_hi = a_lo + lo * c_lo, a_hi + hi * c_hi
+        fp = lo - d_lo * (hi - lo) / (d_hi - d_lo).clamp_min(tiny)
+        fp = torch.minimum(torch.maximum(fp, torch.nextafter(lo, hi)), torch.nextafter(hi, lo))
+        fp = blend(known_hi, torch.nan_to_num(fp, nan=0.0), 2 * lo.clamp_min(0.5))
+        t_new = blend(inside(t_new), t_new, fp)
+        t = blend(open_, t_new, t)
+        a_new, c_new, v = piece(t)
+        a0, curv = blend(open_, a_new, a0), blend(open_, c_new, curv)
+    return t * live.to(f), v

@@ -42,7 +42,7 @@ import time
 import torch
 from torch import Tensor
 
-from .linesearch import armijo_step, exact_step, separable_step
+from .linesearch import RowKinds, armijo_step, exact_step, separable_step
 from .linsolve import NewtonSystem, get_strategy
 from .options import SolverOptions, make_options
 from .polish import polish
@@ -148,6 +148,7 @@ class _Loop:
         self.alm = opt.method == "alm"
         self.eps = torch.finfo(dt).eps
         self.separable = bool(self.S.K.rows_separable)
+        self.rows = RowKinds(self.S.eq, dt)
         self.max_cond = 1e12 if dt == torch.float64 else 1e5
         if self.separable and self.strategy.name == "diagonal":
             self.max_cond = math.inf  # exact diagonal solves: conditioning costs nothing
@@ -155,7 +156,7 @@ class _Loop:
     def phi(self, x, xk, lam, sigma, tau):
         S = self.S
         u = lam + sigma * (S.K.mv(x) - S.k)
-        p = _proj(u, S.eq)
+        p = self.rows.proj(u)
         val = (S.c * x).sum(-1) + (p * p).sum(-1) / (2 * sigma.squeeze(-1))
         if self.alm:
             val = val + ((x - xk) ** 2).sum(-1) / (2 * tau.squeeze(-1))
@@ -175,10 +176,11 @@ class _Loop:
             todo = (gn > inner_tol) & active_mask
             if not bool(todo.any()) or self.nit >= opt.max_iter:
                 break
-            w = sigma * torch.where(S.eq, torch.ones_like(u), (u > 0).to(u.dtype))
+            w = sigma * self.rows.active(p)
             shift = (1.0 / tau) if self.alm else torch.full_like(tau, opt.rho)
             d = -self.strategy.factor(NewtonSystem(S.K, w, shift.expand_as(x)))(g)
-            d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
+            if not bool(todo.all()):
+                d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
             slope = (g * d).sum(-1)
             if opt.line_search == "exact" and self.separable:
                 # Every row touches one column: phi splits per coordinate, and each gets
@@ -188,12 +190,12 @@ class _Loop:
                 if self.alm:
                     lin0 = lin0 + (x - xk) * d / tau
                     lin1 = d * d / tau
-                t, u = separable_step(S.K, u, sigma, S.eq, d, g, lin0, lin1, todo)
+                t, u = separable_step(S.K, u, sigma, self.rows, d, g, lin0, lin1, todo)
                 accepted = torch.isfinite(t).all(-1)
                 t = torch.where(torch.isfinite(t), t, torch.zeros_like(t))
                 step = t * d
                 x = x + step
-                p = _proj(u, S.eq)
+                p = self.rows.proj(u)
                 # Each coordinate is now at its own minimiser, up to round-off: a step
                 # that no longer moves x means the gradient is at its precision floor.
                 moved = _inf_norm(step) > 8 * self.eps * (1 + _inf_norm(x))
