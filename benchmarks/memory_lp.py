@@ -174,6 +174,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--sizes", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
                    help="comma-separated minibatch sizes")
     p.add_argument("--versions", default=",".join(VERSIONS))
+    p.add_argument("--balances", default=",".join(BALANCES),
+                   help=f"comma-separated subset of {tuple(BALANCES)}")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per configuration")
@@ -188,7 +190,11 @@ def main(argv=None) -> list[dict]:
                    a.device, a.dtype, timeout=20.0, dense_mem_cap=5e8, mem_limit=2e9,
                    threads=a.threads)
     else:
-        rows = run(a.sizes or SIZES, tuple(BALANCES), tuple(a.versions.split(",")), a.device,
+        bals = tuple(a.balances.split(","))
+        unknown = sorted(set(bals) - set(BALANCES))
+        if unknown:
+            p.error(f"--balances: unknown {unknown}; choose from {tuple(BALANCES)}")
+        rows = run(a.sizes or SIZES, bals, tuple(a.versions.split(",")), a.device,
                    a.dtype, timeout=a.timeout, dense_mem_cap=a.dense_mem_cap,
                    threads=a.threads, progress=True)
     print_table(rows, COLUMNS)

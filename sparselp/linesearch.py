@@ -35,16 +35,23 @@ class RowKinds:
 
     def __init__(self, eq: Tensor, dtype):
         self.has_eq = bool(eq.any())
-        self.eqf = eq.to(dtype)
-        self.floor = torch.zeros_like(self.eqf).masked_fill(eq, -math.inf)
+        self.eqf = self.floor = None
+        if self.has_eq:
+            self.eqf = eq.to(dtype)
+            self.floor = torch.zeros_like(self.eqf).masked_fill(eq, -math.inf)
 
     def proj(self, u: Tensor) -> Tensor:
         return torch.maximum(u, self.floor) if self.has_eq else u.clamp_min(0)
 
-    def active(self, p: Tensor) -> Tensor:
-        """1 where the row is in the generalized Hessian: ``Π(u) > 0``, or an equality."""
-        a = torch.sign(p)
-        return torch.maximum(a, self.eqf) if self.has_eq else a
+    def active(self, p: Tensor, inplace: bool = False) -> Tensor:
+        """1 where the row is in the generalized Hessian: ``Π(u) > 0``, or an equality.
+
+        ``p = Π(u)`` is overwritten when ``inplace``.
+        """
+        a = p.sign_() if inplace else torch.sign(p)
+        if not self.has_eq:
+            return a
+        return torch.maximum(a, self.eqf, out=a) if inplace else torch.maximum(a, self.eqf)
 
 
 def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sigma: Tensor,
@@ -154,10 +161,15 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
     eps = torch.finfo(lin0.dtype).eps
     dtol, ttol = 500 * eps, 4 * eps
     tiny = torch.finfo(lin0.dtype).tiny
+    f = lin0.dtype
     live = todo.unsqueeze(-1) & (d != 0)
-    Q = K.squared()  # the curvature needs A∘A; formed once per step
+    Q = K.squared()  # the curvature needs A∘A (cached on K)
     sdd = sigma * d * d
+    # Switched-off rows (k = +inf) have u = -inf and never turn active.
+    u0 = torch.nan_to_num(u, neginf=0.0) if bool(torch.isneginf(u).any()) else u
 
+    # The vectors here have m or n entries, m and n in the millions: every operation
+    # below works in place where it can, so that a step holds two m-vectors at a time.
     def piece(t):
         """The linear piece of phi' through t: phi'(t') = a0 + t' curv on it.
 
@@ -165,54 +177,67 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
         carries no cancellation against t (roots near 1e-10 t are common when a
         column starts with no active row and the Newton step overshoots).
         """
-        v = u + sigma * K.mv(t * d)
-        act = rows.active(rows.proj(v))
-        a0 = lin0 + d * K.rmv(act * torch.nan_to_num(u, neginf=0.0))
-        curv = lin1 + sdd * Q.rmv(act)
+        v = K.mv(t * d).mul_(sigma).add_(u)
+        act = rows.active(rows.proj(v), inplace=True)
+        curv = Q.rmv(act).mul_(sdd).add_(lin1)
+        a0 = K.rmv(act.mul_(u0)).mul_(d).add_(lin0)
         return a0, curv, v
 
     def root(a0, c):
-        return torch.nan_to_num(-a0 / c.clamp_min(tiny), nan=-1.0, posinf=-1.0, neginf=-1.0)
+        r = a0 / c.clamp_min(tiny)
+        return torch.nan_to_num(r.neg_(), nan=-1.0, posinf=-1.0, neginf=-1.0)
 
-    def blend(mask, a, b):  # where(mask, a, b) for finite a, b; much cheaper on CPU
-        return torch.lerp(b, a, mask)
-
-    scale = dtol * lin0.abs().clamp_min(tiny)
-    f = lin0.dtype
+    scale = lin0.abs().clamp_min_(tiny).mul_(dtol)
     # The lower end t = 0: phi'(0) = g d < 0, and Newton from it is the full step t = 1.
     lo, a_lo = torch.zeros_like(lin0), g * d
     c_lo = -a_lo
     # The upper end is unknown (+inf) until phi' >= 0 is seen; its entries are finite
-    # placeholders while known_hi is 0.
+    # placeholders while known_hi is 0. Brackets are updated by lerp_ with 0/1 weights,
+    # an in-place where() that costs a tenth of it on CPU.
     hi, a_hi, c_hi = torch.ones_like(lin0), torch.zeros_like(lin0), torch.ones_like(lin0)
     known_hi = torch.zeros_like(lin0)
     t = live.to(f)
     a0, curv, v = piece(t)
     for _ in range(iters):
-        deriv = a0 + t * curv
-        conv = ~live | (deriv.abs() <= scale) | ((known_hi > 0) & ((hi - lo) <= ttol * hi))
+        deriv = (t * curv).add_(a0)
+        kh = known_hi > 0
+        conv = ~live | (deriv.abs_() <= scale) | (kh & ((hi - lo) <= ttol * hi))
         if bool(conv.all()):
             break
+        deriv = (t * curv).add_(a0)
         open_ = (~conv).to(f)
-        below = open_ * (deriv < 0).to(f)
+        below = (deriv < 0).to(f).mul_(open_)
+        del deriv
         above = open_ - below
-        lo, a_lo, c_lo = blend(below, t, lo), blend(below, a0, a_lo), blend(below, curv, c_lo)
-        hi, a_hi, c_hi = blend(above, t, hi), blend(above, a0, a_hi), blend(above, curv, c_hi)
-        known_hi = torch.maximum(known_hi, above)
-        hi_inf = torch.where(known_hi > 0, hi, torch.full_like(hi, math.inf))
+        lo.lerp_(t, below)
+        a_lo.lerp_(a0, below)
+        c_lo.lerp_(curv, below)
+        hi.lerp_(t, above)
+        a_hi.lerp_(a0, above)
+        c_hi.lerp_(curv, above)
+        torch.maximum(known_hi, above, out=known_hi)
+        kh = known_hi > 0
+        del above
 
-        def inside(z):
-            return ((z > lo) & (z < hi_inf)).to(f)
+        def outside(z):
+            return 1.0 - ((z > lo) & ((z < hi) | ~kh)).to(f)
         # Newton from the newest point, else from the other end of the bracket.
         t_new = root(a0, curv)
-        t_new = blend(inside(t_new), t_new, blend(below, root(a_hi, c_hi), root(a_lo, c_lo)))
-        # False position, kept on representable numbers strictly inside [lo, hi].
-        d_lo, d_hi = a_lo + lo * c_lo, a_hi + hi * c_hi
-        fp = lo - d_lo * (hi - lo) / (d_hi - d_lo).clamp_min(tiny)
+        t_new.lerp_(root(a_lo, c_lo).lerp_(root(a_hi, c_hi), below), outside(t_new))
+        # False position, kept on representable numbers strictly inside [lo, hi]; while
+        # no upper end is known, doubling.
+        d_lo, d_hi = (lo * c_lo).add_(a_lo), (hi * c_hi).add_(a_hi)
+        fp = (hi - lo).mul_(d_lo).div_((d_hi - d_lo).clamp_min_(tiny)).neg_().add_(lo)
+        del d_lo, d_hi
         fp = torch.minimum(torch.maximum(fp, torch.nextafter(lo, hi)), torch.nextafter(hi, lo))
-        fp = blend(known_hi, torch.nan_to_num(fp, nan=0.0), 2 * lo.clamp_min(0.5))
-        t_new = blend(inside(t_new), t_new, fp)
-        t = blend(open_, t_new, t)
+        fp = torch.nan_to_num(fp, nan=0.0, posinf=0.0, neginf=0.0)
+        fp = (2 * lo.clamp_min(0.5)).lerp_(fp, known_hi)
+        t_new.lerp_(fp, outside(t_new))
+        del fp
+        t.lerp_(t_new, open_)
+        del t_new
         a_new, c_new, v = piece(t)
-        a0, curv = blend(open_, a_new, a0), blend(open_, c_new, curv)
+        a0.lerp_(a_new, open_)
+        curv.lerp_(c_new, open_)
+        del a_new, c_new
     return t * live.to(f), v

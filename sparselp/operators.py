@@ -41,7 +41,7 @@ class Operator:
     def sq_rmv(self, d: Tensor) -> Tensor:  # (A∘A)^T d : (B, m) -> (B, n)
         raise NotImplementedError
 
-    def squared(self) -> "Operator":
+    def squared(self, cache: bool = True) -> "Operator":
         """The operator ``A∘A`` (elementwise square), for repeated ``sq_mv``/``sq_rmv``."""
         raise NotImplementedError
 
@@ -112,7 +112,7 @@ class DenseOperator(Operator):
             return y @ self.data[0]
         return torch.bmm(y.unsqueeze(1), self.data).squeeze(1)
 
-    def squared(self):
+    def squared(self, cache: bool = True):
         return DenseOperator(self.data * self.data, self.batch_size)
 
     def sq_mv(self, w):
@@ -170,21 +170,24 @@ class SparseOperator(Operator):
     """
 
     def __init__(self, rows: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
-                 batch_size: int, shared: bool):
+                 batch_size: int, shared: bool, pattern: "_Pattern | None" = None):
         # rows/cols index the stacked (Bk*m, Bk*n) matrix, Bk = 1 if shared else batch_size.
         self.m, self.n = m, n
         self.batch_size, self.shared = batch_size, shared
         self.dtype, self.device = vals.dtype, vals.device
         bk = 1 if shared else batch_size
         self._shape = (bk * m, bk * n)
-        # int32 indices halve the index memory of the triplets and of the CSR copies
-        # (torch's CSR kernels, index_add_ and gathers accept them); only stacked matrices
-        # with 2^31 or more rows or columns need int64.
-        if max(self._shape) < 2**31 - 1:
-            rows, cols = rows.to(torch.int32), cols.to(torch.int32)
-        self.rows, self.cols, self.vals = rows, cols, vals
-        self._separable = None
+        if pattern is None:
+            # int32 indices halve the index memory of the triplets and of the CSR copies
+            # (torch's CSR kernels, index_add_ and gathers accept them); only stacked
+            # matrices with 2^31 or more rows or columns need int64.
+            if max(self._shape) < 2**31 - 1:
+                rows, cols = rows.to(torch.int32), cols.to(torch.int32)
+            pattern = _Pattern(rows, cols, self._shape)
+        self._pattern = pattern
+        self.rows, self.cols, self.vals = pattern.rows, pattern.cols, vals
         self._csr_pair = None
+        self._sq = None
         self.use_csr = True
 
     # construction -----------------------------------------------------------------------
@@ -213,15 +216,9 @@ class SparseOperator(Operator):
 
     def _csr(self):
         if self._csr_pair is None:
-            rows = self.rows
-            if rows.numel() > 1 and bool((rows[1:] >= rows[:-1]).all()):
-                # Row-sorted (coalesced) triplets: the CSR arrays are these, plus row counts.
-                counts = torch.bincount(rows, minlength=self._shape[0])
-                crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(self.cols.dtype)
-                K = torch.sparse_csr_tensor(crow, self.cols, self.vals, self._shape)
-            else:
-                K = _coo_to_csr(rows, self.cols, self.vals, self._shape)
-            self._csr_pair = (K, _coo_to_csr(self.cols, rows, self.vals, self._shape[::-1]))
+            # The index arrays and permutations live in the shared pattern: a scaled or
+            # squared copy of this matrix only gathers its values.
+            self._csr_pair = (self._pattern.csr(self.vals), self._pattern.csr_t(self.vals))
         return self._csr_pair
 
     def _products_by_csr(self, x: Tensor) -> bool:
@@ -234,27 +231,59 @@ class SparseOperator(Operator):
             return (K @ x[0]).unsqueeze(0)
         return (K @ x.T).T
 
+    def _gather(self, x: Tensor) -> Tensor:
+        """``A x`` when row ``i`` holds exactly one entry, at ``cols[i]``: one gather."""
+        if self.shared and x.shape[0] > 1:
+            return x.index_select(1, self.cols) * self.vals
+        if self.shared:
+            return (x[0].index_select(0, self.cols) * self.vals).unsqueeze(0)
+        return (x.reshape(-1).index_select(0, self.cols) * self.vals).reshape(
+            self.batch_size, self.m)
+
+    def _spread(self, y: Tensor) -> Tensor:
+        """``A^T y`` when row ``i`` holds exactly one entry, at ``cols[i]``: one scatter."""
+        if self.shared and y.shape[0] > 1:
+            return y.new_zeros(y.shape[0], self.n).index_add_(1, self.cols, y * self.vals)
+        if self.shared:
+            return y.new_zeros(self.n).index_add_(0, self.cols, y[0] * self.vals).unsqueeze(0)
+        out = y.new_zeros(self.batch_size * self.n)
+        return out.index_add_(0, self.cols, y.reshape(-1) * self.vals).reshape(
+            self.batch_size, self.n)
+
     def mv(self, x):
+        # One entry per row (a selection, such as the pairwise rows of the AUC LPs): a
+        # gather and a scatter need neither CSR copies nor orderings, so the memory of
+        # the matrix stays that of its triplets.
+        if self._pattern.one_per_row():
+            return self._gather(x)
         if self._products_by_csr(x):
             return self._csr_apply(self._csr()[0], x, self.m)
         return self._scatter(self.vals, self.cols, self.rows, x, self.m)
 
     def rmv(self, y):
+        if self._pattern.one_per_row():
+            return self._spread(y)
         if self._products_by_csr(y):
             return self._csr_apply(self._csr()[1], y, self.n)
         return self._scatter(self.vals, self.rows, self.cols, y, self.n)
 
-    def squared(self):
-        out = SparseOperator(self.rows, self.cols, self.vals * self.vals, self.m, self.n,
-                             self.batch_size, self.shared)
-        out.use_csr = False  # used for a few products only: not worth a CSR copy
-        return out
+    def squared(self, cache: bool = True):
+        # Cached (unless cache=False, for a one-off use such as equilibration): the Newton
+        # diagonal and the curvature of the line search multiply by A∘A at every step,
+        # and its CSR copies share this matrix's pattern.
+        if self._sq is not None and self._sq.vals.requires_grad == self.vals.requires_grad:
+            return self._sq
+        sq = SparseOperator(self.rows, self.cols, self.vals * self.vals, self.m, self.n,
+                            self.batch_size, self.shared, self._pattern)
+        if cache:
+            self._sq = sq
+        return sq
 
     def sq_mv(self, w):
-        return self._scatter(self.vals * self.vals, self.cols, self.rows, w, self.m)
+        return self.squared().mv(w)
 
     def sq_rmv(self, d):
-        return self._scatter(self.vals * self.vals, self.rows, self.cols, d, self.n)
+        return self.squared().rmv(d)
 
     @property
     def is_sparse(self):
@@ -266,10 +295,7 @@ class SparseOperator(Operator):
 
     @property
     def rows_separable(self):
-        if self._separable is None:
-            counts = torch.bincount(self.rows, minlength=1)
-            self._separable = bool(counts.max() <= 1) if counts.numel() else True
-        return self._separable
+        return self._pattern.rows_separable()
 
     def scaled(self, r, s):
         if self.shared and (r.shape[0] > 1 or s.shape[0] > 1):
@@ -278,10 +304,8 @@ class SparseOperator(Operator):
         # index_select: the advanced-indexing gather is orders of magnitude slower on CPU.
         vals = self.vals * r.reshape(-1).index_select(0, self.rows) \
             * s.reshape(-1).index_select(0, self.cols)
-        out = SparseOperator(self.rows, self.cols, vals, self.m, self.n, self.batch_size,
-                             self.shared)
-        out._separable = self._separable
-        return out
+        return SparseOperator(self.rows, self.cols, vals, self.m, self.n, self.batch_size,
+                              self.shared, self._pattern)
 
     def _unshare(self) -> "SparseOperator":
         B, nz = self.batch_size, self.vals.numel()
@@ -347,6 +371,61 @@ def _coo_to_csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
         K = torch.sparse_csr_tensor(K.crow_indices().to(torch.int32),
                                     K.col_indices().to(torch.int32), K.values(), shape)
     return K
+
+
+class _Pattern:
+    """The index structure of a sparse matrix, shared by its scaled and squared copies.
+
+    ``csr(vals)`` and ``csr_t(vals)`` give CSR tensors of the matrix and of its transpose
+    for any values on this pattern; the row pointers and the orderings (stable counting
+    of rows and of columns) are computed once, so a copy costs one gather of its values
+    instead of a sort. Entries repeated at one position are kept apart; every product
+    sums them, as COO does.
+    """
+
+    def __init__(self, rows: Tensor, cols: Tensor, shape):
+        self.rows, self.cols, self.shape = rows, cols, shape
+        self._by_row = None
+        self._by_col = None
+        self._separable = None
+        self._one = None
+
+    @staticmethod
+    def _order(keys: Tensor, other: Tensor, size: int):
+        sorted_ = keys.numel() <= 1 or bool((keys[1:] >= keys[:-1]).all())
+        perm = None if sorted_ else torch.sort(keys, stable=True)[1].to(keys.dtype)
+        counts = torch.bincount(keys, minlength=size)
+        ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(keys.dtype)
+        return ptr, other if perm is None else other.index_select(0, perm), perm
+
+    def csr(self, vals: Tensor) -> Tensor:
+        if self._by_row is None:
+            self._by_row = self._order(self.rows, self.cols, self.shape[0])
+        ptr, idx, perm = self._by_row
+        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
+                                       vals.index_select(0, perm), self.shape)
+
+    def csr_t(self, vals: Tensor) -> Tensor:
+        if self._by_col is None:
+            self._by_col = self._order(self.cols, self.rows, self.shape[1])
+        ptr, idx, perm = self._by_col
+        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
+                                       vals.index_select(0, perm), self.shape[::-1])
+
+    def one_per_row(self) -> bool:
+        """Every row holds exactly one entry and the triplets are in row order."""
+        if self._one is None:
+            r = self.rows
+            self._one = r.numel() == self.shape[0] and (
+                r.numel() == 0 or bool((r == torch.arange(r.numel(), dtype=r.dtype,
+                                                          device=r.device)).all()))
+        return self._one
+
+    def rows_separable(self) -> bool:
+        if self._separable is None:
+            counts = torch.bincount(self.rows, minlength=1)
+            self._separable = bool(counts.max() <= 1) if counts.numel() else True
+        return self._separable
 
 
 # The row operators of bounds and stacks live beside; they are part of this interface.

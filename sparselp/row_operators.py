@@ -36,7 +36,7 @@ class SelectionOperator(Operator):
         out = torch.zeros(y.shape[0], self.n, dtype=y.dtype, device=y.device)
         return out.index_add_(1, self.idx, self._expand(self.scale, self.m) * y)
 
-    def squared(self):
+    def squared(self, cache: bool = True):
         return SelectionOperator(self.idx, self.n, 1.0, self.batch_size, self.dtype,
                                  self.device, self.scale ** 2)
 
@@ -98,8 +98,8 @@ class StackedOperator(Operator):
     def rmv(self, y):
         return sum(p.rmv(yk) for p, yk in zip(self.parts, self._split(y)))
 
-    def squared(self):
-        return StackedOperator([p.squared() for p in self.parts])
+    def squared(self, cache: bool = True):
+        return StackedOperator([p.squared(cache) for p in self.parts])
 
     def sq_mv(self, w):
         return torch.cat([p.sq_mv(w) for p in self.parts], dim=1)

@@ -69,8 +69,12 @@ def build_rows(lp: LinearProgram) -> RowSystem:
                      (lp.m, lp.m_eq, lb_idx.numel(), ub_idx.numel()), lb_idx, ub_idx)
 
 
+_STALL = 1e-3
+
+
 def _safe_inv_sqrt(t: Tensor) -> Tensor:
-    return torch.where(t > 0, t.rsqrt(), torch.ones_like(t))
+    """``t^(-1/2)``, and 1 where ``t`` is 0 (an empty row or column keeps its scale)."""
+    return (t + (t <= 0).to(t.dtype)).rsqrt()
 
 
 def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
@@ -84,12 +88,19 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     r = torch.ones(B, K.m, dtype=dt, device=dev)
     s = torch.ones(B, K.n, dtype=dt, device=dev)
     if iters > 0:
-        Q = K.squared()  # formed once: every pass needs products with A∘A
+        Q = K.squared(cache=False)  # formed once: every pass needs products with A∘A
+        prev = None
         for _ in range(iters):
             row_norm = r * Q.mv(s * s).clamp_min(0).sqrt()
             r = r * _safe_inv_sqrt(row_norm)
             col_norm = s * Q.rmv(r * r).clamp_min(0).sqrt()
             s = s * _safe_inv_sqrt(col_norm)
+            # Stop once the scaled matrix's row and column norms no longer move: the
+            # passes left would rescale by factors within 1e-3 of one.
+            if prev is not None and bool(((row_norm - prev[0]).abs().amax() <= _STALL)
+                                         & ((col_norm - prev[1]).abs().amax() <= _STALL)):
+                break
+            prev = (row_norm, col_norm)
         row_norm = r * Q.mv(s * s).clamp_min(0).sqrt()
         del Q
         r = torch.where(row_norm > 0, r / row_norm.clamp_min(torch.finfo(dt).tiny), r)

@@ -53,32 +53,47 @@ from .solution import Solution, Status
 __all__ = ["solve"]
 
 
-def _proj(u: Tensor, eq: Tensor) -> Tensor:
-    return torch.where(eq, u, u.clamp_min(0))
-
-
 def _inf_norm(t: Tensor) -> Tensor:
     return t.abs().amax(-1) if t.shape[-1] else t.new_zeros(t.shape[:-1])
+
+
+class _Scales:
+    """What the residuals need that does not change during a solve: a few scalars, and
+    row masks only where the problem has equality or switched-off rows (m-sized vectors
+    are the memory of a large solve, so none is stored without need)."""
+
+    def __init__(self, S: RowSystem):
+        fin = torch.isfinite(S.k)
+        self.has_inf = not bool(fin.all())
+        self.has_eq = bool(S.eq.any())
+        self.finf = fin.to(S.k.dtype) if self.has_inf else None
+        self.eqf = S.eq.to(S.k.dtype) if self.has_eq else None
+        self.kf = torch.where(fin, S.k, torch.zeros_like(S.k)) if self.has_inf else S.k
+        # Unscaled quantities: K0 x - k0 = (Kx - k) k_scale / r, c0 + K0^T v =
+        # c_scale (c + K^T v) / s, c0^T x0 = c_scale k_scale c^T x, k0^T v0 likewise.
+        self.obj_scale = S.c_scale.squeeze(-1) * S.k_scale.squeeze(-1)
+        self.k0_norm = 1 + _inf_norm(self.kf * (S.k_scale / S.r))
+        self.c0_norm = 1 + _inf_norm(S.c * (S.c_scale / S.s))
 
 
 class _Residuals:
     """Residuals of ``(x_hat, v_hat)`` measured on the original, unscaled problem."""
 
-    def __init__(self, S: RowSystem, x: Tensor, v: Tensor, Kx: Tensor | None = None):
+    def __init__(self, S: RowSystem, x: Tensor, v: Tensor, Kx: Tensor | None = None,
+                 sc: _Scales | None = None):
+        sc = _Scales(S) if sc is None else sc
         Kx = S.K.mv(x) if Kx is None else Kx
-        fin = torch.isfinite(S.k)
-        kf = torch.where(fin, S.k, torch.zeros_like(S.k))
-        # K0 x - k0 = (Kx - k) * k_scale / r ; c0 + K0^T v = c_scale (c + K^T v) / s
-        diff = torch.where(fin, (Kx - kf) * S.k_scale / S.r, torch.full_like(Kx, -math.inf))
-        viol = torch.where(S.eq, diff.abs(), diff.clamp_min(0))
-        k0 = kf * S.k_scale / S.r
-        c0 = S.c * S.c_scale / S.s
-        grad = S.c_scale * (S.c + S.K.rmv(v)) / S.s
-        v0 = v * S.c_scale * S.r
-        self.primal_obj = (c0 * (x * S.k_scale * S.s)).sum(-1)
-        self.dual_obj = -(k0 * v0).sum(-1)
-        self.primal = _inf_norm(viol) / (1 + _inf_norm(k0))
-        self.dual = _inf_norm(grad) / (1 + _inf_norm(c0))
+        diff = (Kx - sc.kf).mul_(S.k_scale).div_(S.r)
+        # |diff| on equality rows, its positive part on inequality rows, 0 on switched-off
+        # rows; written with products, as torch.where is slow on CPU.
+        viol = torch.maximum(diff, -diff * sc.eqf) if sc.has_eq else diff.clamp_min_(0)
+        if sc.has_inf:
+            viol = viol * sc.finf
+        grad = (S.c + S.K.rmv(v)).mul_(S.c_scale).div_(S.s)
+        self.primal_obj = sc.obj_scale * (S.c * x).sum(-1)
+        self.dual_obj = -sc.obj_scale * (sc.kf * v).sum(-1)
+        self.primal = _inf_norm(viol) / sc.k0_norm
+        self.dual = _inf_norm(grad) / sc.c0_norm
         self.gap = (self.primal_obj - self.dual_obj).abs() / (
             1 + self.primal_obj.abs() + self.dual_obj.abs())
         self.worst = torch.maximum(torch.maximum(self.primal, self.dual), self.gap)
@@ -153,6 +168,9 @@ class _Loop:
         if self.separable and self.strategy.name == "diagonal":
             self.max_cond = math.inf  # exact diagonal solves: conditioning costs nothing
 
+    def residuals(self, x, v):
+        return _Residuals(self.S, x, v, sc=self.scales)
+
     def phi(self, x, xk, lam, sigma, tau):
         S = self.S
         u = lam + sigma * (S.K.mv(x) - S.k)
@@ -215,7 +233,7 @@ class _Loop:
                 t = torch.where(accepted, t, torch.zeros_like(t))
                 x = x + t.unsqueeze(-1) * d
                 u = u + t.unsqueeze(-1) * s
-                p = _proj(u, S.eq)
+                p = self.rows.proj(u)
             else:
                 t, accepted = armijo_step(lambda z: self.phi(z, xk, lam, sigma, tau)[0],
                                           x, d, val, slope, todo, opt.armijo)
@@ -244,7 +262,8 @@ class _Loop:
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         self.nit = 0
         self.polished = torch.zeros(B, dtype=torch.bool, device=dev)
-        res = _Residuals(S, x, _proj(lam, S.eq))
+        self.scales = _Scales(S)
+        res = self.residuals(x, self.rows.proj(lam))
         inner_tol = torch.full((B,), 1.0, dtype=dt, device=dev)
         outer = 0
         limit_reason = ""
@@ -257,11 +276,17 @@ class _Loop:
             dx, dv = x_new - x, lam_new - lam
             x = torch.where(keep, x, x_new)
             lam = torch.where(keep, lam, lam_new)
-            res = _Residuals(S, x, lam)
-            if opt.polish and bool(((res.worst < opt.polish_below) & ~done).any()):
+            res = self.residuals(x, lam)
+            # Polish what is close but not yet within tol: a point already within tol is
+            # a valid answer, and the polish would cost as much as a Newton step.
+            if opt.polish and bool(((res.worst < opt.polish_below) & (res.worst > self.tol)
+                                    & ~done).any()):
                 x, lam, res = self._try_polish(x, lam, res, done)
             bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
-            infeas, unb = _certificates(S, dv, dx, opt.infeasibility_tol)
+            if bool(((res.worst > self.tol) & ~done & ~bad).any()):
+                infeas, unb = _certificates(S, dv, dx, opt.infeasibility_tol)
+            else:  # every open element is optimal: no certificate is needed
+                infeas = unb = torch.zeros_like(done)
             for i in range(B):
                 if done[i]:
                     continue
@@ -318,7 +343,7 @@ class _Loop:
             xp, lp_ = polish(self.S, self.strategy, x, lam)
         except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
             return x, lam, res
-        rp = _Residuals(self.S, xp, lp_)
+        rp = self.residuals(xp, lp_)
         better = (rp.worst < res.worst) & ~done & torch.isfinite(rp.worst)
         if not bool(better.any()):
             return x, lam, res
@@ -326,7 +351,7 @@ class _Loop:
         x = torch.where(sel, xp, x)
         lam = torch.where(sel, lp_, lam)
         self.polished = self.polished | better
-        return x, lam, _Residuals(self.S, x, lam)
+        return x, lam, self.residuals(x, lam)
 
     def _finish(self, x, lam, res, status, limit_reason, outer) -> Solution:
         S, lp = self.S, self.lp
