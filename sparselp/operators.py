@@ -233,11 +233,15 @@ class SparseOperator(Operator):
 
     def _gather(self, x: Tensor) -> Tensor:
         """``A x`` when row ``i`` holds exactly one entry, at ``cols[i]``: one gather."""
+        if self.vals.requires_grad or x.requires_grad:
+            mul = torch.mul
+        else:
+            mul = torch.Tensor.mul_  # in place on the fresh gather
         if self.shared and x.shape[0] > 1:
-            return x.index_select(1, self.cols) * self.vals
+            return mul(x.index_select(1, self.cols), self.vals)
         if self.shared:
-            return (x[0].index_select(0, self.cols) * self.vals).unsqueeze(0)
-        return (x.reshape(-1).index_select(0, self.cols) * self.vals).reshape(
+            return mul(x[0].index_select(0, self.cols), self.vals).unsqueeze(0)
+        return mul(x.reshape(-1).index_select(0, self.cols), self.vals).reshape(
             self.batch_size, self.m)
 
     def _spread(self, y: Tensor) -> Tensor:
@@ -302,8 +306,10 @@ class SparseOperator(Operator):
             # Different scalings per batch element turn a shared matrix into a batch.
             return self._unshare().scaled(r, s)
         # index_select: the advanced-indexing gather is orders of magnitude slower on CPU.
-        vals = self.vals * r.reshape(-1).index_select(0, self.rows) \
-            * s.reshape(-1).index_select(0, self.cols)
+        rr = r.reshape(-1)
+        if not self._pattern.one_per_row():  # else row i is entry i: no gather
+            rr = rr.index_select(0, self.rows)
+        vals = s.reshape(-1).index_select(0, self.cols).mul_(rr).mul_(self.vals)
         return SparseOperator(self.rows, self.cols, vals, self.m, self.n, self.batch_size,
                               self.shared, self._pattern)
 

@@ -31,10 +31,17 @@ def _refined_solve(strategy: HessianStrategy, system: NewtonSystem, rhs: Tensor,
     """Solve ``(K_J^T K_J) d = rhs`` via the regularized factor, refining on the exact one."""
     solve = strategy.factor(system)
     d = solve(rhs)
+    floor = 10 * torch.finfo(rhs.dtype).eps * _inf_norm(rhs)
     for _ in range(steps):
         r = rhs - exact_matvec(d)
+        if bool((_inf_norm(r) <= floor).all()):
+            break  # exact up to round-off already (e.g. the diagonal strategy)
         d = d + solve(r)
     return d
+
+
+def _inf_norm(t: Tensor) -> Tensor:
+    return t.abs().amax(-1) if t.shape[-1] else t.new_zeros(t.shape[:-1])
 
 
 def polish(S, strategy: HessianStrategy, x: Tensor, lam: Tensor, delta: float = 1e-10):

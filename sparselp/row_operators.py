@@ -92,20 +92,32 @@ class StackedOperator(Operator):
     def _split(self, y):
         return torch.split(y, self.sizes, dim=1)
 
+    # With one part (an LP with free variables and only A x <= b), no copy is made: at
+    # millions of rows a concatenation or a `0 + y` costs as much as the product.
     def mv(self, x):
+        if len(self.parts) == 1:
+            return self.parts[0].mv(x)
         return torch.cat([p.mv(x) for p in self.parts], dim=1)
 
     def rmv(self, y):
-        return sum(p.rmv(yk) for p, yk in zip(self.parts, self._split(y)))
+        out = None
+        for p, yk in zip(self.parts, self._split(y)):
+            out = p.rmv(yk) if out is None else out.add_(p.rmv(yk))
+        return out
 
     def squared(self, cache: bool = True):
         return StackedOperator([p.squared(cache) for p in self.parts])
 
     def sq_mv(self, w):
+        if len(self.parts) == 1:
+            return self.parts[0].sq_mv(w)
         return torch.cat([p.sq_mv(w) for p in self.parts], dim=1)
 
     def sq_rmv(self, d):
-        return sum(p.sq_rmv(dk) for p, dk in zip(self.parts, self._split(d)))
+        out = None
+        for p, dk in zip(self.parts, self._split(d)):
+            out = p.sq_rmv(dk) if out is None else out.add_(p.sq_rmv(dk))
+        return out
 
     def gram(self, d):
         return sum(p.gram(dk) for p, dk in zip(self.parts, self._split(d)))

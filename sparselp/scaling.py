@@ -69,19 +69,29 @@ def build_rows(lp: LinearProgram) -> RowSystem:
                      (lp.m, lp.m_eq, lb_idx.numel(), ub_idx.numel()), lb_idx, ub_idx)
 
 
-_STALL = 1e-3
+# Ruiz stops once its scaling factors move by less than this between passes.
+_STALL = 5e-4
 
 
-def _safe_inv_sqrt(t: Tensor) -> Tensor:
-    """``t^(-1/2)``, and 1 where ``t`` is 0 (an empty row or column keeps its scale)."""
-    return (t + (t <= 0).to(t.dtype)).rsqrt()
+def _inv_sqrt_(t: Tensor, empty: Tensor | None) -> Tensor:
+    """``t^(-1/2)`` in place; 1 on ``empty`` rows or columns (their norm is 0)."""
+    if empty is not None:
+        t.add_(empty)
+    return t.rsqrt_()
+
+
+def _empty(norms: Tensor) -> Tensor | None:
+    """Float indicator of zero norms, or None when there is none (the common case)."""
+    e = norms <= 0
+    return e.to(norms.dtype) if bool(e.any()) else None
 
 
 def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     """Return the equilibrated system; ``r, s, c_scale, k_scale`` record the scaling.
 
     Original and scaled quantities are related by ``x = k_scale * s * x_hat`` and
-    ``v = c_scale * r * v_hat``.
+    ``v = c_scale * r * v_hat``. Ruiz's passes (2-norm) run in place: with millions of
+    rows every fresh vector costs page faults as well as bandwidth.
     """
     K, B = rows.K, rows.c.shape[0]
     dt, dev = rows.c.dtype, rows.c.device
@@ -89,28 +99,41 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     s = torch.ones(B, K.n, dtype=dt, device=dev)
     if iters > 0:
         Q = K.squared(cache=False)  # formed once: every pass needs products with A∘A
+        empty_r, empty_c = _empty(Q.mv(s)), _empty(Q.rmv(r))
         prev = None
         for _ in range(iters):
-            row_norm = r * Q.mv(s * s).clamp_min(0).sqrt()
-            r = r * _safe_inv_sqrt(row_norm)
-            col_norm = s * Q.rmv(r * r).clamp_min(0).sqrt()
-            s = s * _safe_inv_sqrt(col_norm)
-            # Stop once the scaled matrix's row and column norms no longer move: the
-            # passes left would rescale by factors within 1e-3 of one.
-            if prev is not None and bool(((row_norm - prev[0]).abs().amax() <= _STALL)
-                                         & ((col_norm - prev[1]).abs().amax() <= _STALL)):
-                break
-            prev = (row_norm, col_norm)
-        row_norm = r * Q.mv(s * s).clamp_min(0).sqrt()
-        del Q
-        r = torch.where(row_norm > 0, r / row_norm.clamp_min(torch.finfo(dt).tiny), r)
+            fr = _inv_sqrt_(Q.mv(s * s).clamp_min_(0).sqrt_().mul_(r), empty_r)
+            r.mul_(fr)
+            fc = _inv_sqrt_(Q.rmv(r * r).clamp_min_(0).sqrt_().mul_(s), empty_c)
+            s.mul_(fc)
+            # Stop once a pass rescales by factors that no longer change: the passes left
+            # would repeat it (Ruiz converges to a fixed pattern of row and column norms).
+            if prev is not None:
+                moved = torch.maximum(prev[0].sub_(fr).abs_().amax(),
+                                      prev[1].sub_(fc).abs_().amax())
+                if bool(moved <= _STALL):
+                    break
+            prev = (fr, fc)
+        del prev
+        # Unit row norms at the end: r /= ||row||.
+        rn = Q.mv(s * s).clamp_min_(0).sqrt_().mul_(r)
+        if empty_r is not None:
+            rn.add_(empty_r)
+        r.div_(rn)
+        del Q, rn
     Ks = K.scaled(r, s)
     c_hat = s * rows.c
     k_hat = r * rows.k
-    fin = torch.isfinite(k_hat)
     c_scale = c_hat.abs().amax(1, keepdim=True).clamp_min(1e-12) if iters > 0 else \
         torch.ones(B, 1, dtype=dt, device=dev)
-    kmax = torch.where(fin, k_hat.abs(), torch.zeros_like(k_hat)).amax(1, keepdim=True)
-    k_scale = kmax.clamp_min(1.0) if iters > 0 else torch.ones(B, 1, dtype=dt, device=dev)
-    return RowSystem(Ks, k_hat / k_scale, rows.eq, c_hat / c_scale, rows.sizes, rows.lb_idx,
-                     rows.ub_idx, r, s, c_scale, k_scale)
+    if iters > 0:
+        lo, hi = torch.aminmax(k_hat, dim=1, keepdim=True)
+        kmax = torch.maximum(-lo, hi)
+        if not bool(torch.isfinite(kmax).all()):  # switched-off rows hold +inf
+            fin = torch.isfinite(k_hat)
+            kmax = torch.where(fin, k_hat.abs(), torch.zeros_like(k_hat)).amax(1, keepdim=True)
+        k_scale = kmax.clamp_min(1.0)
+    else:
+        k_scale = torch.ones(B, 1, dtype=dt, device=dev)
+    return RowSystem(Ks, k_hat.div_(k_scale), rows.eq, c_hat.div_(c_scale), rows.sizes,
+                     rows.lb_idx, rows.ub_idx, r, s, c_scale, k_scale)
