@@ -185,10 +185,23 @@ class SparseOperator(Operator):
                 rows, cols = rows.to(torch.int32), cols.to(torch.int32)
             pattern = _Pattern(rows, cols, self._shape)
         self._pattern = pattern
-        self.rows, self.cols, self.vals = pattern.rows, pattern.cols, vals
+        self.cols, self.vals = pattern.cols, vals
         self._csr_pair = None
         self._sq = None
         self.use_csr = True
+
+    @property
+    def rows(self) -> Tensor:
+        """Row index of each entry (built from the row pointers on first use)."""
+        return self._pattern.rows
+
+    @classmethod
+    def from_csr(cls, crow: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
+                 batch_size: int = 1) -> "SparseOperator":
+        """A shared matrix from CSR arrays; the per-entry row indices are derived lazily."""
+        it = torch.int32 if max(m + 1, n, cols.numel()) < 2**31 - 1 else torch.int64
+        pattern = _Pattern(None, cols.to(it), (m, n), crow=crow.to(it))
+        return cls(None, pattern.cols, vals, m, n, batch_size, True, pattern)
 
     # construction -----------------------------------------------------------------------
     @classmethod
@@ -277,7 +290,7 @@ class SparseOperator(Operator):
         # and its CSR copies share this matrix's pattern.
         if self._sq is not None and self._sq.vals.requires_grad == self.vals.requires_grad:
             return self._sq
-        sq = SparseOperator(self.rows, self.cols, self.vals * self.vals, self.m, self.n,
+        sq = SparseOperator(None, self.cols, self.vals * self.vals, self.m, self.n,
                             self.batch_size, self.shared, self._pattern)
         if cache:
             self._sq = sq
@@ -310,7 +323,7 @@ class SparseOperator(Operator):
         if not self._pattern.one_per_row():  # else row i is entry i: no gather
             rr = rr.index_select(0, self.rows)
         vals = s.reshape(-1).index_select(0, self.cols).mul_(rr).mul_(self.vals)
-        return SparseOperator(self.rows, self.cols, vals, self.m, self.n, self.batch_size,
+        return SparseOperator(None, self.cols, vals, self.m, self.n, self.batch_size,
                               self.shared, self._pattern)
 
     def _unshare(self) -> "SparseOperator":
@@ -389,9 +402,10 @@ class _Pattern:
     sums them, as COO does.
     """
 
-    def __init__(self, rows: Tensor, cols: Tensor, shape):
-        self.rows, self.cols, self.shape = rows, cols, shape
-        self._by_row = None
+    def __init__(self, rows: Tensor | None, cols: Tensor, shape, crow: Tensor | None = None):
+        self._rows, self.cols, self.shape = rows, cols, shape
+        self._crow = crow  # row pointers, when built from CSR (rows then come lazily)
+        self._by_row = None if crow is None else (crow, cols, None)
         self._by_col = None
         self._separable = None
         self._one = None
@@ -418,8 +432,23 @@ class _Pattern:
         return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
                                        vals.index_select(0, perm), self.shape[::-1])
 
+    @property
+    def rows(self) -> Tensor:
+        if self._rows is None:
+            crow = self._crow
+            self._rows = torch.repeat_interleave(
+                torch.arange(self.shape[0], dtype=crow.dtype, device=crow.device),
+                crow[1:] - crow[:-1])
+        return self._rows
+
+    def _counts_from_crow(self):
+        return self._crow[1:] - self._crow[:-1]
+
     def one_per_row(self) -> bool:
         """Every row holds exactly one entry and the triplets are in row order."""
+        if self._one is None and self._crow is not None:
+            self._one = self.cols.numel() == self.shape[0] and bool(
+                (self._counts_from_crow() == 1).all())
         if self._one is None:
             r = self.rows
             self._one = r.numel() == self.shape[0] and (
@@ -428,6 +457,8 @@ class _Pattern:
         return self._one
 
     def rows_separable(self) -> bool:
+        if self._separable is None and self._crow is not None:
+            self._separable = bool((self._counts_from_crow() <= 1).all())
         if self._separable is None:
             counts = torch.bincount(self.rows, minlength=1)
             self._separable = bool(counts.max() <= 1) if counts.numel() else True

@@ -48,22 +48,30 @@ def polish(S, strategy: HessianStrategy, x: Tensor, lam: Tensor, delta: float = 
     """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space)."""
     K, k, eq = S.K, S.k, S.eq
     fin = torch.isfinite(k)
-    kf = torch.where(fin, k, torch.zeros_like(k))
-    J = (eq | (lam > 0)) & fin
+    all_fin = bool(fin.all())
+    kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
+    J = lam > 0
+    if bool(eq.any()):
+        J |= eq
+    if not all_fin:
+        J &= fin
     w = J.to(x.dtype)
+    del J
     shift = torch.full_like(x, delta)
     system = NewtonSystem(K, w, shift)
 
     def gram(v):  # K_J^T K_J v, without the regularisation
-        return K.rmv(w * K.mv(v))
+        return K.rmv(K.mv(v).mul_(w))
 
     # Primal: least-squares correction d of x so that K_J (x + d) = k_J.
-    r = w * (kf - K.mv(x))
+    r = (kf - K.mv(x)).mul_(w)
     d = _refined_solve(strategy, system, K.rmv(r), gram)
+    del r
     x_p = x + d
+    del d
     # Dual: lam_J + w * K z with K_J^T (lam + w K z) = -c, i.e. (K_J^T K_J) z = -c - K^T lam.
-    g = -(S.c + K.rmv(w * lam))
+    g = (S.c + K.rmv(w * lam)).neg_()
     z = _refined_solve(strategy, system, g, gram)
-    lam_p = w * (lam + K.mv(z))
-    lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0))
+    lam_p = K.mv(z).add_(lam).mul_(w)
+    lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) else lam_p.clamp_min_(0)
     return x_p, lam_p

@@ -78,11 +78,8 @@ def as_operator(A, name: str, n: int | None, batch_size: int | None, dtype, devi
         crow, vals = A.crow_indices(), A.values()
         if not torch.isfinite(vals).all():
             raise ValueError(f"{name} contains NaN or Inf entries")
-        it = torch.int32 if max(A.shape) < 2**31 - 1 else torch.int64
-        rows = torch.repeat_interleave(torch.arange(A.shape[0], dtype=it, device=A.device),
-                                       crow[1:] - crow[:-1])
-        return SparseOperator(rows, A.col_indices().to(it), vals, A.shape[0], A.shape[1],
-                              batch_size or 1, shared=True)
+        return SparseOperator.from_csr(crow, A.col_indices(), vals, A.shape[0], A.shape[1],
+                                       batch_size or 1)
     if A.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
         A = A.to_sparse_coo()
     if A.layout != torch.sparse_coo:

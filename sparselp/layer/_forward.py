@@ -80,33 +80,59 @@ class ActiveSet:
     ``wA`` (B, m) is 1 on the tight inequality rows, ``mlb``/``mub`` (B, n) on the tight
     bounds; ``solve(rhs)`` applies ``H^{-1}`` through the solver's own Hessian strategies
     (:func:`sparselp.linsolve.get_strategy`), the one linear-solver interface.
+    ``bf``, ``lbf``, ``ubf`` are ``b``, ``lb``, ``ub`` with infinite entries set to 0
+    (None where the problem has no such finite entry), computed once for the polish.
     """
 
     wA: Tensor | None
     mlb: Tensor
     mub: Tensor
     solve: Callable[[Tensor], Tensor]
+    bf: Tensor | None = None
+    lbf: Tensor | None = None
+    ubf: Tensor | None = None
 
 
 def _finite(t: Tensor) -> Tensor:
     return torch.where(torch.isfinite(t), t, torch.zeros_like(t))
 
 
+def _finite_or_none(t: Tensor | None) -> Tensor | None:
+    """``t`` with +-inf set to 0; ``t`` itself when all finite; None when none is finite."""
+    if t is None:
+        return None
+    fin = torch.isfinite(t)
+    if bool(fin.all()):
+        return t
+    if not bool(fin.any()):
+        return None
+    return torch.where(fin, t, torch.zeros_like(t))
+
+
+def _tight(dist: Tensor, ref: Tensor, atol: float) -> Tensor:
+    """1.0 where ``dist <= atol (1 + |ref|)``, else 0.0."""
+    return (dist <= ref.abs().mul_(atol).add_(atol)).to(dist.dtype)
+
+
 def active_set(lp: LinearProgram, x: Tensor, atol: float, strategy="auto") -> ActiveSet:
     """Tight rows at ``x`` (slack <= atol (1 + |rhs|)) and the factor of their Gram matrix."""
-    wA = None
+    wA = bf = None
     parts, ws = [], []
     if lp.A is not None:
-        slack = lp.b - lp.A.mv(x)
-        wA = (slack <= atol * (1 + _finite(lp.b).abs())).to(x.dtype)
+        bf = _finite_or_none(lp.b)
+        bf = torch.zeros_like(lp.b) if bf is None else bf
+        wA = _tight(lp.b - lp.A.mv(x), bf, atol)
         parts.append(lp.A)
         ws.append(wA)
     if lp.A_eq is not None:
         parts.append(lp.A_eq)
         ws.append(torch.ones_like(lp.b_eq))
-    fin_lb, fin_ub = torch.isfinite(lp.lb), torch.isfinite(lp.ub)
-    mlb = (fin_lb & (x - _finite(lp.lb) <= atol * (1 + _finite(lp.lb).abs()))).to(x.dtype)
-    mub = (fin_ub & (_finite(lp.ub) - x <= atol * (1 + _finite(lp.ub).abs()))).to(x.dtype)
+    lbf, ubf = _finite_or_none(lp.lb), _finite_or_none(lp.ub)
+    zeros = torch.zeros_like(x)
+    mlb = zeros if lbf is None else \
+        _tight(x - lbf, lbf, atol) * torch.isfinite(lp.lb).to(x.dtype)
+    mub = zeros if ubf is None else \
+        _tight(ubf - x, ubf, atol) * torch.isfinite(lp.ub).to(x.dtype)
     op = parts[0] if len(parts) == 1 else StackedOperator(parts)
     w = ws[0] if len(ws) == 1 else torch.cat(ws, 1)
     # A tiny shift keeps H invertible when x is not a vertex (a non-unique optimum); on a
@@ -114,7 +140,16 @@ def active_set(lp: LinearProgram, x: Tensor, atol: float, strategy="auto") -> Ac
     delta = 1e-12 if x.dtype == torch.float64 else 1e-6
     shift = mlb + mub + delta
     strat = get_strategy(strategy, op)
-    return ActiveSet(wA, mlb, mub, strat.factor(NewtonSystem(op, w, shift)))
+    return ActiveSet(wA, mlb, mub, strat.factor(NewtonSystem(op, w, shift)), bf, lbf, ubf)
+
+
+def _pick(ok: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    """Per batch element ``new`` where ``ok`` (B,), else ``old``; no copy when uniform."""
+    if bool(ok.all()):
+        return new
+    if not bool(ok.any()):
+        return old
+    return torch.where(ok.unsqueeze(-1), new, old)
 
 
 def polish(lp: LinearProgram, fr: ForwardResult, act: ActiveSet, atol: float):
@@ -126,39 +161,51 @@ def polish(lp: LinearProgram, fr: ForwardResult, act: ActiveSet, atol: float):
     Returns ``x, v, v_eq, v_lb, v_ub`` (all (B, .)).
     """
     x, v, v_eq = fr.x, fr.v, fr.v_eq
-    rhs = act.mlb * _finite(lp.lb) + act.mub * _finite(lp.ub)
+    has_bounds = act.lbf is not None or act.ubf is not None
+    rhs = torch.zeros_like(x)
+    if act.lbf is not None:
+        rhs += act.mlb * act.lbf
+    if act.ubf is not None:
+        rhs += act.mub * act.ubf
     if lp.A is not None:
-        rhs = rhs + lp.A.rmv(act.wA * _finite(lp.b))
+        rhs += lp.A.rmv(act.wA * act.bf)
     if lp.A_eq is not None:
-        rhs = rhs + lp.A_eq.rmv(lp.b_eq)
+        rhs += lp.A_eq.rmv(lp.b_eq)
     xp = act.solve(rhs)
+    del rhs
     uc = act.solve(lp.c)
     viol = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     dviol = torch.zeros_like(viol)
     vp, veqp = v, v_eq
     if lp.A is not None:
-        viol = torch.maximum(viol, ((lp.A.mv(xp) - lp.b) / (1 + _finite(lp.b).abs())).amax(-1))
-        vp = -act.wA * lp.A.mv(uc)
+        r = lp.A.mv(xp).sub_(lp.b).div_(act.bf.abs().add_(1))
+        viol = torch.maximum(viol, r.amax(-1))
+        del r
+        vp = lp.A.mv(uc).mul_(act.wA).neg_()
         dviol = torch.maximum(dviol, (-vp).amax(-1))
     if lp.A_eq is not None:
         viol = torch.maximum(viol, ((lp.A_eq.mv(xp) - lp.b_eq).abs()
                                     / (1 + lp.b_eq.abs())).amax(-1))
         veqp = -lp.A_eq.mv(uc)
-    viol = torch.maximum(viol, ((_finite(lp.lb) - xp) * torch.isfinite(lp.lb)).amax(-1))
-    viol = torch.maximum(viol, ((xp - _finite(lp.ub)) * torch.isfinite(lp.ub)).amax(-1))
+    if act.lbf is not None:
+        viol = torch.maximum(viol, ((act.lbf - xp) * torch.isfinite(lp.lb)).amax(-1))
+    if act.ubf is not None:
+        viol = torch.maximum(viol, ((xp - act.ubf) * torch.isfinite(lp.ub)).amax(-1))
     f, fp = (lp.c * x).sum(-1), (lp.c * xp).sum(-1)
     ok_x = (viol <= atol) & (fp <= f + atol * (1 + f.abs())) & torch.isfinite(xp).all(-1)
-    x = torch.where(ok_x.unsqueeze(-1), xp, x)
-    rc_p = _stationarity(lp, vp.clamp_min(0), veqp)
+    x = _pick(ok_x, xp, x)
+    vp = vp.clamp_min_(0)
+    rc_p = _stationarity(lp, vp, veqp)
     # Bound duals absorb the stationarity residual only on tight bounds.
-    leftover = rc_p * (1 - torch.maximum(act.mlb, act.mub))
+    leftover = rc_p * (1 - torch.maximum(act.mlb, act.mub)) if has_bounds else rc_p
     scale = 1 + lp.c.abs().amax(-1)
     ok_v = (dviol <= atol * scale) & (leftover.abs().amax(-1) <= atol * scale)
-    v = torch.where(ok_v.unsqueeze(-1), vp.clamp_min(0), v)
-    v_eq = torch.where(ok_v.unsqueeze(-1), veqp, v_eq)
-    rc = _stationarity(lp, v, v_eq)
-    v_lb = torch.where(act.mlb > 0, rc.clamp_min(0), torch.zeros_like(rc))
-    v_ub = torch.where(act.mub > 0, (-rc).clamp_min(0), torch.zeros_like(rc))
+    del leftover
+    v = _pick(ok_v, vp, v)
+    v_eq = _pick(ok_v, veqp, v_eq)
+    rc = rc_p if bool(ok_v.all()) else _stationarity(lp, v, v_eq)
+    v_lb = act.mlb * rc.clamp_min(0)
+    v_ub = act.mub * (-rc).clamp_min(0)
     return x, v, v_eq, v_lb, v_ub
 
 
@@ -166,7 +213,7 @@ def _stationarity(lp, v, v_eq):
     """``c + A^T v + A_eq^T v_eq`` (= v_lb - v_ub at a KKT point)."""
     r = lp.c.clone()
     if lp.A is not None:
-        r = r + lp.A.rmv(v)
+        r += lp.A.rmv(v)
     if lp.A_eq is not None:
-        r = r + lp.A_eq.rmv(v_eq)
+        r += lp.A_eq.rmv(v_eq)
     return r
