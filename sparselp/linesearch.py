@@ -131,7 +131,7 @@ def armijo_step(phi, x: Tensor, d: Tensor, val: Tensor, slope: Tensor, todo: Ten
     return torch.where(todo, best, torch.zeros_like(best)), accepted
 
 
-def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: Tensor,
+def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd: Tensor,
                    lin0: Tensor, lin1: Tensor, todo: Tensor, iters: int = 60):
     r"""One exact step per coordinate when every row of ``K`` touches one column.
 
@@ -153,8 +153,8 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
     is known. An evaluation costs three products with ``K``; nothing of size ``m x n`` is
     formed.
 
-    ``rows`` describes the row kinds (:class:`RowKinds`); ``g`` is the gradient of ``φ``
-    at the current point (so ``φ_j'(0) = g_j d_j``), ``lin0 = c ∘ d + (x - x_k) ∘ d / τ``
+    ``rows`` describes the row kinds (:class:`RowKinds`); ``gd = g ∘ d`` with ``g`` the
+    gradient of ``φ`` at the current point (``φ_j'(0)``), ``lin0 = c ∘ d + (x - x_k) ∘ d / τ``
     and ``lin1 = d ∘ d / τ``, all (B, n). Returns ``(t, v)``: ``t`` (B, n), zero where
     ``todo`` is False, and ``v = u + σ K (t ∘ d)``, the argument of ``Π`` at the new point.
     """
@@ -164,7 +164,6 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
     f = lin0.dtype
     live = todo.unsqueeze(-1) & (d != 0)
     Q = K.squared()  # the curvature needs A∘A (cached on K)
-    sdd = sigma * d * d
     # Switched-off rows (k = +inf) have u = -inf and never turn active.
     u0 = torch.nan_to_num(u, neginf=0.0) if bool(torch.isneginf(u).any()) else u
 
@@ -179,7 +178,7 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
         """
         v = K.mv(t * d).mul_(sigma).add_(u)
         act = rows.active(rows.proj(v), inplace=True)
-        curv = Q.rmv(act).mul_(sdd).add_(lin1)
+        curv = Q.rmv(act).mul_(d).mul_(d).mul_(sigma).add_(lin1)
         a0 = K.rmv(act.mul_(u0)).mul_(d).add_(lin0)
         return a0, curv, v
 
@@ -187,25 +186,28 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
         r = a0 / c.clamp_min(tiny)
         return torch.nan_to_num(r.neg_(), nan=-1.0, posinf=-1.0, neginf=-1.0)
 
-    scale = lin0.abs().clamp_min_(tiny).mul_(dtol)
     # The lower end t = 0: phi'(0) = g d < 0, and Newton from it is the full step t = 1.
-    lo, a_lo = torch.zeros_like(lin0), g * d
+    lo, a_lo = torch.zeros_like(lin0), gd
     c_lo = -a_lo
     # The upper end is unknown (+inf) until phi' >= 0 is seen; its entries are finite
     # placeholders while known_hi is 0. Brackets are updated by lerp_ with 0/1 weights,
     # an in-place where() that costs a tenth of it on CPU.
     hi, a_hi, c_hi = torch.ones_like(lin0), torch.zeros_like(lin0), torch.ones_like(lin0)
-    known_hi = torch.zeros_like(lin0)
+    known_hi = torch.zeros_like(live)
     t = live.to(f)
     a0, curv, v = piece(t)
     for _ in range(iters):
         deriv = (t * curv).add_(a0)
-        kh = known_hi > 0
-        conv = ~live | (deriv.abs_() <= scale) | (kh & ((hi - lo) <= ttol * hi))
+        conv = deriv.abs() <= lin0.abs().clamp_min_(tiny).mul_(dtol)
+        conv |= ~live
+        conv |= known_hi & ((hi - lo) <= ttol * hi)
+        # The root of t's own piece is within rounding of t: t is the root up to rounding
+        # (a root one ulp past a kink would otherwise need a bracket first).
+        conv |= (a0 / curv.clamp_min(tiny)).add_(t).abs_() <= ttol * t
         if bool(conv.all()):
             break
-        deriv = (t * curv).add_(a0)
         open_ = (~conv).to(f)
+        del conv
         below = (deriv < 0).to(f).mul_(open_)
         del deriv
         above = open_ - below
@@ -215,29 +217,32 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, g: 
         hi.lerp_(t, above)
         a_hi.lerp_(a0, above)
         c_hi.lerp_(curv, above)
-        torch.maximum(known_hi, above, out=known_hi)
-        kh = known_hi > 0
+        known_hi |= above > 0
         del above
+        kh = known_hi
 
         def outside(z):
             return 1.0 - ((z > lo) & ((z < hi) | ~kh)).to(f)
         # Newton from the newest point, else from the other end of the bracket.
         t_new = root(a0, curv)
-        t_new.lerp_(root(a_lo, c_lo).lerp_(root(a_hi, c_hi), below), outside(t_new))
+        cand = root(a_lo, c_lo).lerp_(root(a_hi, c_hi), below)
+        t_new.lerp_(cand, outside(t_new))
+        del cand
         # False position, kept on representable numbers strictly inside [lo, hi]; while
         # no upper end is known, doubling.
         d_lo, d_hi = (lo * c_lo).add_(a_lo), (hi * c_hi).add_(a_hi)
-        fp = (hi - lo).mul_(d_lo).div_((d_hi - d_lo).clamp_min_(tiny)).neg_().add_(lo)
+        fp = (hi - lo).mul_(d_lo).div_(d_hi.sub_(d_lo).clamp_min_(tiny)).neg_().add_(lo)
         del d_lo, d_hi
-        fp = torch.minimum(torch.maximum(fp, torch.nextafter(lo, hi)), torch.nextafter(hi, lo))
-        fp = torch.nan_to_num(fp, nan=0.0, posinf=0.0, neginf=0.0)
-        fp = (2 * lo.clamp_min(0.5)).lerp_(fp, known_hi)
+        torch.maximum(fp, torch.nextafter(lo, hi), out=fp)
+        torch.minimum(fp, torch.nextafter(hi, lo), out=fp)
+        torch.nan_to_num(fp, nan=0.0, posinf=0.0, neginf=0.0, out=fp)
+        fp = lo.clamp_min(0.5).mul_(2).lerp_(fp, known_hi.to(f))
         t_new.lerp_(fp, outside(t_new))
         del fp
         t.lerp_(t_new, open_)
-        del t_new
+        del t_new, below
         a_new, c_new, v = piece(t)
         a0.lerp_(a_new, open_)
         curv.lerp_(c_new, open_)
-        del a_new, c_new
+        del a_new, c_new, open_
     return t * live.to(f), v

@@ -208,10 +208,16 @@ class _Loop:
                 if self.alm:
                     lin0 = lin0 + (x - xk) * d / tau
                     lin1 = d * d / tau
-                t, u = separable_step(S.K, u, sigma, self.rows, d, g, lin0, lin1, todo)
+                # The step holds its own m- and n-sized vectors: keep only what it needs.
+                gd = g * d
+                del p, g
+                t, u = separable_step(S.K, u, sigma, self.rows, d, gd, lin0, lin1, todo)
+                del gd
+                del lin0, lin1
                 accepted = torch.isfinite(t).all(-1)
-                t = torch.where(torch.isfinite(t), t, torch.zeros_like(t))
-                step = t * d
+                if not bool(accepted.all()):
+                    t = torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)
+                step = t.mul_(d)
                 x = x + step
                 p = self.rows.proj(u)
                 # Each coordinate is now at its own minimiser, up to round-off: a step

@@ -107,7 +107,7 @@ def test_separable_step_is_the_exact_coordinate_minimiser():
     x, xk = torch.zeros(1, n, dtype=torch.float64), torch.zeros(1, n, dtype=torch.float64)
     grad = c + K.rmv(kinds.proj(u))
     d = -grad / (sigma * K.sq_rmv(kinds.active(kinds.proj(u))) + 1 / tau)
-    t, v = separable_step(K, u, sigma, kinds, d, grad, c * d, d * d / tau,
+    t, v = separable_step(K, u, sigma, kinds, d, grad * d, c * d, d * d / tau,
                           torch.ones(1, dtype=torch.bool))
 
     def phi(z):  # the coordinate-separable objective at x + z * d
