@@ -163,7 +163,6 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
     tiny = torch.finfo(lin0.dtype).tiny
     f = lin0.dtype
     live = todo.unsqueeze(-1) & (d != 0)
-    Q = K.squared()  # the curvature needs A∘A (cached on K)
     # Switched-off rows (k = +inf) have u = -inf and never turn active.
     u0 = torch.nan_to_num(u, neginf=0.0) if bool(torch.isneginf(u).any()) else u
 
@@ -178,7 +177,7 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
         """
         v = K.mv(t * d).mul_(sigma).add_(u)
         act = rows.active(rows.proj(v), inplace=True)
-        curv = Q.rmv(act).mul_(d).mul_(d).mul_(sigma).add_(lin1)
+        curv = K.sq_rmv(act).mul_(d).mul_(d).mul_(sigma).add_(lin1)
         a0 = K.rmv(act.mul_(u0)).mul_(d).add_(lin0)
         return a0, curv, v
 

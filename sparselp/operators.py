@@ -244,28 +244,36 @@ class SparseOperator(Operator):
             return (K @ x[0]).unsqueeze(0)
         return (K @ x.T).T
 
-    def _gather(self, x: Tensor) -> Tensor:
-        """``A x`` when row ``i`` holds exactly one entry, at ``cols[i]``: one gather."""
+    def _gather(self, x: Tensor, power: int = 1) -> Tensor:
+        """``A x`` (``(A∘A) x`` for power 2) when row ``i`` holds exactly one entry, at
+        ``cols[i]``: one gather."""
         if self.vals.requires_grad or x.requires_grad:
             mul = torch.mul
         else:
             mul = torch.Tensor.mul_  # in place on the fresh gather
         if self.shared and x.shape[0] > 1:
-            return mul(x.index_select(1, self.cols), self.vals)
-        if self.shared:
-            return mul(x[0].index_select(0, self.cols), self.vals).unsqueeze(0)
-        return mul(x.reshape(-1).index_select(0, self.cols), self.vals).reshape(
-            self.batch_size, self.m)
+            out = x.index_select(1, self.cols)
+        elif self.shared:
+            out = x[0].index_select(0, self.cols)
+        else:
+            out = x.reshape(-1).index_select(0, self.cols)
+        for _ in range(power):
+            out = mul(out, self.vals)
+        return out.reshape(x.shape[0] if self.shared else self.batch_size, self.m)
 
-    def _spread(self, y: Tensor) -> Tensor:
-        """``A^T y`` when row ``i`` holds exactly one entry, at ``cols[i]``: one scatter."""
+    def _spread(self, y: Tensor, power: int = 1) -> Tensor:
+        """``A^T y`` (``(A∘A)^T y`` for power 2) when row ``i`` holds exactly one entry, at
+        ``cols[i]``: one scatter."""
+        flat = y if self.shared and y.shape[0] > 1 else y.reshape(-1)
+        src = flat * self.vals
+        if power == 2:
+            src = src * self.vals if src.requires_grad else src.mul_(self.vals)
         if self.shared and y.shape[0] > 1:
-            return y.new_zeros(y.shape[0], self.n).index_add_(1, self.cols, y * self.vals)
+            return y.new_zeros(y.shape[0], self.n).index_add_(1, self.cols, src)
         if self.shared:
-            return y.new_zeros(self.n).index_add_(0, self.cols, y[0] * self.vals).unsqueeze(0)
+            return y.new_zeros(self.n).index_add_(0, self.cols, src).unsqueeze(0)
         out = y.new_zeros(self.batch_size * self.n)
-        return out.index_add_(0, self.cols, y.reshape(-1) * self.vals).reshape(
-            self.batch_size, self.n)
+        return out.index_add_(0, self.cols, src).reshape(self.batch_size, self.n)
 
     def mv(self, x):
         # One entry per row (a selection, such as the pairwise rows of the AUC LPs): a
@@ -297,9 +305,13 @@ class SparseOperator(Operator):
         return sq
 
     def sq_mv(self, w):
+        if self._pattern.one_per_row():  # one gather, no squared copy held
+            return self._gather(w, power=2)
         return self.squared().mv(w)
 
     def sq_rmv(self, d):
+        if self._pattern.one_per_row():  # one scatter, no squared copy held
+            return self._spread(d, power=2)
         return self.squared().rmv(d)
 
     @property

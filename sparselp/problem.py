@@ -253,8 +253,8 @@ def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub) -> None:
     Aeq_op, beq_t = rows(A_eq, b_eq, "A_eq", "b_eq")
 
     def bound(v, name, default):
-        if v is None:
-            return torch.full((B, n), default, dtype=dtype, device=device)
+        if v is None:  # a stride-0 view: free variables cost no memory
+            return torch.full((1, 1), default, dtype=dtype, device=device).expand(B, n)
         t = _vector(v, name, dtype, device)
         if t.dim() == 0:
             t = t.expand(n)
