@@ -56,8 +56,9 @@ SECTIONS = [
             [Source("memory_lp", "benchmarks.memory_lp",
                     quick={"sizes": (16, 200), "balances": ("balanced",), "timeout": 20.0,
                            "dense_mem_cap": 5e8, "mem_limit": 2e9},
-                    # 6,325 balanced samples = 1e7 pairs, the size of the floor target.
-                    full={"sizes": (16, 64, 160, 1000, 6325),
+                    # 2,000 and 6,325 balanced samples = 1e6 and 1e7 pairs, the sizes of
+                    # the time and floor targets.
+                    full={"sizes": (16, 64, 160, 1000, 2000, 6325),
                           "balances": ("balanced", "1:9"), "timeout": 90.0,
                           "dense_timeout": 60.0, "dense_mem_cap": 6e9, "mem_limit": 8e9})],
             "report_sections:render_memory"),

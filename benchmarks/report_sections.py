@@ -213,7 +213,10 @@ def render_memory(data: dict, out: str, quick: bool = False):
             "xlabel": "pairs (variables of the LP)", "ylabel": "peak memory (MiB)",
             "title": f"binary AUC LP layer, {b} minibatches"} for b in balances]
     f1 = line_panels(os.path.join(out, "memory_lp.png"), mem)
-    tim = [{"series": series(rows, "pairs", "total_s", "version",
+    def _time(r):  # the warm step where measured (ours, floor), else the first one
+        return r["total_s"] if math.isnan(num(r.get("warm_total_s"))) else r["warm_total_s"]
+    trows = [{**r, "step_s": _time(r)} for r in rows]
+    tim = [{"series": series(trows, "pairs", "step_s", "version",
                              where=lambda r, b=b: r["balance"] == b and is_ok(r)),
             "xlabel": "pairs (variables of the LP)", "ylabel": "forward + backward (s)",
             "title": f"binary AUC LP layer, {b} minibatches"} for b in balances]
@@ -226,9 +229,15 @@ def render_memory(data: dict, out: str, quick: bool = False):
                      "triangles are lower bounds (killed at the time limit or stopped by "
                      "the memory limit)."),
              img(f2, "Time of one forward + backward pass against the number of pairs, "
-                     "per version (completed runs only).")]
+                     "per version (completed runs only): the second step of a fresh process "
+                     "under the default allocator (warm_total_s) where measured, else the "
+                     "first step of the memory run. The memory run forces every block of "
+                     "1 MiB or more through mmap so that peak RSS counts live bytes; each "
+                     "fresh block then costs page faults, so its total_s is the pessimistic "
+                     "first-step time.")]
     body.append(html.table(rows, ["version", "balance", "batch", "pairs", "status", "peak_mb",
-                                  "forward_s", "backward_s", "total_s", "loss", "error"]))
+                                  "forward_s", "backward_s", "total_s", "warm_total_s", "loss",
+                                  "error"]))
     ok = [r for r in rows if is_ok(r)]
     by = {(r["version"], r["balance"], r["batch"]): r for r in ok}
     dense_done = [r for r in ok if r["version"] == "dense"]
@@ -261,10 +270,14 @@ def render_memory(data: dict, out: str, quick: bool = False):
         if r is None:
             continue
         close = 0.5 * target_pairs <= num(r["pairs"]) <= 2 * target_pairs
+        warm = num(r.get("warm_total_s"))
+        step = num(r["total_s"]) if math.isnan(warm) else warm
         verdicts.append(verdict(f"{target_pairs:.0e} pairs forward + backward <= {limit:g} s, "
-                                "peak < 2 GB", f"{r['pairs']} pairs: {num(r['total_s']):.2f} s, "
-                                f"{num(r['peak_mb']):.0f} MiB",
-                                (num(r["total_s"]) <= limit and num(r["peak_mb"]) < 2000 / 1.048576)
+                                "peak < 2 GB",
+                                f"{r['pairs']} pairs: {step:.2f} s warm step "
+                                f"(first step under the memory run's mmap setting "
+                                f"{num(r['total_s']):.2f} s), {num(r['peak_mb']):.0f} MiB",
+                                (step <= limit and num(r["peak_mb"]) < 2000 / 1.048576)
                                 if close else None))
     if ours_ok:
         big = max(ours_ok, key=lambda r: num(r["pairs"]))

@@ -44,6 +44,9 @@ def test_run_isolated_rows_and_caps():
         assert by[(v, 16)]["status"] == "ok", by[(v, 16)]
         assert by[(v, 16)]["peak_mb"] > 0
     assert by[("ours", 16)]["loss"] == pytest.approx(by[("floor", 16)]["loss"], rel=1e-5)
+    # The warm step (second step of a child under the default allocator) is timed too.
+    assert by[("ours", 16)]["warm_total_s"] > 0 and by[("floor", 16)]["warm_total_s"] > 0
+    assert by[("dense", 16)].get("warm_total_s") is None
     assert by[("dense", 64)]["status"] == "skipped"
     assert "cap" in by[("dense", 64)]["error"]
 
