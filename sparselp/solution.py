@@ -72,6 +72,9 @@ class Solution:
         Rows ``J`` with ``v_j > 0`` (the active set).
     outer_iterations : int
     linear_solver : str
+    polished : bool tensor of shape () or (B,)
+        True where the answer was re-solved on its active set (exact up to round-off
+        once that set is right), rather than taken from the last ALM iterate.
     """
 
     x: Tensor
@@ -90,6 +93,7 @@ class Solution:
     active: Tensor
     outer_iterations: int = 0
     linear_solver: str = ""
+    polished: Tensor | None = None
     batched: bool = field(default=False, repr=False)
 
     @property
@@ -112,7 +116,9 @@ class Solution:
                                                "active")}
         return Solution(status=self.status[i], message=self.message[i], nit=self.nit,
                         outer_iterations=self.outer_iterations,
-                        linear_solver=self.linear_solver, batched=False, **t)
+                        linear_solver=self.linear_solver,
+                        polished=None if self.polished is None else self.polished[i],
+                        batched=False, **t)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

@@ -269,7 +269,7 @@ class _Loop:
         self.nit = 0
         self.polished = torch.zeros(B, dtype=torch.bool, device=dev)
         self.scales = _Scales(S)
-        res = self.residuals(x, self.rows.proj(lam))
+        res = None  # the residuals of the first iterate come after the first Newton solve
         inner_tol = torch.full((B,), 1.0, dtype=dt, device=dev)
         outer = 0
         limit_reason = ""
@@ -353,10 +353,16 @@ class _Loop:
         better = (rp.worst < res.worst) & ~done & torch.isfinite(rp.worst)
         if not bool(better.any()):
             return x, lam, res
+        self.polished = self.polished | better
+        if bool((better | done).all()):  # every open element takes the polished pair
+            keep = done.unsqueeze(-1)
+            if bool(done.any()):
+                xp, lp_ = torch.where(keep, x, xp), torch.where(keep, lam, lp_)
+                return xp, lp_, self.residuals(xp, lp_)
+            return xp, lp_, rp
         sel = better.unsqueeze(-1)
         x = torch.where(sel, xp, x)
         lam = torch.where(sel, lp_, lam)
-        self.polished = self.polished | better
         return x, lam, self.residuals(x, lam)
 
     def _finish(self, x, lam, res, status, limit_reason, outer) -> Solution:
@@ -386,5 +392,6 @@ class _Loop:
                        fun=fun, status=statuses, message=messages, nit=self.nit,
                        primal_residual=res.primal, dual_residual=res.dual, gap=res.gap,
                        active=v_ub_rows > 0, outer_iterations=outer,
-                       linear_solver=self.strategy.name, batched=True)
+                       linear_solver=self.strategy.name, polished=self.polished,
+                       batched=True)
         return sol if lp.batched else sol[0]
