@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .linsolve import HessianStrategy, NewtonSystem
+from .scaling import inf_norm
 
 __all__ = ["polish"]
 
@@ -31,24 +32,22 @@ def _refined_solve(strategy: HessianStrategy, system: NewtonSystem, rhs: Tensor,
     """Solve ``(K_J^T K_J) d = rhs`` via the regularized factor, refining on the exact one."""
     solve = strategy.factor(system)
     d = solve(rhs)
-    floor = 10 * torch.finfo(rhs.dtype).eps * _inf_norm(rhs)
+    floor = 10 * torch.finfo(rhs.dtype).eps * inf_norm(rhs)
     for _ in range(steps):
         r = rhs - exact_matvec(d)
-        if bool((_inf_norm(r) <= floor).all()):
+        if bool((inf_norm(r) <= floor).all()):
             break  # exact up to round-off already (e.g. the diagonal strategy)
         d = d + solve(r)
     return d
 
 
-def _inf_norm(t: Tensor) -> Tensor:
-    return t.abs().amax(-1) if t.shape[-1] else t.new_zeros(t.shape[:-1])
 
 
 def polish(S, strategy: HessianStrategy, x: Tensor, lam: Tensor, delta: float = 1e-10):
     """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space)."""
     K, k, eq = S.K, S.k, S.eq
-    fin = torch.isfinite(k)
-    all_fin = bool(fin.all())
+    all_fin = S.all_finite()
+    fin = None if all_fin else torch.isfinite(k)
     kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
     J = lam > 0
     if bool(eq.any()):

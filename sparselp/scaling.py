@@ -21,7 +21,7 @@ from torch import Tensor
 from .operators import Operator, SelectionOperator, StackedOperator
 from .problem import LinearProgram
 
-__all__ = ["RowSystem", "build_rows", "equilibrate"]
+__all__ = ["inf_norm", "RowSystem", "build_rows", "equilibrate"]
 
 
 @dataclass
@@ -39,6 +39,20 @@ class RowSystem:
     s: Tensor | None = None      # column scaling (B, n)
     c_scale: Tensor | None = None  # (B, 1)
     k_scale: Tensor | None = None  # (B, 1)
+    k_finite: bool | None = None   # every entry of k finite (no switched-off row); None: unknown
+
+    def all_finite(self) -> bool:
+        if self.k_finite is None:
+            self.k_finite = bool(torch.isfinite(self.k).all())
+        return self.k_finite
+
+
+def inf_norm(t: Tensor) -> Tensor:
+    """``max |t|`` over the last dimension, without an ``|t|`` temporary (0 when empty)."""
+    if not t.shape[-1]:
+        return t.new_zeros(t.shape[:-1])
+    lo, hi = torch.aminmax(t, dim=-1)
+    return torch.maximum(-lo, hi)
 
 
 def build_rows(lp: LinearProgram) -> RowSystem:
@@ -65,7 +79,9 @@ def build_rows(lp: LinearProgram) -> RowSystem:
         rhs.append(torch.full((B, 1), math.inf, dtype=dt, device=dev))
         eq.append(torch.zeros(1, dtype=torch.bool, device=dev))
     K = StackedOperator(parts)
-    return RowSystem(K, torch.cat(rhs, 1), torch.cat(eq), lp.c,
+    # One block (A x <= b alone): its vectors as they are, no copy of m entries.
+    return RowSystem(K, rhs[0] if len(rhs) == 1 else torch.cat(rhs, 1),
+                     eq[0] if len(eq) == 1 else torch.cat(eq), lp.c,
                      (lp.m, lp.m_eq, lb_idx.numel(), ub_idx.numel()), lb_idx, ub_idx)
 
 
@@ -127,14 +143,15 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     k_hat = r * rows.k
     c_scale = c_hat.abs().amax(1, keepdim=True).clamp_min(1e-12) if iters > 0 else \
         torch.ones(B, 1, dtype=dt, device=dev)
+    lo, hi = torch.aminmax(k_hat, dim=1, keepdim=True)
+    kmax = torch.maximum(-lo, hi)
+    k_finite = bool(torch.isfinite(kmax).all())
     if iters > 0:
-        lo, hi = torch.aminmax(k_hat, dim=1, keepdim=True)
-        kmax = torch.maximum(-lo, hi)
-        if not bool(torch.isfinite(kmax).all()):  # switched-off rows hold +inf
+        if not k_finite:  # switched-off rows hold +inf
             fin = torch.isfinite(k_hat)
             kmax = torch.where(fin, k_hat.abs(), torch.zeros_like(k_hat)).amax(1, keepdim=True)
         k_scale = kmax.clamp_min(1.0)
     else:
         k_scale = torch.ones(B, 1, dtype=dt, device=dev)
     return RowSystem(Ks, k_hat.div_(k_scale), rows.eq, c_hat.div_(c_scale), rows.sizes,
-                     rows.lb_idx, rows.ub_idx, r, s, c_scale, k_scale)
+                     rows.lb_idx, rows.ub_idx, r, s, c_scale, k_scale, k_finite)

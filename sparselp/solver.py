@@ -47,14 +47,13 @@ from .linsolve import NewtonSystem, get_strategy
 from .options import SolverOptions, make_options
 from .polish import polish
 from .problem import LinearProgram
-from .scaling import RowSystem, build_rows, equilibrate
+from .scaling import RowSystem, build_rows, equilibrate, inf_norm
 from .solution import Solution, Status
 
 __all__ = ["solve"]
 
 
-def _inf_norm(t: Tensor) -> Tensor:
-    return t.abs().amax(-1) if t.shape[-1] else t.new_zeros(t.shape[:-1])
+_inf_norm = inf_norm
 
 
 class _Scales:
@@ -63,8 +62,8 @@ class _Scales:
     are the memory of a large solve, so none is stored without need)."""
 
     def __init__(self, S: RowSystem):
-        fin = torch.isfinite(S.k)
-        self.has_inf = not bool(fin.all())
+        self.has_inf = not S.all_finite()
+        fin = torch.isfinite(S.k) if self.has_inf else None
         self.has_eq = bool(S.eq.any())
         self.finf = fin.to(S.k.dtype) if self.has_inf else None
         self.eqf = S.eq.to(S.k.dtype) if self.has_eq else None
