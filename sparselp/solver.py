@@ -193,7 +193,15 @@ class _Loop:
             todo = (gn > inner_tol) & active_mask
             if not bool(todo.any()) or self.nit >= opt.max_iter:
                 break
-            w = sigma * self.rows.active(p)
+            if self.separable:
+                # Rows exactly on their kink (u = 0, e.g. every row with a zero right-hand
+                # side at the x = 0 start) enter the generalized Hessian: an equally valid
+                # element of it, and one that keeps the first direction on the scale of
+                # 1/sigma rather than tau. The per-coordinate exact step makes the choice a
+                # matter of speed only.
+                w = self.rows.active((u >= 0).to(u.dtype), inplace=True).mul_(sigma)
+            else:
+                w = sigma * self.rows.active(p)
             shift = (1.0 / tau) if self.alm else torch.full_like(tau, opt.rho)
             d = -self.strategy.factor(NewtonSystem(S.K, w, shift.expand_as(x)))(g)
             if not bool(todo.all()):
