@@ -10,7 +10,9 @@ Along ``x + t d`` the argument is affine, ``u(t) = u + t s`` with ``s = σ K d``
 piecewise-linear function of ``t`` that costs O(m) to evaluate, without any product with
 ``K``. ``exact`` finds its root by safeguarded Newton/bisection (the exact minimiser along
 ``d``); ``armijo`` is the classical backtracking on ``φ`` (Mangasarian 2004). Both are
-batched: every batch element gets its own step.
+batched: every batch element gets its own step. ``separable_step`` is the exact search
+with one step per coordinate, for matrices whose rows each touch one column (then ``φ``
+is a sum of one-dimensional functions and the search minimises it outright).
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ Problem (see :class:`~sparselp.LinearProgram`), in the stacked form of
 :mod:`sparselp.scaling`: minimise ``c^T x`` subject to ``K x <= k`` (``=`` on equality rows).
 
 One loop serves both methods. Each outer step ``j`` minimises, by generalized Newton
-steps with Armijo backtracking, the piecewise quadratic
+steps with an exact line search (:mod:`sparselp.linesearch`; per coordinate when every
+row of ``K`` has one nonzero, so that one step minimises it outright), the piecewise
+quadratic
 
 .. math::
 
