@@ -227,12 +227,16 @@ class SparseOperator(Operator):
         res.index_add_(0, dst_idx, flat.index_select(0, src_idx) * vals)
         return res.reshape(self.batch_size, out)
 
-    def _csr(self):
+    def _csr(self, transpose: bool = False):
+        """CSR of ``A`` (or of ``A^T``), each built on first use. The index arrays and
+        orderings live in the shared pattern: a scaled or squared copy of this matrix
+        only gathers its values."""
         if self._csr_pair is None:
-            # The index arrays and permutations live in the shared pattern: a scaled or
-            # squared copy of this matrix only gathers its values.
-            self._csr_pair = (self._pattern.csr(self.vals), self._pattern.csr_t(self.vals))
-        return self._csr_pair
+            self._csr_pair = [None, None]
+        if self._csr_pair[transpose] is None:
+            make = self._pattern.csr_t if transpose else self._pattern.csr
+            self._csr_pair[transpose] = make(self.vals)
+        return self._csr_pair[transpose]
 
     def _products_by_csr(self, x: Tensor) -> bool:
         return self.use_csr and not (self.vals.requires_grad or x.requires_grad)
@@ -282,14 +286,14 @@ class SparseOperator(Operator):
         if self._pattern.one_per_row():
             return self._gather(x)
         if self._products_by_csr(x):
-            return self._csr_apply(self._csr()[0], x, self.m)
+            return self._csr_apply(self._csr(), x, self.m)
         return self._scatter(self.vals, self.cols, self.rows, x, self.m)
 
     def rmv(self, y):
         if self._pattern.one_per_row():
             return self._spread(y)
         if self._products_by_csr(y):
-            return self._csr_apply(self._csr()[1], y, self.n)
+            return self._csr_apply(self._csr(transpose=True), y, self.n)
         return self._scatter(self.vals, self.rows, self.cols, y, self.n)
 
     def squared(self, cache: bool = True):

@@ -118,7 +118,11 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
         Q = K.squared(cache=False)  # formed once: every pass needs products with A∘A
         empty_r, empty_c = _empty(Q.mv(s)), _empty(Q.rmv(r))
         prev = None
-        for _ in range(iters):
+        # With at most one entry per row, dividing each row by its norm already is Ruiz's
+        # fixed point (every entry becomes +-1; a column pass would only be undone by the
+        # next row pass), so the passes are skipped.
+        passes = 0 if K.rows_separable else iters
+        for _ in range(passes):
             fr = _inv_sqrt_(Q.mv(s * s).clamp_min_(0).sqrt_().mul_(r), empty_r)
             r.mul_(fr)
             fc = _inv_sqrt_(Q.rmv(r * r).clamp_min_(0).sqrt_().mul_(s), empty_c)
