@@ -197,6 +197,13 @@ class LinearProgram:
         return total
 
 
+def _distinct(t: Tensor) -> Tensor:
+    """The entries ``t`` really holds: one number for a stride-0 (expanded) view."""
+    if t.numel() and all(st == 0 for st in t.stride()):
+        return t.reshape(-1)[:1]
+    return t
+
+
 def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub) -> None:
     """Check and convert every argument; messages name the argument."""
     if c is None:
@@ -266,11 +273,13 @@ def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub) -> None:
         return t.reshape(-1, n).expand(B, n).contiguous()
 
     lb_t, ub_t = bound(lb, "lb", -math.inf), bound(ub, "ub", math.inf)
-    if (lb_t == math.inf).any():
+    # Defaults are stride-0 views of one number: check that number, not n copies of it.
+    lb_c, ub_c = _distinct(lb_t), _distinct(ub_t)
+    if (lb_c == math.inf).any():
         raise ValueError("lb contains +Inf entries")
-    if (ub_t == -math.inf).any():
+    if (ub_c == -math.inf).any():
         raise ValueError("ub contains -Inf entries")
-    bad = lb_t > ub_t
+    bad = (lb_c > ub_c).reshape(1, 1) if lb_c.numel() == ub_c.numel() == 1 else lb_t > ub_t
     if bad.any():
         j = int(torch.nonzero(bad)[0, -1])
         raise ValueError(f"lower bound above upper bound: lb[{j}] = {float(lb_t.reshape(-1, n)[0, j]):g}"

@@ -103,6 +103,8 @@ def _finite_or_none(t: Tensor | None) -> Tensor | None:
     """``t`` with +-inf set to 0; ``t`` itself when all finite; None when none is finite."""
     if t is None:
         return None
+    if t.numel() and all(st == 0 for st in t.stride()):  # one number, expanded
+        return t if bool(torch.isfinite(t.reshape(-1)[:1]).all()) else None
     fin = torch.isfinite(t)
     if bool(fin.all()):
         return t
