@@ -5,9 +5,7 @@ shared by the whole batch) and exposes only what the Newton solver needs: produc
 ``A`` and ``A^T``, products with the elementwise square ``A∘A`` (row norms, Jacobi
 preconditioner, equilibration), the Gram matrix ``A^T diag(d) A`` (dense, for Cholesky, or
 scipy-sparse, for a sparse direct solve), and a rescaled copy ``diag(r) A diag(s)``.
-Sparse matrices are never densified: every product touches the stored nonzeros only.
-
-Vectors are always batched: ``x`` has shape ``(B, n)`` and ``y`` has shape ``(B, m)``.
+Sparse matrices are never densified. Vectors are batched: ``x`` (B, n), ``y`` (B, m).
 """
 from __future__ import annotations
 
@@ -15,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+from .pattern import _Pattern, _coo_to_csr
 
 __all__ = ["Operator", "DenseOperator", "SparseOperator", "SelectionOperator", "StackedOperator"]
 
@@ -158,15 +158,14 @@ class DenseOperator(Operator):
 
 
 class SparseOperator(Operator):
-    """Sparse matrices stored as COO triplets ``(rows, cols, vals)``.
+    """Sparse matrices: values on a shared index pattern (:mod:`sparselp.pattern`).
 
-    A batch of ``B`` different matrices is held block-diagonally as one ``(B m, B n)``
-    matrix, so that one product serves the whole batch; a single matrix shared by the
-    batch is applied to all ``B`` right-hand sides at once. ``A x`` and ``A^T y`` use a
-    CSR copy of ``A`` and of ``A^T``, built on first use (sparse BLAS is 2-5x faster
-    than a scatter on CPU); the squared products used by equilibration and the Jacobi
-    preconditioner scatter (``index_add_``) and need no copy. When the values require
-    gradients, every product scatters, so autograd flows to them.
+    A batch of ``B`` matrices is held block-diagonally as one ``(B m, B n)`` matrix, so
+    one product serves the batch; a matrix shared by the batch takes all ``B``
+    right-hand sides at once. ``A x`` and ``A^T y`` use CSR copies built on first use
+    (2-5x faster than a scatter on CPU), or one gather / one scatter when every row holds
+    one entry. With values that require gradients every product scatters, so autograd
+    flows to them.
     """
 
     def __init__(self, rows: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
@@ -398,88 +397,4 @@ class SparseOperator(Operator):
         return sp.csr_matrix((vals, (rows, cols)), shape=(self.m, self.n))
 
 
-def _coo_to_csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
-    """CSR from COO triplets, duplicates summed, without a dense intermediate."""
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]).long(), vals, shape).coalesce()
-    K = coo.to_sparse_csr()
-    if rows.dtype == torch.int32:  # keep the caller's compact index type
-        K = torch.sparse_csr_tensor(K.crow_indices().to(torch.int32),
-                                    K.col_indices().to(torch.int32), K.values(), shape)
-    return K
-
-
-class _Pattern:
-    """The index structure of a sparse matrix, shared by its scaled and squared copies.
-
-    ``csr(vals)`` and ``csr_t(vals)`` give CSR tensors of the matrix and of its transpose
-    for any values on this pattern; the row pointers and the orderings (stable counting
-    of rows and of columns) are computed once, so a copy costs one gather of its values
-    instead of a sort. Entries repeated at one position are kept apart; every product
-    sums them, as COO does.
-    """
-
-    def __init__(self, rows: Tensor | None, cols: Tensor, shape, crow: Tensor | None = None):
-        self._rows, self.cols, self.shape = rows, cols, shape
-        self._crow = crow  # row pointers, when built from CSR (rows then come lazily)
-        self._by_row = None if crow is None else (crow, cols, None)
-        self._by_col = None
-        self._separable = None
-        self._one = None
-
-    @staticmethod
-    def _order(keys: Tensor, other: Tensor, size: int):
-        sorted_ = keys.numel() <= 1 or bool((keys[1:] >= keys[:-1]).all())
-        perm = None if sorted_ else torch.sort(keys, stable=True)[1].to(keys.dtype)
-        counts = torch.bincount(keys, minlength=size)
-        ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(keys.dtype)
-        return ptr, other if perm is None else other.index_select(0, perm), perm
-
-    def csr(self, vals: Tensor) -> Tensor:
-        if self._by_row is None:
-            self._by_row = self._order(self.rows, self.cols, self.shape[0])
-        ptr, idx, perm = self._by_row
-        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
-                                       vals.index_select(0, perm), self.shape)
-
-    def csr_t(self, vals: Tensor) -> Tensor:
-        if self._by_col is None:
-            self._by_col = self._order(self.cols, self.rows, self.shape[1])
-        ptr, idx, perm = self._by_col
-        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
-                                       vals.index_select(0, perm), self.shape[::-1])
-
-    @property
-    def rows(self) -> Tensor:
-        if self._rows is None:
-            crow = self._crow
-            self._rows = torch.repeat_interleave(
-                torch.arange(self.shape[0], dtype=crow.dtype, device=crow.device),
-                crow[1:] - crow[:-1])
-        return self._rows
-
-    def _counts_from_crow(self):
-        return self._crow[1:] - self._crow[:-1]
-
-    def one_per_row(self) -> bool:
-        """Every row holds exactly one entry and the triplets are in row order."""
-        if self._one is None and self._crow is not None:
-            self._one = self.cols.numel() == self.shape[0] and bool(
-                (self._counts_from_crow() == 1).all())
-        if self._one is None:
-            r = self.rows
-            self._one = r.numel() == self.shape[0] and (
-                r.numel() == 0 or bool((r == torch.arange(r.numel(), dtype=r.dtype,
-                                                          device=r.device)).all()))
-        return self._one
-
-    def rows_separable(self) -> bool:
-        if self._separable is None and self._crow is not None:
-            self._separable = bool((self._counts_from_crow() <= 1).all())
-        if self._separable is None:
-            counts = torch.bincount(self.rows, minlength=1)
-            self._separable = bool(counts.max() <= 1) if counts.numel() else True
-        return self._separable
-
-
-# The row operators of bounds and stacks live beside; they are part of this interface.
-from .row_operators import SelectionOperator, StackedOperator  # noqa: E402
+from .row_operators import SelectionOperator, StackedOperator  # noqa: E402 (bounds, stacks)

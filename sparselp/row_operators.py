@@ -94,30 +94,32 @@ class StackedOperator(Operator):
 
     # With one part (an LP with free variables and only A x <= b), no copy is made: at
     # millions of rows a concatenation or a `0 + y` costs as much as the product.
-    def mv(self, x):
+    def _rows_of(self, method: str, x):
         if len(self.parts) == 1:
-            return self.parts[0].mv(x)
-        return torch.cat([p.mv(x) for p in self.parts], dim=1)
+            return getattr(self.parts[0], method)(x)
+        return torch.cat([getattr(p, method)(x) for p in self.parts], dim=1)
 
-    def rmv(self, y):
+    def _cols_of(self, method: str, y):
         out = None
         for p, yk in zip(self.parts, self._split(y)):
-            out = p.rmv(yk) if out is None else out.add_(p.rmv(yk))
+            r = getattr(p, method)(yk)
+            out = r if out is None else out.add_(r)
         return out
+
+    def mv(self, x):
+        return self._rows_of("mv", x)
+
+    def rmv(self, y):
+        return self._cols_of("rmv", y)
 
     def squared(self, cache: bool = True):
         return StackedOperator([p.squared(cache) for p in self.parts])
 
     def sq_mv(self, w):
-        if len(self.parts) == 1:
-            return self.parts[0].sq_mv(w)
-        return torch.cat([p.sq_mv(w) for p in self.parts], dim=1)
+        return self._rows_of("sq_mv", w)
 
     def sq_rmv(self, d):
-        out = None
-        for p, dk in zip(self.parts, self._split(d)):
-            out = p.sq_rmv(dk) if out is None else out.add_(p.sq_rmv(dk))
-        return out
+        return self._cols_of("sq_rmv", d)
 
     def gram(self, d):
         return sum(p.gram(dk) for p, dk in zip(self.parts, self._split(d)))

@@ -49,71 +49,11 @@ from .linsolve import NewtonSystem, get_strategy
 from .options import SolverOptions, make_options
 from .polish import polish
 from .problem import LinearProgram
-from .scaling import RowSystem, build_rows, equilibrate, inf_norm
+from .residuals import Residuals, ResidualScales, certificates
+from .scaling import build_rows, equilibrate, inf_norm
 from .solution import Solution, Status
 
 __all__ = ["solve"]
-
-
-_inf_norm = inf_norm
-
-
-class _Scales:
-    """What the residuals need that does not change during a solve: a few scalars, and
-    row masks only where the problem has equality or switched-off rows (m-sized vectors
-    are the memory of a large solve, so none is stored without need)."""
-
-    def __init__(self, S: RowSystem):
-        self.has_inf = not S.all_finite()
-        fin = torch.isfinite(S.k) if self.has_inf else None
-        self.has_eq = bool(S.eq.any())
-        self.finf = fin.to(S.k.dtype) if self.has_inf else None
-        self.eqf = S.eq.to(S.k.dtype) if self.has_eq else None
-        self.kf = torch.where(fin, S.k, torch.zeros_like(S.k)) if self.has_inf else S.k
-        # Unscaled quantities: K0 x - k0 = (Kx - k) k_scale / r, c0 + K0^T v =
-        # c_scale (c + K^T v) / s, c0^T x0 = c_scale k_scale c^T x, k0^T v0 likewise.
-        self.obj_scale = S.c_scale.squeeze(-1) * S.k_scale.squeeze(-1)
-        self.k0_norm = 1 + _inf_norm(self.kf * (S.k_scale / S.r))
-        self.c0_norm = 1 + _inf_norm(S.c * (S.c_scale / S.s))
-
-
-class _Residuals:
-    """Residuals of ``(x_hat, v_hat)`` measured on the original, unscaled problem."""
-
-    def __init__(self, S: RowSystem, x: Tensor, v: Tensor, Kx: Tensor | None = None,
-                 sc: _Scales | None = None):
-        sc = _Scales(S) if sc is None else sc
-        Kx = S.K.mv(x) if Kx is None else Kx
-        diff = (Kx - sc.kf).mul_(S.k_scale).div_(S.r)
-        # |diff| on equality rows, its positive part on inequality rows, 0 on switched-off
-        # rows; written with products, as torch.where is slow on CPU.
-        viol = torch.maximum(diff, -diff * sc.eqf) if sc.has_eq else diff.clamp_min_(0)
-        if sc.has_inf:
-            viol = viol * sc.finf
-        grad = (S.c + S.K.rmv(v)).mul_(S.c_scale).div_(S.s)
-        self.primal_obj = sc.obj_scale * (S.c * x).sum(-1)
-        self.dual_obj = -sc.obj_scale * (sc.kf * v).sum(-1)
-        self.primal = _inf_norm(viol) / sc.k0_norm
-        self.dual = _inf_norm(grad) / sc.c0_norm
-        self.gap = (self.primal_obj - self.dual_obj).abs() / (
-            1 + self.primal_obj.abs() + self.dual_obj.abs())
-        self.worst = torch.maximum(torch.maximum(self.primal, self.dual), self.gap)
-
-
-def _certificates(S: RowSystem, dv: Tensor, dx: Tensor, tol: float):
-    """Primal-infeasibility and unboundedness certificates in the scaled space."""
-    fin = torch.isfinite(S.k)
-    kf = torch.where(fin, S.k, torch.zeros_like(S.k))
-    nv = _inf_norm(dv).clamp_min(torch.finfo(dv.dtype).tiny).unsqueeze(-1)
-    y = torch.where(fin, dv, torch.zeros_like(dv)) / nv
-    infeas = (_inf_norm(S.K.rmv(y)) <= tol) & ((kf * y).sum(-1) < -tol) \
-        & (torch.where(S.eq, torch.zeros_like(y), -y).amax(-1) <= tol) & (nv.squeeze(-1) > 1e-8)
-    nx = _inf_norm(dx).clamp_min(torch.finfo(dx.dtype).tiny).unsqueeze(-1)
-    d = dx / nx
-    Kd = S.K.mv(d)
-    Kd = torch.where(fin, torch.where(S.eq, Kd.abs(), Kd.clamp_min(0)), torch.zeros_like(Kd))
-    unbounded = ((S.c * d).sum(-1) < -tol) & (_inf_norm(Kd) <= tol) & (nx.squeeze(-1) > 1e-8)
-    return infeas, unbounded
 
 
 def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
@@ -170,7 +110,7 @@ class _Loop:
             self.max_cond = math.inf  # exact diagonal solves: conditioning costs nothing
 
     def residuals(self, x, v):
-        return _Residuals(self.S, x, v, sc=self.scales)
+        return Residuals(self.S, x, v, sc=self.scales)
 
     def phi(self, x, xk, lam, sigma, tau):
         S = self.S
@@ -191,7 +131,7 @@ class _Loop:
             g = S.c + S.K.rmv(p)
             if self.alm:
                 g = g + (x - xk) / tau
-            gn = _inf_norm(g)
+            gn = inf_norm(g)
             todo = (gn > inner_tol) & active_mask
             if not bool(todo.any()) or self.nit >= opt.max_iter:
                 break
@@ -231,7 +171,7 @@ class _Loop:
                 p = self.rows.proj(u)
                 # Each coordinate is now at its own minimiser, up to round-off: a step
                 # that no longer moves x means the gradient is at its precision floor.
-                moved = _inf_norm(step) > 8 * self.eps * (1 + _inf_norm(x))
+                moved = inf_norm(step) > 8 * self.eps * (1 + inf_norm(x))
                 if not bool((moved & todo).any()):
                     steps += 1
                     self.nit += 1
@@ -277,7 +217,7 @@ class _Loop:
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         self.nit = 0
         self.polished = torch.zeros(B, dtype=torch.bool, device=dev)
-        self.scales = _Scales(S)
+        self.scales = ResidualScales(S)
         res = None  # the residuals of the first iterate come after the first Newton solve
         inner_tol = torch.full((B,), 1.0, dtype=dt, device=dev)
         outer = 0
@@ -299,7 +239,7 @@ class _Loop:
                 x, lam, res = self._try_polish(x, lam, res, done)
             bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
             if bool(((res.worst > self.tol) & ~done & ~bad).any()):
-                infeas, unb = _certificates(S, dv, dx, opt.infeasibility_tol)
+                infeas, unb = certificates(S, dv, dx, opt.infeasibility_tol)
             else:  # every open element is optimal: no certificate is needed
                 infeas = unb = torch.zeros_like(done)
             for i in range(B):

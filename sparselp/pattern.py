@@ -1,0 +1,96 @@
+"""The index structure of a sparse matrix, shared by its scaled and squared copies.
+
+:class:`~sparselp.operators.SparseOperator` keeps its values and a pattern: row pointers,
+column indices and the orderings by row and by column, each built once on first use, so
+that CSR copies of ``A``, ``A^T``, a rescaled ``A`` or ``A∘A`` cost a gather of values
+rather than a sort. Indices are int32 wherever they fit.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["_Pattern", "_coo_to_csr"]
+
+
+def _coo_to_csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
+    """CSR from COO triplets, duplicates summed, without a dense intermediate."""
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]).long(), vals, shape).coalesce()
+    K = coo.to_sparse_csr()
+    if rows.dtype == torch.int32:  # keep the caller's compact index type
+        K = torch.sparse_csr_tensor(K.crow_indices().to(torch.int32),
+                                    K.col_indices().to(torch.int32), K.values(), shape)
+    return K
+
+
+class _Pattern:
+    """The index structure of a sparse matrix, shared by its scaled and squared copies.
+
+    ``csr(vals)`` and ``csr_t(vals)`` give CSR tensors of the matrix and of its transpose
+    for any values on this pattern; the row pointers and the orderings (stable counting
+    of rows and of columns) are computed once, so a copy costs one gather of its values
+    instead of a sort. Entries repeated at one position are kept apart; every product
+    sums them, as COO does.
+    """
+
+    def __init__(self, rows: Tensor | None, cols: Tensor, shape, crow: Tensor | None = None):
+        self._rows, self.cols, self.shape = rows, cols, shape
+        self._crow = crow  # row pointers, when built from CSR (rows then come lazily)
+        self._by_row = None if crow is None else (crow, cols, None)
+        self._by_col = None
+        self._separable = None
+        self._one = None
+
+    @staticmethod
+    def _order(keys: Tensor, other: Tensor, size: int):
+        sorted_ = keys.numel() <= 1 or bool((keys[1:] >= keys[:-1]).all())
+        perm = None if sorted_ else torch.sort(keys, stable=True)[1].to(keys.dtype)
+        counts = torch.bincount(keys, minlength=size)
+        ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(keys.dtype)
+        return ptr, other if perm is None else other.index_select(0, perm), perm
+
+    def csr(self, vals: Tensor) -> Tensor:
+        if self._by_row is None:
+            self._by_row = self._order(self.rows, self.cols, self.shape[0])
+        ptr, idx, perm = self._by_row
+        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
+                                       vals.index_select(0, perm), self.shape)
+
+    def csr_t(self, vals: Tensor) -> Tensor:
+        if self._by_col is None:
+            self._by_col = self._order(self.cols, self.rows, self.shape[1])
+        ptr, idx, perm = self._by_col
+        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
+                                       vals.index_select(0, perm), self.shape[::-1])
+
+    @property
+    def rows(self) -> Tensor:
+        if self._rows is None:
+            crow = self._crow
+            self._rows = torch.repeat_interleave(
+                torch.arange(self.shape[0], dtype=crow.dtype, device=crow.device),
+                crow[1:] - crow[:-1])
+        return self._rows
+
+    def _counts_from_crow(self):
+        return self._crow[1:] - self._crow[:-1]
+
+    def one_per_row(self) -> bool:
+        """Every row holds exactly one entry and the triplets are in row order."""
+        if self._one is None and self._crow is not None:
+            self._one = self.cols.numel() == self.shape[0] and bool(
+                (self._counts_from_crow() == 1).all())
+        if self._one is None:
+            r = self.rows
+            self._one = r.numel() == self.shape[0] and (
+                r.numel() == 0 or bool((r == torch.arange(r.numel(), dtype=r.dtype,
+                                                          device=r.device)).all()))
+        return self._one
+
+    def rows_separable(self) -> bool:
+        if self._separable is None and self._crow is not None:
+            self._separable = bool((self._counts_from_crow() <= 1).all())
+        if self._separable is None:
+            counts = torch.bincount(self.rows, minlength=1)
+            self._separable = bool(counts.max() <= 1) if counts.numel() else True
+        return self._separable
