@@ -214,7 +214,7 @@ def render_memory(data: dict, out: str, quick: bool = False):
             "title": f"binary AUC LP layer, {b} minibatches"} for b in balances]
     f1 = line_panels(os.path.join(out, "memory_lp.png"), mem)
     def _time(r):  # the warm step where measured (ours, floor), else the first one
-        return r["total_s"] if math.isnan(num(r.get("warm_total_s"))) else r["warm_total_s"]
+        return r.get("total_s") if math.isnan(num(r.get("warm_total_s"))) else r["warm_total_s"]
     trows = [{**r, "step_s": _time(r)} for r in rows]
     tim = [{"series": series(trows, "pairs", "step_s", "version",
                              where=lambda r, b=b: r["balance"] == b and is_ok(r)),

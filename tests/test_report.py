@@ -129,3 +129,33 @@ def test_from_csv_reads_rows_back_with_their_types(tmp_path, monkeypatch):
                                   from_csv=str(tmp_path))
     assert summary["status"] == {"c": "ok"}
     assert summary["verdicts"]["c"][0]["measured"].startswith("20.00x")
+
+
+def test_memory_section_with_skipped_rows_and_warm_times(tmp_path):
+    """Rows without times (skipped, killed) must not break the section; the time targets
+    are judged on the warm step and quote the first step beside it."""
+    def row(version, batch, pairs, status="ok", peak=10.0, total=None, warm=None):
+        r = {"version": version, "balance": "balanced", "batch": batch, "pairs": pairs,
+             "status": status, "peak_mb": peak}
+        if total is not None:
+            r.update(forward_s=0.9 * total, backward_s=0.1 * total, total_s=total)
+        if warm is not None:
+            r["warm_total_s"] = warm
+        return r
+    rows = [row("dense", 128, 4096, peak=2205.0, total=278.0),
+            row("dense", 2000, 10**6, status="skipped"),
+            row("dense", 6325, 10**7, status="timeout", peak=900.0),
+            row("ours", 128, 4096, peak=16.9, total=0.007, warm=0.007),
+            row("ours", 2000, 10**6, peak=219.0, total=0.93, warm=0.37),
+            row("ours", 6325, 10**7, peak=1846.0, total=10.2, warm=8.4),
+            row("floor", 128, 4096, peak=11.4, total=0.001, warm=0.001),
+            row("floor", 6325, 10**7, peak=210.0, total=0.28, warm=0.25)]
+    body, verdicts, notes = report_sections.render_memory({"memory_lp": rows}, str(tmp_path))
+    by = {v["target"]: v for v in verdicts}
+    t6 = next(v for k, v in by.items() if k.startswith("1e+06 pairs"))
+    t7 = next(v for k, v in by.items() if k.startswith("1e+07 pairs"))
+    assert t6["ok"] is True and "0.37 s warm step" in t6["measured"] and "0.93 s" in t6["measured"]
+    assert t7["ok"] is True and "8.40 s warm step" in t7["measured"]
+    assert next(v for k, v in by.items() if "3x the floor" in k)["ok"] is False
+    assert next(v for k, v in by.items() if "1000x" in k)["ok"] is False
+    assert (tmp_path / "memory_lp_time.png").exists()
