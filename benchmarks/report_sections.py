@@ -200,6 +200,12 @@ def _closest(rows: list[dict], pairs: float):
     return min(rows, key=lambda r: abs(math.log(num(r["pairs"]) / pairs)), default=None)
 
 
+def _step_time(r: dict):
+    """The warm step's time where measured (ours, floor), else the memory run's first step."""
+    warm = r.get("warm_total_s")
+    return r.get("total_s") if math.isnan(num(warm)) else warm
+
+
 def render_memory(data: dict, out: str, quick: bool = False):
     body, verdicts, notes = [], [], []
     rows = data.get("memory_lp")
@@ -213,9 +219,7 @@ def render_memory(data: dict, out: str, quick: bool = False):
             "xlabel": "pairs (variables of the LP)", "ylabel": "peak memory (MiB)",
             "title": f"binary AUC LP layer, {b} minibatches"} for b in balances]
     f1 = line_panels(os.path.join(out, "memory_lp.png"), mem)
-    def _time(r):  # the warm step where measured (ours, floor), else the first one
-        return r.get("total_s") if math.isnan(num(r.get("warm_total_s"))) else r["warm_total_s"]
-    trows = [{**r, "step_s": _time(r)} for r in rows]
+    trows = [{**r, "step_s": _step_time(r)} for r in rows]
     tim = [{"series": series(trows, "pairs", "step_s", "version",
                              where=lambda r, b=b: r["balance"] == b and is_ok(r)),
             "xlabel": "pairs (variables of the LP)", "ylabel": "forward + backward (s)",
@@ -270,8 +274,7 @@ def render_memory(data: dict, out: str, quick: bool = False):
         if r is None:
             continue
         close = 0.5 * target_pairs <= num(r["pairs"]) <= 2 * target_pairs
-        warm = num(r.get("warm_total_s"))
-        step = num(r["total_s"]) if math.isnan(warm) else warm
+        step = num(_step_time(r))
         verdicts.append(verdict(f"{target_pairs:.0e} pairs forward + backward <= {limit:g} s, "
                                 "peak < 2 GB",
                                 f"{r['pairs']} pairs: {step:.2f} s warm step "
