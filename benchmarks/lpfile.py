@@ -25,9 +25,12 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from benchmarks.netlib_data import SPARSE_MARK, sparse_arrays
 
 __all__ = ["LPData", "LPFileError", "read_lp", "read_mps", "read_npz"]
 
@@ -101,6 +104,8 @@ def read_npz(path: str | os.PathLike) -> LPData:
         d = np.load(path, allow_pickle=True)
     except Exception as exc:
         raise LPFileError(f"{path}: not a readable .npz file ({exc})") from exc
+    if SPARSE_MARK in d.files:  # the sparse layout of the in-repo copy (benchmarks/data/netlib)
+        return LPData(Path(path).stem, **sparse_arrays(d, LPFileError))
     missing = [k for k in ("c", "A_ub", "b_ub", "A_eq", "b_eq") if k not in d.files]
     if missing:
         raise LPFileError(f"{path}: missing key(s) {missing}; expected the Netlib layout "

@@ -13,7 +13,7 @@ from scipy.optimize import linprog as scipy_linprog
 from benchmarks import cli
 from benchmarks.lpfile import LPData, LPFileError, read_lp, read_mps, read_npz
 
-NETLIB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "netlib"
+NETLIB = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "netlib"
 AFIRO = NETLIB / "feasible" / "AFIRO.npz"
 needs_netlib = pytest.mark.skipif(not AFIRO.exists(), reason=f"Netlib data not found at {NETLIB}")
 
