@@ -71,9 +71,12 @@ def test_other_copy_in_either_layout(tmp_path, monkeypatch):
 def test_in_repo_files_load_without_pickle():
     import numpy as np
 
-    with np.load(ROOT / "feasible" / "80BAU3B.npz") as d:  # allow_pickle=False by default
-        assert all(d[k].dtype != object for k in d.files)
-    assert len(INDEX) == 80 and sum(r["kind"] == "infeasible" for r in INDEX.values()) == 19
+    from benchmarks.netlib_data import DATA
+    index = load_index(DATA)
+    assert len(index) == 80 and sum(r["kind"] == "infeasible" for r in index) == 19
+    for r in index:
+        with np.load(DATA / r["kind"] / f"{r['name']}.npz") as d:  # allow_pickle=False
+            assert all(d[k].dtype != object for k in d.files)
 
 
 def test_missing_copy_is_a_clear_error(tmp_path, monkeypatch):
