@@ -12,7 +12,7 @@ from scipy.optimize import linprog as scipy_linprog
 from sparselp.io import LPData, LPFileError, read_lp, read_mps, read_npz, write_mps
 
 NETLIB = Path(os.environ.get("SPARSELP_NETLIB")
-              or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "netlib")
+              or Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "netlib")
 AFIRO = NETLIB / "feasible" / "AFIRO.npz"
 needs_netlib = pytest.mark.skipif(not AFIRO.exists(), reason=f"Netlib data not found at {NETLIB}")
 
