@@ -2,17 +2,16 @@
 reference) and the active-set polish that makes the answer exact on its active set."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..linsolve import NewtonSystem, get_strategy
 from ..operators import StackedOperator
 from ..problem import LinearProgram
+from ..reference import highs_solve
 from ..solution import Status
 
 __all__ = ["ForwardResult", "solve_backend", "ActiveSet", "active_set", "polish"]
@@ -35,44 +34,8 @@ def solve_backend(lp: LinearProgram, backend: str, options) -> ForwardResult:
         sol = solve(lp, options)
         return ForwardResult(sol.x, sol.v, sol.v_eq, list(sol.status), list(sol.message),
                              sol.polished)
-    return _solve_highs(lp)
-
-
-def _to_scipy(op, b: int):
-    if op.is_sparse:
-        return op.to_scipy(b)
-    return op.data[0 if op.shared else b].detach().cpu().numpy()
-
-
-def _solve_highs(lp: LinearProgram) -> ForwardResult:
-    """One ``scipy.optimize.linprog(method="highs")`` per batch element (CPU reference)."""
-    from scipy.optimize import linprog
-    B, dt, dev = lp.batch_size, lp.dtype, lp.device
-    xs, vs, veqs, st, msg = [], [], [], [], []
-    codes = {0: Status.OPTIMAL, 1: Status.ITERATION_LIMIT, 2: Status.INFEASIBLE,
-             3: Status.UNBOUNDED, 4: Status.NUMERICAL_ERROR}
-    for i in range(B):
-        lb = lp.lb[i].detach().cpu().numpy()
-        ub = lp.ub[i].detach().cpu().numpy()
-        bounds = [(None if math.isinf(lo) else lo, None if math.isinf(hi) else hi)
-                  for lo, hi in zip(lb, ub)]
-        kw = {}
-        if lp.A is not None:
-            kw.update(A_ub=_to_scipy(lp.A, i), b_ub=lp.b[i].detach().cpu().numpy())
-        if lp.A_eq is not None:
-            kw.update(A_eq=_to_scipy(lp.A_eq, i), b_eq=lp.b_eq[i].detach().cpu().numpy())
-        res = linprog(lp.c[i].detach().cpu().numpy(), bounds=bounds, method="highs", **kw)
-        st.append(codes.get(res.status, Status.NUMERICAL_ERROR))
-        msg.append(res.message)
-        n = lp.n
-        xs.append(res.x if res.x is not None else np.full(n, np.nan))
-        ok = res.status == 0
-        vs.append(-res.ineqlin.marginals if ok and lp.A is not None else np.zeros(lp.m))
-        veqs.append(-res.eqlin.marginals if ok and lp.A_eq is not None else np.zeros(lp.m_eq))
-
-    def t(a):
-        return torch.as_tensor(np.stack(a), dtype=dt, device=dev)
-    return ForwardResult(t(xs), t(vs), t(veqs), st, msg)
+    ref = highs_solve(lp)  # one scipy HiGHS call per batch element, on CPU
+    return ForwardResult(ref.x, ref.v, ref.v_eq, ref.status, ref.message)
 
 
 @dataclass
