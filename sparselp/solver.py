@@ -337,7 +337,7 @@ class _Loop:
             statuses.append(st[0])
             messages.append(st[1])
         fun = (lp.c * xs).sum(-1)
-        sol = Solution(x=xs, v=v_ub_rows, v_eq=parts[1], v_lb=v_lb, v_ub=v_ub, y=xs,
+        sol = Solution(x=xs, v=v_ub_rows, v_eq=parts[1], v_lb=v_lb, v_ub=v_ub,
                        fun=fun, status=statuses, message=messages, nit=self.nit,
                        primal_residual=res.primal, dual_residual=res.dual, gap=res.gap,
                        active=v_ub_rows > 0, outer_iterations=outer,
