@@ -235,7 +235,8 @@ def test_bad_arguments():
         lp_solve(c, A, b, backend="gurobi")
     with pytest.raises(ValueError, match=r"b must have shape \(10,\)"):
         lp_solve(c, A, b[:5])
-    with pytest.raises(ValueError, match="A must have 4 columns"):
+    with pytest.raises(ValueError,
+                       match="A must have as many columns as c has entries: expected 4 columns"):
         lp_solve(c, A[:, :3], b)
     with pytest.raises(ValueError, match="A and b must be given together"):
         lp_solve(c, A, None)
