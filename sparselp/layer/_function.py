@@ -1,21 +1,15 @@
 r"""The autograd Function of the LP layer: exact forward, implicit backward on the active set.
 
-Backward, for the primal output (implicit differentiation). On the active set ``J`` (tight
-inequality rows, all equality rows, tight bounds) the solution is
-:math:`x = (A_J^T A_J)^{-1} A_J^T b_J`. With :math:`H = A_J^T A_J`,
-:math:`u = H^{-1} \bar x`, :math:`r = b_J - A_J x` (zero at a vertex):
+The forward pass solves the problem and re-solves it on its active set ``J`` (tight
+inequality rows, all equality rows, tight bounds), so the output is exactly
+:math:`x = A_J^+ b_J`. The backward pass has two independent parts, each derived where
+it is computed:
 
-.. math::
-
-    \bar b_J = A_J u, \qquad \bar A_J = r u^T - (A_J u) x^T, \qquad \bar b_{J^c} = 0,
-    \qquad \bar A_{J^c} = 0,
-
-and tight bounds get :math:`\bar{lb}_i = \bar{ub}_i = u_i`. One solve with ``H`` per
-backward, through the same Hessian strategies as the forward Newton steps.
-
-For the optimal value :math:`f^* = c^T x^*` (the dual gives it without any solve):
-:math:`\partial f^*/\partial c = x`, :math:`\partial f^*/\partial b = -v`,
-:math:`\partial f^*/\partial A = v x^T`, and likewise for the equality rows and bounds.
+- :func:`_primal_part`, for a loss on ``x``: implicit differentiation of
+  :math:`x = A_J^+ b_J`, one solve with :math:`H = A_J^T A_J` (+ equality rows and tight
+  bounds) per backward, through the same Hessian strategies as the forward Newton steps;
+- :func:`_value_part`, for a loss on the optimal value :math:`f^* = c^T x^*`: the
+  envelope theorem, from the dual alone, without any solve.
 
 ``c``: ``x`` is piecewise constant in ``c``, so the plain gradient of ``x`` with respect
 to ``c`` is zero (almost everywhere). ``c_grad="perturbed"`` instead returns the gradient
@@ -93,8 +87,9 @@ class _Grads:
     A_eq_terms: list = field(default_factory=list)
 
 
-def _check_status(fr, backend):
-    bad = [(i, s, m) for i, (s, m) in enumerate(zip(fr.status, fr.message))
+def _check_status(solved, backend):
+    """Raise for a batch element with no usable point; return the other non-OPTIMAL ones."""
+    bad = [(i, s, m) for i, (s, m) in enumerate(zip(solved.status, solved.message))
            if s != Status.OPTIMAL]
     hard = [t for t in bad if t[1] in (Status.INFEASIBLE, Status.UNBOUNDED,
                                        Status.NUMERICAL_ERROR)]
@@ -112,13 +107,13 @@ class LPFunction(torch.autograd.Function):
         # The tensor arguments are there for autograd; their (detached) values are
         # cfg.problem's, already cleaned.
         lp = cfg.problem
-        fr = solve_backend(lp, cfg.backend, cfg.options)
-        cfg.info["not_optimal"] = _check_status(fr, cfg.backend)
+        solved = solve_backend(lp, cfg.backend, cfg.options)
+        cfg.info["not_optimal"] = _check_status(solved, cfg.backend)
         atol = cfg.atol if cfg.atol is not None else (1e-7 if c.dtype == torch.float64 else 1e-4)
-        act = active_set(lp, fr.x, atol, cfg.linear_solver)
-        x, v, v_eq, v_lb, v_ub = resolve_on_active_set(lp, fr, act, atol)
+        active = active_set(lp, solved.x, atol, cfg.linear_solver)
+        x, v, v_eq, v_lb, v_ub = resolve_on_active_set(lp, solved, active, atol)
         fun = (lp.c * x).sum(-1)
-        ctx.cfg, ctx.lp, ctx.act = cfg, lp, act
+        ctx.cfg, ctx.lp, ctx.active = cfg, lp, active
         ctx.perturbed = None
         if cfg.c_grad == "perturbed" and _Wanted(*ctx.needs_input_grad).c:
             ctx.perturbed = _perturbed_solutions(lp, cfg)
@@ -137,7 +132,7 @@ class LPFunction(torch.autograd.Function):
         grads = _Grads(zeros_if(wanted.c, x), zeros_if(wanted.b, v), zeros_if(wanted.b_eq, v_eq),
                        zeros_if(wanted.lb, x), zeros_if(wanted.ub, x))
         if grad_x is not None and bool(grad_x.ne(0).any()):
-            _primal_part(ctx.lp, ctx.act, x, grad_x, wanted, grads)
+            _primal_part(ctx.lp, ctx.active, x, grad_x, wanted, grads)
             if wanted.c and ctx.perturbed is not None:
                 grads.c += _perturbed_grad(ctx.perturbed, grad_x, x, ctx.cfg.sigma)
         if grad_fun is not None:
@@ -153,7 +148,7 @@ class LPFunction(torch.autograd.Function):
         return None, grads.c, grad_A, grads.b, grad_A_eq, grads.b_eq, grads.lb, grads.ub
 
 
-def _primal_part(lp: LinearProgram, act: ActiveSet, x: Tensor, grad_x: Tensor,
+def _primal_part(lp: LinearProgram, active: ActiveSet, x: Tensor, grad_x: Tensor,
                  wanted: _Wanted, grads: _Grads) -> None:
     r"""Add the gradients that reach the inputs through the primal output ``x``.
 
@@ -166,7 +161,7 @@ def _primal_part(lp: LinearProgram, act: ActiveSet, x: Tensor, grad_x: Tensor,
         H = A_J^T A_J + A_{eq}^T A_{eq} + P_{lb} + P_{ub},
 
     with :math:`P_{lb}, P_{ub}` the diagonal 0/1 masks of the tight bounds
-    (``act.tight_lb``, ``act.tight_ub``), i.e. :math:`x = A_J^+ b_J` at a vertex. With
+    (``active.tight_lb``, ``active.tight_ub``), i.e. :math:`x = A_J^+ b_J` at a vertex. With
     :math:`u = H^{-1} ar x` (one solve; ``H`` is symmetric) and the residual
     :math:`r = b_J - A_J x` (zero at a vertex, kept for non-vertex optima):
 
@@ -178,14 +173,14 @@ def _primal_part(lp: LinearProgram, act: ActiveSet, x: Tensor, grad_x: Tensor,
     - rows and bounds that are not tight get zero; ``c`` gets zero (``x`` is piecewise
       constant in ``c``) unless ``c_grad="perturbed"``.
     """
-    u = act.solve(grad_x)
+    u = active.solve(grad_x)
     if lp.A is not None and (wanted.A or wanted.b):
-        A_u = act.tight_rows * lp.A.mv(u)  # A_J u, zero off J
+        A_u = active.tight_rows * lp.A.mv(u)  # A_J u, zero off J
         if wanted.b:
             grads.b += A_u
         if wanted.A:
             # +inf rows of b are off (never tight): their residual is 0, not inf.
-            r = act.tight_rows * torch.nan_to_num(lp.b - lp.A.mv(x), posinf=0.0)
+            r = active.tight_rows * torch.nan_to_num(lp.b - lp.A.mv(x), posinf=0.0)
             grads.A_terms += [(r, u), (-A_u, x)]
     if lp.A_eq is not None and (wanted.A_eq or wanted.b_eq):
         A_eq_u = lp.A_eq.mv(u)
@@ -194,9 +189,9 @@ def _primal_part(lp: LinearProgram, act: ActiveSet, x: Tensor, grad_x: Tensor,
         if wanted.A_eq:
             grads.A_eq_terms += [(lp.b_eq - lp.A_eq.mv(x), u), (-A_eq_u, x)]
     if wanted.lb:
-        grads.lb += act.tight_lb * u
+        grads.lb += active.tight_lb * u
     if wanted.ub:
-        grads.ub += act.tight_ub * u
+        grads.ub += active.tight_ub * u
 
 
 def _value_part(grad_fun: Tensor, x: Tensor, v: Tensor, v_eq: Tensor, v_lb: Tensor,

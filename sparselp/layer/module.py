@@ -47,7 +47,7 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
         ``"highs"`` solves each batch element with ``scipy.optimize.linprog`` on CPU (the
         reference, and the blackbox baseline of the benchmarks).
     mode : {"implicit", "unrolled"}
-        ``"implicit"`` (default): exact forward, polished on its active set, and implicit
+        ``"implicit"`` (default): exact forward, re-solved on its active set, and implicit
         differentiation on that set (see :mod:`sparselp.layer._function`). ``"unrolled"``:
         autograd through ``unroll_steps`` dense Newton steps of the exterior penalty with
         parameter ``unroll_eps`` (the paper's approach; inexact and memory-hungry, for
