@@ -17,6 +17,7 @@ _C_GRADS = ("plain", "perturbed")
 _BACKENDS = ("sparselp", "highs")
 
 
+# Over 60 lines only through its public docstring; the body is about 30.
 def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None = None,
              b_eq: Tensor | None = None, lb=None, ub=None, *, options=None,
              backend: str = "sparselp", mode: str = "implicit", c_grad: str = "plain",
