@@ -100,7 +100,12 @@ def _check_status(solved, backend):
 
 
 class LPFunction(torch.autograd.Function):
-    """``(c, A values, b, A_eq values, b_eq, lb, ub) -> (x, v, v_eq, fun)``, all batched."""
+    """``(c, A values, b, A_eq values, b_eq, lb, ub) -> (x, v, v_eq, fun)``, all batched.
+
+    Applied by :func:`~sparselp.layer.lp_solve`, which builds ``cfg.problem`` from the same
+    tensors: the forward pass solves ``cfg.problem`` (cleaned once), the tensor arguments
+    carry the autograd graph.
+    """
 
     @staticmethod
     def forward(ctx, cfg: LPConfig, c, a_vals, b, aeq_vals, b_eq, lb, ub):
