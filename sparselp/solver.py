@@ -286,7 +286,7 @@ def finish(state: SolverState) -> Solution:
                   f"{float(res.gap[i]):.2e})")
         statuses.append(st[0])
         messages.append(st[1])
-    sol = Solution(x=x, v=parts[0], v_eq=parts[1], v_lb=v_lb, v_ub=v_ub, y=x,
+    sol = Solution(x=x, v=parts[0], v_eq=parts[1], v_lb=v_lb, v_ub=v_ub,
                    fun=(lp.c * x).sum(-1), status=statuses, message=messages, nit=state.nit,
                    primal_residual=res.primal, dual_residual=res.dual, gap=res.gap,
                    active=parts[0] > 0, outer_iterations=state.outer,
