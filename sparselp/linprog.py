@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .operators import scipy_to_torch
 from .problem import LinearProgram
 from .solution import Status
 from .solver import solve
@@ -124,9 +125,7 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
         if isinstance(a, torch.Tensor):
             return a.to(dtype=dtype, device=device or a.device)
         if sp.issparse(a):
-            a = sp.coo_matrix(a)
-            return torch.sparse_coo_tensor(np.vstack([a.row, a.col]).astype(np.int64), a.data,
-                                           a.shape, dtype=dtype, device=device)
+            return scipy_to_torch(a, dtype=dtype, device=device)
         return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
     start = time.perf_counter()

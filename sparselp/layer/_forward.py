@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..linsolve import NewtonSystem, get_strategy
-from ..operators import StackedOperator
+from ..operators import StackedOperator, is_expanded_scalar
 from ..problem import LinearProgram
 from ..solution import Status
 
@@ -41,7 +41,7 @@ def solve_backend(lp: LinearProgram, backend: str, options) -> ForwardResult:
 def _to_scipy(op, b: int):
     if op.is_sparse:
         return op.to_scipy(b)
-    return op.data[0 if op.shared else b].detach().cpu().numpy()
+    return op.to_dense(b).detach().cpu().numpy()
 
 
 def _solve_highs(lp: LinearProgram) -> ForwardResult:
@@ -103,7 +103,7 @@ def _finite_or_none(t: Tensor | None) -> Tensor | None:
     """``t`` with +-inf set to 0; ``t`` itself when all finite; None when none is finite."""
     if t is None:
         return None
-    if t.numel() and all(st == 0 for st in t.stride()):  # one number, expanded
+    if is_expanded_scalar(t):
         return t if bool(torch.isfinite(t.reshape(-1)[:1]).all()) else None
     fin = torch.isfinite(t)
     if bool(fin.all()):
