@@ -33,6 +33,7 @@ import torch
 from scipy.optimize import linprog
 from torch import Tensor
 
+from sparselp.operators import coo_tensor
 from sparselp.problem import LinearProgram
 
 from .reduce import lift, operator_matrix, reduce
@@ -57,8 +58,8 @@ class SparseRows:
 
     def to_torch(self) -> Tensor:
         """Detached sparse COO tensor."""
-        return torch.sparse_coo_tensor(torch.stack([self.rows, self.cols]),
-                                       self.vals.detach(), self.shape).coalesce()
+        return coo_tensor(torch.stack([self.rows, self.cols]), self.vals.detach(),
+                          self.shape).coalesce()
 
 
 @dataclass
