@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sparselp.operators import coo_tensor
+
 __all__ = ["mangasarian_lp"]
 
 
@@ -72,7 +74,7 @@ def mangasarian_lp(m: int, n: int, density: float | None = None, seed: int = 0,
         flat = torch.randperm(m * n, generator=g)[:nnz]
         idx = torch.stack([flat // n, flat % n])
         vals = torch.randn(nnz, generator=g, dtype=dtype)
-        A = torch.sparse_coo_tensor(idx, vals, (m, n)).coalesce()
+        A = coo_tensor(idx, vals, (m, n)).coalesce()
         Ax_fn = lambda x: torch.sparse.mm(A, x.unsqueeze(-1)).squeeze(-1)  # noqa: E731
         row_norm = torch.zeros(m, dtype=dtype).index_add_(0, idx[0], vals * vals).sqrt()
     x_star = 2 * torch.rand(n, generator=g, dtype=dtype) - 1

@@ -30,6 +30,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from sparselp.operators import coo_tensor
 from sparselp.problem import LinearProgram
 from sparselp.reference import highs_solve
 from sparselp.solution import Status
@@ -56,8 +57,8 @@ class SparseRows:
 
     def to_torch(self) -> Tensor:
         """Detached sparse COO tensor."""
-        return torch.sparse_coo_tensor(torch.stack([self.rows, self.cols]),
-                                       self.vals.detach(), self.shape).coalesce()
+        return coo_tensor(torch.stack([self.rows, self.cols]), self.vals.detach(),
+                          self.shape).coalesce()
 
 
 @dataclass

@@ -36,6 +36,8 @@ import torch
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 
+from sparselp.operators import coo_tensor
+
 from ._base import slice_labels
 from .estimators import SlicedInverseRegression
 
@@ -99,7 +101,7 @@ def group_average_matrix(groups, rows_of_sample, row_kind=None, dtype=torch.floa
     counts = np.bincount(r_idx)
     vals = 1.0 / counts[r_idx]
     idx = torch.from_numpy(np.stack([r_idx, np.arange(m)]))
-    return torch.sparse_coo_tensor(idx, torch.from_numpy(vals), (counts.size, m)).coalesce().to(
+    return coo_tensor(idx, torch.from_numpy(vals), (counts.size, m)).coalesce().to(
         device=device, dtype=dtype)
 
 

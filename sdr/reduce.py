@@ -31,7 +31,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from sparselp.operators import Operator
+from sparselp.operators import Operator, scipy_to_torch
 from sparselp.problem import LinearProgram
 
 __all__ = ["reduce", "lift", "operator_matrix", "KeepRows"]
@@ -63,9 +63,7 @@ def _as_torch(S):
     if isinstance(S, np.ndarray):
         return torch.from_numpy(S)
     if sp.issparse(S):
-        S = sp.coo_matrix(S)
-        idx = torch.from_numpy(np.vstack([S.row, S.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.from_numpy(S.data), S.shape).coalesce()
+        return scipy_to_torch(S).coalesce()
     return S
 
 

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from sparselp.linsolve import HessianStrategy, NewtonSystem
-from sparselp.operators import DenseOperator, Operator, StackedOperator
+from sparselp.operators import Operator
 
 from .base import Sketch, _as_generator
 from .gaussian import GaussianSketch
@@ -61,19 +61,6 @@ __all__ = ["SketchedHessian", "SKETCHES"]
 
 SKETCHES = {"gaussian": GaussianSketch, "srht": SRHTSketch, "countsketch": CountSketch,
             "sparse_sign": SparseSignSketch, "uniform": RowSampler, "leverage": RowSampler}
-
-
-def _dense_matrix(op: Operator, b: int) -> Tensor | None:
-    """The dense ``(m, n)`` matrix of batch element ``b`` when ``op`` is one dense block.
-
-    Lets the sketch act on the active rows in place (:meth:`Sketch.apply_rows`) instead of
-    copying them out first; the copy alone costs about as much as a sparse sketch.
-    """
-    if isinstance(op, StackedOperator) and len(op.parts) == 1:
-        op = op.parts[0]
-    if isinstance(op, DenseOperator):
-        return op.data[0 if op.shared else b]
-    return None
 
 
 def _gram(M: Tensor) -> Tensor:
@@ -175,7 +162,8 @@ class SketchedHessian(HessianStrategy):
         """``S D^{1/2} A_J``, or ``D^{1/2} A_J`` itself when ``|J| <= exact_threshold * s``."""
         active = torch.nonzero(w > 0).squeeze(-1)
         k = active.numel()
-        A = _dense_matrix(op, b)
+        # A dense matrix: the sketch acts on its active rows in place (Sketch.apply_rows).
+        A = op.dense_block(b)
         if k <= self.exact_threshold * s:
             if A is not None:
                 return w.index_select(0, active).sqrt().unsqueeze(-1) * A.index_select(0, active), \

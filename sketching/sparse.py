@@ -31,6 +31,8 @@ import math
 import torch
 from torch import Tensor
 
+from sparselp.operators import csr_tensor
+
 from .base import Sketch
 
 __all__ = ["SparseSignSketch", "CountSketch"]
@@ -41,8 +43,7 @@ def _csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
     order = torch.argsort(rows * shape[1] + cols)
     crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
     crow[1:] = torch.bincount(rows, minlength=shape[0]).cumsum(0)
-    return torch.sparse_csr_tensor(crow, cols[order], vals[order], shape,
-                                   check_invariants=False)
+    return csr_tensor(crow, cols[order], vals[order], shape)
 
 
 class SparseSignSketch(Sketch):

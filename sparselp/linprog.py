@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .operators import scipy_to_torch
 from .problem import clean_problem
 from .solution import Status
 from .solver import solve
@@ -144,9 +145,7 @@ def _torch(a, dtype, device):
     if isinstance(a, torch.Tensor):
         return a.to(dtype=dtype, device=device or a.device)
     if sp.issparse(a):
-        a = sp.coo_matrix(a)
-        return torch.sparse_coo_tensor(np.vstack([a.row, a.col]).astype(np.int64), a.data,
-                                       a.shape, dtype=dtype, device=device)
+        return scipy_to_torch(a, dtype=dtype, device=device)
     return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
 

@@ -17,7 +17,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .operators import DenseOperator, Operator, SparseOperator
+from .operators import (DenseOperator, Operator, SparseOperator, coo_tensor, is_expanded_scalar,
+                        scipy_to_torch)
 
 __all__ = ["LinearProgram", "as_operator", "clean_problem", "batch_size"]
 
@@ -38,12 +39,9 @@ def as_operator(A, name: str, n: int | None, batch_size: int | None, dtype, devi
         m_, n_ = A.sparse_sizes()
         if val is None:
             val = torch.ones(row.numel(), dtype=dtype or torch.get_default_dtype(), device=row.device)
-        A = torch.sparse_coo_tensor(torch.stack([row, col]), val, (m_, n_))
+        A = coo_tensor(torch.stack([row, col]), val, (m_, n_))
     if sp.issparse(A):
-        A = sp.coo_matrix(A)
-        A = torch.sparse_coo_tensor(
-            torch.from_numpy(np.vstack([A.row, A.col]).astype(np.int64)),
-            torch.from_numpy(np.asarray(A.data)), A.shape)
+        A = scipy_to_torch(A)
     elif isinstance(A, np.ndarray):
         if A.dtype == object:
             raise TypeError(f"{name} must be numeric, got a numpy array of dtype object")
@@ -199,7 +197,7 @@ class LinearProgram:
 
 def _distinct(t: Tensor) -> Tensor:
     """The entries ``t`` really holds: one number for a stride-0 (expanded) view."""
-    if t.numel() and all(st == 0 for st in t.stride()):
+    if is_expanded_scalar(t):
         return t.reshape(-1)[:1]
     return t
 

@@ -54,7 +54,7 @@ def _to_scipy(op, b: int):
     """Batch element ``b`` of an operator as a scipy CSR matrix (sparse) or numpy array."""
     if op.is_sparse:
         return op.to_scipy(b)
-    return op.data[0 if op.shared else b].detach().cpu().numpy()
+    return op.to_dense(b).detach().cpu().numpy()
 
 
 def _numpy(t: Tensor) -> np.ndarray:

@@ -66,9 +66,10 @@ def test_gradcheck_sparse_values_only(layout, output):
 
     def f(vals, b):
         if layout == "coo":
-            M = torch.sparse_coo_tensor(S.indices(), vals, S.shape)
+            M = torch.sparse_coo_tensor(S.indices(), vals, S.shape, check_invariants=True)
         else:
-            M = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), vals, S.shape)
+            M = torch.sparse_csr_tensor(S.crow_indices(), S.col_indices(), vals, S.shape,
+                                        check_invariants=True)
         x, val = lp_solve(p["c"], M, b, return_value=True)
         return x if output == "x" else val
     assert torch.autograd.gradcheck(f, (vals, _req(p["b"])), fast_mode=output == "x")
@@ -88,8 +89,8 @@ def test_gradcheck_batched_sparse_3d_and_shared_matrix():
     vals = _req(S.values())
 
     def f(vals, b):
-        return lp_solve(p["c"], torch.sparse_coo_tensor(S.indices(), vals, S.shape), b,
-                        return_value=True)[1]
+        M = torch.sparse_coo_tensor(S.indices(), vals, S.shape, check_invariants=True)
+        return lp_solve(p["c"], M, b, return_value=True)[1]
     assert torch.autograd.gradcheck(f, (vals, _req(p["b"])), fast_mode=True)
     # One A shared by a batch of right-hand sides: its gradient sums over the batch.
     q = random_lp(m=10, n=3, seed=4)

@@ -3,14 +3,20 @@
 Paths: CSR input (row indices derived lazily), COO input, one entry per row (gather and
 scatter instead of CSR), shared and batched (block-diagonal) matrices, one or several
 right-hand sides, scaled and squared copies sharing one index pattern, and the scatter
-path that autograd differentiates (checked with float64 gradcheck).
+path that autograd differentiates (checked with float64 gradcheck). Every operator class
+gives the matrix of one batch element (``to_dense``, ``to_scipy``, ``dense_block``) equal
+to the dense matrix whose products it computes.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
-from sparselp.operators import SparseOperator
+from sparselp.operators import (DenseOperator, SelectionOperator, SparseOperator,
+                                StackedOperator, crow_to_rows, index_dtype, is_expanded_scalar,
+                                scipy_to_torch)
 from sparselp.problem import as_operator
 
 
@@ -100,3 +106,64 @@ def test_products_are_differentiable_in_the_values(one_per_row):
         return op.mv(x), op.rmv(y), op.sq_rmv(y)
     vals = A.values().clone().requires_grad_()
     assert torch.autograd.gradcheck(f, (vals, x, y))
+
+
+def _operators(g):
+    """(name, operator, dense (B, m, n) reference) for every operator class, B = 2."""
+    A = _dense_random(7, 5, g)
+    Ab = torch.stack([_dense_random(7, 5, g), _dense_random(7, 5, g)])
+    idx = torch.tensor([0, 3, 4])
+    scale = torch.rand(2, 3, generator=g, dtype=torch.float64) + 0.5
+    sel = torch.zeros(2, 3, 5, dtype=torch.float64)
+    sel[:, torch.arange(3), idx] = scale
+    dev = torch.device("cpu")
+    shared = as_operator(A.to_sparse_csr(), "A", 5, 2, torch.float64, dev)
+    batched = as_operator(Ab.to_sparse_coo(), "A", 5, 2, torch.float64, dev)
+    S = SelectionOperator(idx, 5, -1.0, 2, torch.float64, dev, scale)
+    dense = DenseOperator(A, 2)
+    yield "dense shared", dense, A.expand(2, 7, 5)
+    yield "dense batched", DenseOperator(Ab), Ab
+    yield "sparse shared (CSR)", shared, A.expand(2, 7, 5)
+    yield "sparse batched (COO)", batched, Ab
+    yield "selection", S, sel
+    yield "stack of one dense", StackedOperator([dense]), A.expand(2, 7, 5)
+    yield "stack", StackedOperator([batched, dense, S]), torch.cat([Ab, A.expand(2, 7, 5), sel], 1)
+
+
+def test_every_operator_gives_the_matrix_it_multiplies_by():
+    g = torch.Generator().manual_seed(4)
+    for name, op, ref in _operators(g):
+        x = torch.randn(2, 5, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(op.mv(x), torch.einsum("bmn,bn->bm", ref, x), msg=name)
+        for b in range(2):
+            torch.testing.assert_close(op.to_dense(b), ref[b], msg=name)
+            M = op.to_scipy(b)
+            assert M.format == "csr" and M.shape == (op.m, op.n), name
+            np.testing.assert_allclose(M.toarray(), ref[b].numpy(), err_msg=name)
+            block = op.dense_block(b)
+            if name.startswith("dense") or name == "stack of one dense":
+                torch.testing.assert_close(block, ref[b], msg=name)
+                # A view of the stored matrix (what lets a sketch act in place), not a copy.
+                owner = op.parts[0] if isinstance(op, StackedOperator) else op
+                assert block.untyped_storage().data_ptr() == \
+                    owner.data.untyped_storage().data_ptr(), name
+            else:
+                assert block is None, name
+
+
+def test_shared_tensor_helpers():
+    crow = torch.tensor([0, 2, 2, 5, 6], dtype=torch.int32)
+    rows = crow_to_rows(crow)
+    assert rows.dtype == torch.int32 and rows.tolist() == [0, 0, 2, 2, 2, 3]
+    assert crow_to_rows(crow, torch.long).dtype == torch.long
+    assert index_dtype(2**31 - 2) == torch.int32 and index_dtype(2**31 - 1) == torch.int64
+    t = torch.tensor(3.0)
+    assert is_expanded_scalar(t.expand(4, 5)) and is_expanded_scalar(t)
+    assert not is_expanded_scalar(torch.ones(4, 5)) and not is_expanded_scalar(torch.ones(1))
+    assert not is_expanded_scalar(torch.ones(3).expand(4, 3))  # rows repeat, entries differ
+    assert not is_expanded_scalar(t.expand(0, 3))
+    M = sp.random(6, 4, density=0.5, format="csc", random_state=0)
+    T = scipy_to_torch(M)
+    assert T.layout == torch.sparse_coo and T.dtype == torch.float64
+    np.testing.assert_array_equal(T.to_dense().numpy(), M.toarray())
+    assert scipy_to_torch(M, dtype=torch.float32).dtype == torch.float32

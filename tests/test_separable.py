@@ -38,7 +38,8 @@ def _torch_csr(A, dtype):
     A = A.tocsr()
     return torch.sparse_csr_tensor(torch.from_numpy(A.indptr).long(),
                                    torch.from_numpy(A.indices).long(),
-                                   torch.from_numpy(A.data).to(dtype), A.shape)
+                                   torch.from_numpy(A.data).to(dtype), A.shape,
+                                   check_invariants=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -106,7 +106,8 @@ def test_diagonal_path_closed_form():
     p = 50
     d = torch.randn(p, generator=g, dtype=torch.float64)
     eye = torch.sparse_coo_tensor(torch.stack([torch.arange(p), torch.arange(p)]),
-                                  -torch.ones(p, dtype=torch.float64), (p, p))
+                                  -torch.ones(p, dtype=torch.float64), (p, p),
+                                  check_invariants=True)
     A = torch.cat([eye, eye]).coalesce()
     b = torch.cat([torch.zeros(p, dtype=torch.float64), -d])
     sol = solve(LinearProgram(torch.ones(p, dtype=torch.float64), A, b))

@@ -6,6 +6,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..operators import csr_tensor, index_dtype as _index_dtype
 from ..problem import LinearProgram
 
 __all__ = ["LPData", "check_scores", "check_labels", "absent_classes", "describe_absent",
@@ -107,8 +108,7 @@ def separable_constraints(margin_gap: Tensor, weights: Tensor) -> LPData:
     it = _index_dtype(2 * P + 1)
     crow = torch.arange(2 * P + 1, dtype=it, device=dev)
     col = torch.arange(P, dtype=it, device=dev).repeat(2)
-    A = torch.sparse_csr_tensor(crow, col, torch.full((2 * P,), -1.0, dtype=dt, device=dev),
-                                (2 * P, P), check_invariants=False)
+    A = csr_tensor(crow, col, torch.full((2 * P,), -1.0, dtype=dt, device=dev), (2 * P, P))
     b = torch.cat([margin_gap, torch.zeros(P, dtype=dt, device=dev)])
     return LPData(weights, A, b)
 
@@ -124,10 +124,4 @@ def csr_from_triplets(rows: Tensor, cols: Tensor, vals: Tensor, shape: tuple[int
     it = _index_dtype(max(m + 1, n, rows.numel()))
     crow = torch.zeros(m + 1, dtype=it, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=m), 0)
-    return torch.sparse_csr_tensor(crow, cols[order].to(it), vals[order], (m, n),
-                                   check_invariants=False)
-
-
-def _index_dtype(largest: int) -> torch.dtype:
-    """int32 CSR indices when they fit (torch supports them), else int64."""
-    return torch.int32 if largest < 2**31 - 1 else torch.int64
+    return csr_tensor(crow, cols[order].to(it), vals[order], (m, n))

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..linsolve import NewtonSystem, get_strategy
-from ..operators import StackedOperator
+from ..operators import StackedOperator, is_expanded_scalar
 from ..problem import LinearProgram
 from ..reference import highs_solve
 from ..solution import Status
@@ -63,7 +63,7 @@ def _finite_or_none(t: Tensor | None) -> Tensor | None:
     """``t`` with +-inf set to 0; ``t`` itself when all finite; None when none is finite."""
     if t is None:
         return None
-    if t.numel() and all(st == 0 for st in t.stride()):  # one number, expanded
+    if is_expanded_scalar(t):
         return t if bool(torch.isfinite(t.reshape(-1)[:1]).all()) else None
     fin = torch.isfinite(t)
     if bool(fin.all()):

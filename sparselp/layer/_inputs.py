@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..operators import coo_tensor, crow_to_rows
 from ..problem import LinearProgram, batch_size, clean_problem
 
 __all__ = ["Matrix", "as_matrix", "LayerInputs", "batch_inputs"]
@@ -39,10 +40,7 @@ class Matrix:
         """(batch, row, col) of every stored value, in the order of ``values``."""
         t = self.tensor
         if t.layout == torch.sparse_csr:  # 2-D CSR: rows from crow by index arithmetic
-            crow = t.crow_indices()
-            rows = torch.repeat_interleave(torch.arange(self.m, device=crow.device),
-                                           crow[1:] - crow[:-1])
-            return None, rows, t.col_indices()
+            return None, crow_to_rows(t.crow_indices(), torch.long), t.col_indices()
         idx = t.indices()
         if idx.shape[0] == 2:
             return None, idx[0], idx[1]
@@ -78,8 +76,7 @@ def as_matrix(A: Tensor) -> Matrix:
     coo = A if A.layout == torch.sparse_coo else A.to_sparse_coo()
     coo = coo.coalesce()
     vals = coo.values()
-    det = torch.sparse_coo_tensor(coo.indices(), vals.detach(), coo.shape,
-                                  is_coalesced=True)
+    det = coo_tensor(coo.indices(), vals.detach(), coo.shape, is_coalesced=True)
     Bk = 1 if A.dim() == 2 else A.shape[0]
     return Matrix("sparse", vals, det, Bk, A.shape[-2], A.shape[-1])
 

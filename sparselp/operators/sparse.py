@@ -1,11 +1,8 @@
-"""Batched linear operators for constraint matrices: dense, sparse (CSR), stacked.
+"""Sparse constraint matrices: values on a shared index pattern, never densified.
 
-Every operator represents a batch of ``B`` matrices of shape ``(m, n)`` (one matrix may be
-shared by the whole batch) and exposes only what the Newton solver needs: products with
-``A`` and ``A^T``, products with the elementwise square ``A∘A`` (row norms, Jacobi
-preconditioner, equilibration), the Gram matrix ``A^T diag(d) A`` (dense, for Cholesky, or
-scipy-sparse, for a sparse direct solve), and a rescaled copy ``diag(r) A diag(s)``.
-Sparse matrices are never densified. Vectors are batched: ``x`` (B, n), ``y`` (B, m).
+A batch of ``B`` matrices is held block-diagonally as one ``(B m, B n)`` matrix; a matrix
+shared by the batch is held once. Scaled and squared copies share the index pattern
+(:mod:`sparselp.operators.pattern`) and differ only in their values.
 """
 from __future__ import annotations
 
@@ -14,151 +11,15 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .pattern import _Pattern, _coo_to_csr
+from .base import Operator
+from .pattern import _coo_to_csr, _Pattern
+from .tensors import coo_tensor, index_dtype
 
-__all__ = ["Operator", "DenseOperator", "SparseOperator", "SelectionOperator", "StackedOperator"]
-
-
-class Operator:
-    """Interface of a batch of ``B`` matrices of shape ``(m, n)``."""
-
-    batch_size: int
-    m: int
-    n: int
-    dtype: torch.dtype
-    device: torch.device
-
-    # products --------------------------------------------------------------------------
-    def mv(self, x: Tensor) -> Tensor:  # (B, n) -> (B, m)
-        raise NotImplementedError
-
-    def rmv(self, y: Tensor) -> Tensor:  # (B, m) -> (B, n)
-        raise NotImplementedError
-
-    def sq_mv(self, w: Tensor) -> Tensor:  # (A∘A) w : (B, n) -> (B, m)
-        raise NotImplementedError
-
-    def sq_rmv(self, d: Tensor) -> Tensor:  # (A∘A)^T d : (B, m) -> (B, n)
-        raise NotImplementedError
-
-    def squared(self, cache: bool = True) -> "Operator":
-        """The operator ``A∘A`` (elementwise square), for repeated ``sq_mv``/``sq_rmv``."""
-        raise NotImplementedError
-
-    # second-order structure -------------------------------------------------------------
-    def gram(self, d: Tensor) -> Tensor:
-        """Dense ``A^T diag(d) A`` of shape ``(B, n, n)`` (only for small ``n``)."""
-        raise NotImplementedError
-
-    def scipy_rows(self, w: Tensor) -> list:
-        """Per batch element, ``(M, diag)`` with ``M^T M + diag(diag) = A^T diag(w) A``.
-
-        ``M`` is ``diag(sqrt(w)) A`` on the rows with ``w > 0`` as a scipy CSR matrix (or
-        None), ``diag`` a numpy vector of shape (n,) for rows that only touch the diagonal
-        (variable bounds). Used by the sparse direct solver on CPU.
-        """
-        raise NotImplementedError
-
-    @property
-    def rows_separable(self) -> bool:
-        """True when every row has at most one nonzero, so ``A^T D A`` is diagonal."""
-        raise NotImplementedError
-
-    def scaled(self, r: Tensor, s: Tensor) -> "Operator":
-        """The operator ``diag(r) A diag(s)`` with ``r`` of shape (B, m), ``s`` (B, n)."""
-        raise NotImplementedError
-
-    def weighted_rows(self, w: Tensor, b: int = 0) -> Tensor:
-        """``diag(sqrt(w)) A`` of batch element ``b`` restricted to the rows with ``w > 0``.
-
-        Returned as a dense or sparse CSR torch matrix of shape (k, n). Used by Hessian
-        sketches, which need the square-root factor of the Gram matrix explicitly.
-        """
-        raise NotImplementedError
-
-    @property
-    def nnz(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def is_sparse(self) -> bool:
-        return False
-
-    # helpers ----------------------------------------------------------------------------
-    def _expand(self, t: Tensor, size: int) -> Tensor:
-        return t.expand(self.batch_size, size) if t.shape[0] == 1 else t
-
-
-class DenseOperator(Operator):
-    """Dense matrices ``(B, m, n)``; a leading batch of 1 is shared by the whole batch."""
-
-    def __init__(self, data: Tensor, batch_size: int | None = None):
-        if data.dim() == 2:
-            data = data.unsqueeze(0)
-        self.data = data
-        self.shared = data.shape[0] == 1
-        self.batch_size = batch_size or data.shape[0]
-        self.m, self.n = data.shape[1], data.shape[2]
-        self.dtype, self.device = data.dtype, data.device
-        self._separable = None
-
-    def mv(self, x):
-        if self.shared:
-            return x @ self.data[0].T
-        return torch.bmm(self.data, x.unsqueeze(-1)).squeeze(-1)
-
-    def rmv(self, y):
-        if self.shared:
-            return y @ self.data[0]
-        return torch.bmm(y.unsqueeze(1), self.data).squeeze(1)
-
-    def squared(self, cache: bool = True):
-        return DenseOperator(self.data * self.data, self.batch_size)
-
-    def sq_mv(self, w):
-        return self.squared().mv(w)
-
-    def sq_rmv(self, d):
-        return self.squared().rmv(d)
-
-    def gram(self, d):
-        out = []
-        for k in range(self.batch_size):
-            a = self.data[0 if self.shared else k]
-            dk = d[k]
-            # Only the rows with d > 0 contribute; for m >> n most rows are inactive.
-            idx = torch.nonzero(dk > 0).squeeze(-1)
-            if idx.numel() < a.shape[0]:
-                a, dk = a.index_select(0, idx), dk.index_select(0, idx)
-            out.append(a.T @ (dk.unsqueeze(-1) * a))
-        return torch.stack(out)
-
-    def scipy_rows(self, w):
-        return [(sp.csr_matrix(self.weighted_rows(w[b], b).detach().cpu().numpy()),
-                 np.zeros(self.n)) for b in range(self.batch_size)]
-
-    @property
-    def rows_separable(self):
-        if self._separable is None:
-            self._separable = bool(((self.data != 0).sum(-1) <= 1).all())
-        return self._separable
-
-    def scaled(self, r, s):
-        data = r.unsqueeze(-1) * self.data * s.unsqueeze(-2)
-        return DenseOperator(data, self.batch_size)
-
-    def weighted_rows(self, w, b=0):
-        a = self.data[0 if self.shared else b]
-        idx = torch.nonzero(w > 0).squeeze(-1)
-        return w.index_select(0, idx).sqrt().unsqueeze(-1) * a.index_select(0, idx)
-
-    @property
-    def nnz(self):
-        return int(self.data.numel())
+__all__ = ["SparseOperator"]
 
 
 class SparseOperator(Operator):
-    """Sparse matrices: values on a shared index pattern (:mod:`sparselp.pattern`).
+    """Sparse matrices: values on a shared index pattern (:mod:`sparselp.operators.pattern`).
 
     A batch of ``B`` matrices is held block-diagonally as one ``(B m, B n)`` matrix, so
     one product serves the batch; a matrix shared by the batch takes all ``B``
@@ -177,11 +38,9 @@ class SparseOperator(Operator):
         bk = 1 if shared else batch_size
         self._shape = (bk * m, bk * n)
         if pattern is None:
-            # int32 indices halve the index memory of the triplets and of the CSR copies
-            # (torch's CSR kernels, index_add_ and gathers accept them); only stacked
-            # matrices with 2^31 or more rows or columns need int64.
-            if max(self._shape) < 2**31 - 1:
-                rows, cols = rows.to(torch.int32), cols.to(torch.int32)
+            # Only stacked matrices with 2^31 or more rows or columns need int64 indices.
+            it = index_dtype(max(self._shape))
+            rows, cols = rows.to(it), cols.to(it)
             pattern = _Pattern(rows, cols, self._shape)
         self._pattern = pattern
         self.cols, self.vals = pattern.cols, vals
@@ -198,7 +57,7 @@ class SparseOperator(Operator):
     def from_csr(cls, crow: Tensor, cols: Tensor, vals: Tensor, m: int, n: int,
                  batch_size: int = 1) -> "SparseOperator":
         """A shared matrix from CSR arrays; the per-entry row indices are derived lazily."""
-        it = torch.int32 if max(m + 1, n, cols.numel()) < 2**31 - 1 else torch.int64
+        it = index_dtype(max(m + 1, n, cols.numel()))
         pattern = _Pattern(None, cols.to(it), (m, n), crow=crow.to(it))
         return cls(None, pattern.cols, vals, m, n, batch_size, True, pattern)
 
@@ -363,8 +222,8 @@ class SparseOperator(Operator):
             keep = w != 0
             # A_J^T (D A_J) on the active rows only, by one sparse product.
             idx = torch.stack([rows[keep], cols[keep]])
-            Aj = torch.sparse_coo_tensor(idx, vals[keep], (self.m, self.n))
-            DAj = torch.sparse_coo_tensor(idx, w[keep], (self.m, self.n))
+            Aj = coo_tensor(idx, vals[keep], (self.m, self.n))
+            DAj = coo_tensor(idx, w[keep], (self.m, self.n))
             out.append(torch.sparse.mm(Aj.t().coalesce(), DAj.coalesce()).to_dense())
         return torch.stack(out)
 
@@ -392,9 +251,11 @@ class SparseOperator(Operator):
         v = vals[keep] * w[rows[keep]].sqrt()
         return _coo_to_csr(r, cols[keep], v, (idx.numel(), self.n))
 
-    def to_scipy(self, b: int = 0) -> sp.csr_matrix:
+    def to_dense(self, b=0):
+        rows, cols, vals = self._block(b)
+        out = vals.new_zeros(self.m, self.n)
+        return out.index_put_((rows.long(), cols.long()), vals, accumulate=True)
+
+    def to_scipy(self, b=0):
         rows, cols, vals = (t.detach().cpu().numpy() for t in self._block(b))
         return sp.csr_matrix((vals, (rows, cols)), shape=(self.m, self.n))
-
-
-from .row_operators import SelectionOperator, StackedOperator  # noqa: E402 (bounds, stacks)

@@ -1,6 +1,6 @@
 """Row operators: bound rows (a selection of identity rows) and vertical stacks.
 
-They complete :mod:`sparselp.operators`: the solver stacks ``[A; A_eq; -I_L; I_U]`` into
+They complete the matrix operators of :mod:`sparselp.operators`: the solver stacks ``[A; A_eq; -I_L; I_U]`` into
 one :class:`StackedOperator` whose bound rows are :class:`SelectionOperator` s, so that
 bounds cost O(n) memory and add only to the diagonal of ``A^T D A``.
 """
@@ -10,7 +10,9 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .operators import Operator, _coo_to_csr
+from .base import Operator
+from .pattern import _coo_to_csr
+from .tensors import quiet_sparse
 
 __all__ = ["SelectionOperator", "StackedOperator"]
 
@@ -76,6 +78,20 @@ class SelectionOperator(Operator):
         vals = sc[keep] * w[keep].sqrt()
         r = torch.arange(keep.numel(), device=self.device)
         return _coo_to_csr(r, self.idx[keep], vals, (keep.numel(), self.n))
+
+    def _entries(self, b: int):
+        """(row, col, value) of the ``m`` entries of batch element ``b``."""
+        return (torch.arange(self.m, device=self.device), self.idx,
+                self._expand(self.scale, self.m)[b])
+
+    def to_dense(self, b=0):
+        rows, cols, vals = self._entries(b)
+        out = torch.zeros(self.m, self.n, dtype=vals.dtype, device=self.device)
+        return out.index_put_((rows, cols), vals, accumulate=True)
+
+    def to_scipy(self, b=0):
+        rows, cols, vals = (t.detach().cpu().numpy() for t in self._entries(b))
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.m, self.n))
 
 
 class StackedOperator(Operator):
@@ -154,5 +170,15 @@ class StackedOperator(Operator):
         if any(t.layout != torch.strided for t in blocks):
             # Mixed dense and sparse blocks: stack them as one sparse matrix.
             blocks = [t.to_sparse_coo() for t in blocks]
-            return torch.cat(blocks, dim=0).coalesce().to_sparse_csr()
+            with quiet_sparse():
+                return torch.cat(blocks, dim=0).coalesce().to_sparse_csr()
         return torch.cat(blocks, dim=0)
+
+    def dense_block(self, b=0):
+        return self.parts[0].dense_block(b) if len(self.parts) == 1 else None
+
+    def to_dense(self, b=0):
+        return torch.cat([p.to_dense(b) for p in self.parts], dim=0)
+
+    def to_scipy(self, b=0):
+        return sp.vstack([p.to_scipy(b) for p in self.parts], format="csr")

@@ -10,16 +10,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .tensors import coo_tensor, crow_to_rows, csr_tensor, quiet_sparse
+
 __all__ = ["_Pattern", "_coo_to_csr"]
 
 
 def _coo_to_csr(rows: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
     """CSR from COO triplets, duplicates summed, without a dense intermediate."""
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]).long(), vals, shape).coalesce()
-    K = coo.to_sparse_csr()
+    coo = coo_tensor(torch.stack([rows, cols]).long(), vals, shape).coalesce()
+    with quiet_sparse():
+        K = coo.to_sparse_csr()
     if rows.dtype == torch.int32:  # keep the caller's compact index type
-        K = torch.sparse_csr_tensor(K.crow_indices().to(torch.int32),
-                                    K.col_indices().to(torch.int32), K.values(), shape)
+        K = csr_tensor(K.crow_indices().to(torch.int32), K.col_indices().to(torch.int32),
+                       K.values(), shape)
     return K
 
 
@@ -53,23 +56,20 @@ class _Pattern:
         if self._by_row is None:
             self._by_row = self._order(self.rows, self.cols, self.shape[0])
         ptr, idx, perm = self._by_row
-        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
-                                       vals.index_select(0, perm), self.shape)
+        return csr_tensor(ptr, idx, vals if perm is None else vals.index_select(0, perm),
+                          self.shape)
 
     def csr_t(self, vals: Tensor) -> Tensor:
         if self._by_col is None:
             self._by_col = self._order(self.cols, self.rows, self.shape[1])
         ptr, idx, perm = self._by_col
-        return torch.sparse_csr_tensor(ptr, idx, vals if perm is None else
-                                       vals.index_select(0, perm), self.shape[::-1])
+        return csr_tensor(ptr, idx, vals if perm is None else vals.index_select(0, perm),
+                          self.shape[::-1])
 
     @property
     def rows(self) -> Tensor:
         if self._rows is None:
-            crow = self._crow
-            self._rows = torch.repeat_interleave(
-                torch.arange(self.shape[0], dtype=crow.dtype, device=crow.device),
-                crow[1:] - crow[:-1])
+            self._rows = crow_to_rows(self._crow)
         return self._rows
 
     def _counts_from_crow(self):

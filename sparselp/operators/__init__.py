@@ -1,0 +1,19 @@
+"""Batched linear operators for constraint matrices: dense, sparse (CSR), bound rows, stacks.
+
+:class:`Operator` (:mod:`.base`) is the interface the Newton solver sees;
+:class:`DenseOperator` (:mod:`.dense`), :class:`SparseOperator` (:mod:`.sparse`, on an
+index pattern from :mod:`.pattern`), and the row operators :class:`SelectionOperator` and
+:class:`StackedOperator` (:mod:`.rows`) implement it. :mod:`.tensors` holds the small
+tensor helpers that the operators share with the cleaning of inputs.
+"""
+from .base import Operator
+from .dense import DenseOperator
+from .pattern import _coo_to_csr, _Pattern
+from .rows import SelectionOperator, StackedOperator
+from .sparse import SparseOperator
+from .tensors import (coo_tensor, crow_to_rows, csr_tensor, index_dtype, is_expanded_scalar,
+                      quiet_sparse, scipy_to_torch)
+
+__all__ = ["Operator", "DenseOperator", "SparseOperator", "SelectionOperator",
+           "StackedOperator", "_Pattern", "_coo_to_csr", "index_dtype", "crow_to_rows",
+           "is_expanded_scalar", "scipy_to_torch", "quiet_sparse", "csr_tensor", "coo_tensor"]
