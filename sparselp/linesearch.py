@@ -138,6 +138,8 @@ def armijo_step(phi, x: Tensor, d: Tensor, val: Tensor, slope: Tensor, todo: Ten
     return torch.where(todo, best, torch.zeros_like(best)), accepted
 
 
+# Over 60 lines on purpose: one loop of in-place updates that holds two m-vectors at a
+# time (the memory of a 1e7-pair solve); split into functions, more would stay alive.
 def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd: Tensor,
                    lin0: Tensor, lin1: Tensor, todo: Tensor, iters: int = 60):
     r"""One exact step per coordinate when every row of ``K`` touches one column.
