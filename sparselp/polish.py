@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .linsolve import HessianStrategy, NewtonSystem
-from .scaling import inf_norm
+from .scaling import RowSystem, inf_norm
 
 __all__ = ["polish"]
 
@@ -43,10 +43,11 @@ def _refined_solve(strategy: HessianStrategy, system: NewtonSystem, rhs: Tensor,
 
 
 
-def polish(S, strategy: HessianStrategy, x: Tensor, lam: Tensor, delta: float = 1e-10):
+def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
+           delta: float = 1e-10):
     """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space)."""
-    K, k, eq = S.K, S.k, S.eq
-    all_fin = S.all_finite()
+    K, k, eq = system.K, system.k, system.eq
+    all_fin = system.all_finite()
     fin = None if all_fin else torch.isfinite(k)
     kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
     J = lam > 0
@@ -57,20 +58,20 @@ def polish(S, strategy: HessianStrategy, x: Tensor, lam: Tensor, delta: float = 
     w = J.to(x.dtype)
     del J
     shift = torch.full_like(x, delta)
-    system = NewtonSystem(K, w, shift)
+    newton = NewtonSystem(K, w, shift)
 
     def gram(v):  # K_J^T K_J v, without the regularisation
         return K.rmv(K.mv(v).mul_(w))
 
     # Primal: least-squares correction d of x so that K_J (x + d) = k_J.
     r = (kf - K.mv(x)).mul_(w)
-    d = _refined_solve(strategy, system, K.rmv(r), gram)
+    d = _refined_solve(strategy, newton, K.rmv(r), gram)
     del r
     x_p = x + d
     del d
     # Dual: lam_J + w * K z with K_J^T (lam + w K z) = -c, i.e. (K_J^T K_J) z = -c - K^T lam.
-    g = (S.c + K.rmv(w * lam)).neg_()
-    z = _refined_solve(strategy, system, g, gram)
+    g = (system.c + K.rmv(w * lam)).neg_()
+    z = _refined_solve(strategy, newton, g, gram)
     lam_p = K.mv(z).add_(lam).mul_(w)
     lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) else lam_p.clamp_min_(0)
     return x_p, lam_p

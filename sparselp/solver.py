@@ -193,7 +193,8 @@ def outer_step(state: SolverState) -> SolverState:
               f"dual {res.dual.max():.2e} gap {res.gap.max():.2e} "
               f"sigma {state.sigma.max():.1e} tau {state.tau.max():.1e}")
     new = replace(state, x=x, lam=lam, done=done, status=status, polished=polished,
-                  residuals=res, nit=nit, outer=outer, stop_reason=_stop_reason(su, done, nit, outer))
+                  residuals=res, nit=nit, outer=outer,
+                  stop_reason=_stop_reason(su, done, nit, outer))
     if new.stop_reason is not None:
         return new
     sigma, tau = su.schedule.update(state.sigma, state.tau, res)
@@ -268,15 +269,15 @@ def _try_polish(su: SolverSetup, x, lam, res, done, polished):
 def finish(state: SolverState) -> Solution:
     """Undo the scaling, split the multipliers by kind of row, and name the statuses."""
     su, lp, res = state.setup, state.setup.problem, state.residuals
-    S = su.system
-    m, m_eq, n_lb, n_ub = S.sizes
-    x = state.x * S.k_scale * S.s
-    v = state.lam * S.c_scale * S.r
+    system = su.system  # the equilibrated rows
+    m, m_eq, n_lb, n_ub = system.sizes
+    x = state.x * system.k_scale * system.s
+    v = state.lam * system.c_scale * system.r
     parts = torch.split(v, [m, m_eq, n_lb, n_ub], dim=1) \
         if v.shape[1] == m + m_eq + n_lb + n_ub else (v[:, :0],) * 4
     v_lb, v_ub = torch.zeros_like(x), torch.zeros_like(x)
-    v_lb[:, S.lb_idx] = parts[2]
-    v_ub[:, S.ub_idx] = parts[3]
+    v_lb[:, system.lb_idx] = parts[2]
+    v_ub[:, system.ub_idx] = parts[3]
     statuses, messages = [], []
     for i, st in enumerate(state.status):
         if st is None:
