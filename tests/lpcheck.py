@@ -200,3 +200,35 @@ def element(p: dict, i: int) -> dict:
             or (k not in ("A", "A_eq") and t.dim() == 1)
         out[k] = t if shared else (t.to_dense()[i] if t.layout != torch.strided else t[i])
     return out
+
+
+def mixed_status_lp(m=20, n=5, seed=0, layout="strided", dtype=F64):
+    """A batch of three LPs on one matrix: optimal, infeasible and unbounded, in that order.
+
+    ``A = [A0; a; -a]`` with every row of ``A0`` making a non-positive product with a
+    direction ``d0`` and ``a`` orthogonal to it, so ``d0`` is a recession direction.
+    Element 0: ``b`` from an interior point, ``c = -A0^T v`` (bounded); element 1: the
+    pair asks ``a x <= a x0 - 1`` and ``a x >= a x0 + 1`` (infeasible); element 2:
+    ``c = -d0`` (unbounded). "strided" and "coo" give a (3, m + 2, n) matrix, "csr" one
+    (m + 2, n) matrix shared by the batch.
+    """
+    g = torch.Generator().manual_seed(seed)
+    d0 = torch.randn(n, generator=g, dtype=dtype)
+    A0 = torch.randn(m, n, generator=g, dtype=dtype)
+    A0 = A0 * torch.where(A0 @ d0 > 0, -1.0, 1.0).to(dtype).unsqueeze(-1)
+    a = torch.randn(n, generator=g, dtype=dtype)
+    a = a - (a @ d0) / (d0 @ d0) * d0
+    A = torch.cat([A0, a[None], -a[None]])
+    x0 = torch.randn(n, generator=g, dtype=dtype)
+    slack = torch.rand(m, generator=g, dtype=dtype)
+    v = torch.rand(m, generator=g, dtype=dtype) * (torch.rand(m, generator=g) < 0.6)
+    ax = a @ x0
+    b_ok = torch.cat([A0 @ x0 + slack, torch.stack([ax + 1, 1 - ax])])
+    b_bad = torch.cat([A0 @ x0 + slack, torch.stack([ax - 1, -1 - ax])])
+    c_ok = -(A0.T @ v)
+    c = torch.stack([c_ok, c_ok, -d0])
+    b = torch.stack([b_ok, b_bad, b_ok])
+    if layout == "csr":
+        return dict(c=c, A=A.to_sparse_csr(), b=b)
+    A3 = A.expand(3, -1, -1).contiguous()
+    return dict(c=c, A=A3.to_sparse_coo() if layout == "coo" else A3, b=b)
