@@ -242,7 +242,7 @@ def test_gradient_wrt_b_is_minus_dual_and_sparse_rows_agree():
     torch.testing.assert_close(lagrangian_gradient(mlp, res.x, res.v, res.v_eq), -res.v)
 
 
-def test_sparselp_solver_path_agrees_withhighs():
+def test_sparselp_solver_path_agrees_with_highs():
     lp, A, b, c = _random_lp(m=40, n=3, seed=6)
     a, h = solve_lp(lp, "sparselp"), solve_lp(lp, "highs")
     assert a.status == "optimal"
