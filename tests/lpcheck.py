@@ -37,8 +37,10 @@ def to_numpy(a):
     """float64 numpy array (scipy CSR for a sparse tensor or operator); None stays None."""
     if a is None:
         return None
-    if hasattr(a, "to_scipy"):  # a sparselp SparseOperator
-        return a.to_scipy(0)
+    if hasattr(a, "to_scipy"):  # a sparselp SparseOperator: its first batch element
+        return sp.csr_array(a.to_scipy(0))
+    if hasattr(a, "data") and hasattr(a, "shared"):  # a sparselp DenseOperator
+        a = a.data[0]
     if isinstance(a, torch.Tensor):
         if a.layout != torch.strided:
             a = a.to_sparse_coo().coalesce()

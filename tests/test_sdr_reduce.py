@@ -13,8 +13,9 @@ from sdr.reduce import lift, operator_matrix, reduce
 from sdr.select import SDRFamily, SketchFamily, select_dimension
 from sparselp.formulations import precision_at_recall_data
 from sparselp.problem import LinearProgram
+from sparselp.solver import solve
 
-from lpcheck import highs, random_lp
+from lpcheck import assert_matches_highs, highs, random_lp
 
 DT = torch.float64
 
@@ -316,4 +317,10 @@ def test_sketch_family_keeps_bound_rows():
     # precision_at_recall: one sign row (a bound) per sample, 40 hinge rows + 1 recall row.
     assert int(P.keep.sum()) == 40 and P.shape == (round(0.5 * 41) + 40, 81)
     out = compare_reduction(mlp, P)
-    assert out["status"] in {"optimal", "infeasible"}  # no longer unbounded: eta >= 0 kept
+    # No longer unbounded (eta >= 0 kept): the reduced LP's status is HiGHS's, and sparselp
+    # reaches the same status (and certificate) on it.
+    red = reduce(mlp.problem(), P)
+    sol = solve(red)
+    ref = assert_matches_highs(sol, red.c[0], red.A, red.b[0], red.A_eq, red.b_eq[0],
+                               lb=red.lb[0], ub=red.ub[0])
+    assert out["status"] == {0: "optimal", 2: "infeasible"}[ref.status]
