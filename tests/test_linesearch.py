@@ -204,3 +204,18 @@ def test_separable_step_each_coordinate_at_its_minimiser(dtype, with_eq):
                            1.0 / f(sigma)[b, 0])
             assert abs(float(t[b, j]) - ref) <= T_RTOL[dtype] * max(ref, 1e-3), \
                 (b, j, float(t[b, j]), ref)
+
+
+@pytest.mark.parametrize("with_eq", [False, True], ids=["ineq", "eq"])
+def test_row_kinds_projection_and_active_rows(with_eq):
+    g = torch.Generator().manual_seed(8)
+    u = torch.randn(4, 30, generator=g, dtype=torch.float64)
+    u[:, 3] = 0.0  # exactly on the kink: not active unless an equality
+    eq = (torch.rand(30, generator=g) < 0.3) if with_eq else torch.zeros(30, dtype=torch.bool)
+    eq[3] = with_eq
+    rows = RowKinds(eq, torch.float64)
+    p = rows.proj(u)
+    assert torch.equal(p, torch.where(eq, u, u.clamp_min(0)))
+    expected = ((p > 0) | eq).to(torch.float64)
+    assert torch.equal(rows.active(p), expected)
+    assert torch.equal(rows.active(p.clone(), inplace=True), expected)
