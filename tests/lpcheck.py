@@ -112,14 +112,20 @@ def residuals(x, v, v_eq, v_lb, v_ub, c, A=None, b=None, A_eq=None, b_eq=None,
 
 
 def assert_matches_highs(sol, c, A=None, b=None, A_eq=None, b_eq=None, bounds=None,
-                         lb=None, ub=None, *, tol=None, check_x=False, ref=None):
+                         lb=None, ub=None, *, tol=None, check_x=False, certificate=False,
+                         ref=None):
     """Assert that ``sol`` (one element's :class:`sparselp.Solution`) agrees with HiGHS.
 
     The status must be HiGHS's. OPTIMAL: the residuals recomputed here (float64, original
     data) within ``2 tol`` (the solver measures them in its own precision), the objective
     within ``OBJ_TOLS tol`` relative to HiGHS's and, with ``check_x`` (only for an LP whose
     optimum is unique), ``x`` within ``X_TOLS tol`` of HiGHS's vertex. INFEASIBLE: the
-    returned ``x`` is not feasible to ``tol`` either. ``tol`` defaults to the solver's
+    returned ``x`` is not feasible to ``tol`` either. ``certificate=True`` also asks the
+    returned pair to show the certificate: the duals of an INFEASIBLE answer a Farkas ray
+    (:func:`farkas_ratio`), the ``x`` of an UNBOUNDED one a ray of decrease
+    (:func:`ray_violation`). The solver verifies its certificate on the differences of its
+    iterates and does not return it; the returned pair shows it only where the iterates ran
+    far along it, so this is for LPs built to do so. ``tol`` defaults to the solver's
     default for the dtype of ``sol.x``. Returns HiGHS's result.
     """
     ref = ref if ref is not None else highs(c, A, b, A_eq, b_eq, bounds, lb, ub)
@@ -150,7 +156,57 @@ def assert_matches_highs(sol, c, A=None, b=None, A_eq=None, b_eq=None, bounds=No
                                        err_msg="x differs from HiGHS" + info)
     elif sol.status == Status.INFEASIBLE:
         assert pr > tol, "an infeasible answer holds a feasible x" + info
+    if certificate and sol.status == Status.INFEASIBLE:
+        farkas = farkas_ratio(sol, c, A, b, A_eq, b_eq, lo, hi)
+        assert farkas <= FARKAS, f"the duals carry no Farkas certificate ({farkas:.2e})" + info
+    if certificate and sol.status == Status.UNBOUNDED:
+        ray = ray_violation(sol.x, c, A, A_eq, lo, hi)
+        assert ray <= RAY, f"x / ||x|| is no ray of decrease ({ray:.2e})" + info
     return ref
+
+
+# An infeasible answer's duals, normalised to y, must have ||K^T y||_inf <= FARKAS |k^T y|
+# with k^T y < 0: then y^T (K x - k) > 0, so no x with ||x||_1 < 1 / FARKAS is feasible.
+FARKAS = 0.05
+# An unbounded answer's x, normalised to d = x / ||x||_inf, must have c^T d < 0 and
+# violate the homogeneous constraints (A d <= 0, A_eq d = 0, bound signs) by at most RAY
+# relative to the largest entry of the matrix.
+RAY = 1e-3
+
+
+def farkas_ratio(sol, c, A, b, A_eq, b_eq, lo, hi) -> float:
+    """``||K^T y||_inf / -k^T y`` for the duals ``y`` of ``sol`` (inf unless k^T y < 0)."""
+    n = to_numpy(c).size
+    kty, Kty = 0.0, np.zeros(n)
+    for M, rhs, y, sign in ((A, b, sol.v, 1.0), (A_eq, b_eq, sol.v_eq, 1.0)):
+        if M is not None:
+            y, rhs = to_numpy(y), to_numpy(rhs)
+            Kty += to_numpy(M).T @ y
+            kty += rhs[np.isfinite(rhs)] @ y[np.isfinite(rhs)]
+    for bnd, y, sign in ((lo, sol.v_lb, -1.0), (hi, sol.v_ub, 1.0)):
+        y, fin = to_numpy(y), np.isfinite(bnd)
+        Kty += sign * y
+        kty += sign * (bnd[fin] @ y[fin])
+    return np.abs(Kty).max() / -kty if kty < 0 else np.inf
+
+
+def ray_violation(x, c, A, A_eq, lo, hi) -> float:
+    """How far ``d = x / ||x||_inf`` is from a ray of decrease (inf unless c^T d < 0)."""
+    x = to_numpy(x)
+    d = x / max(np.abs(x).max(), np.finfo(float).tiny)
+    if not to_numpy(c) @ d < 0:
+        return np.inf
+    viol, scale = [np.zeros(1)], 1.0
+    if A is not None:
+        A = to_numpy(A)
+        viol.append(np.clip(A @ d, 0, None))
+        scale = max(scale, np.abs(A).max())
+    if A_eq is not None:
+        A_eq = to_numpy(A_eq)
+        viol.append(np.abs(A_eq @ d))
+        scale = max(scale, np.abs(A_eq).max())
+    viol += [np.clip(-d, 0, None)[np.isfinite(lo)], np.clip(d, 0, None)[np.isfinite(hi)]]
+    return np.concatenate(viol).max() / scale
 
 
 def random_lp(m=10, n=4, seed=0, *, batch=None, dtype=F64, eq=0, box=None, density=None,
