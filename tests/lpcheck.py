@@ -63,6 +63,15 @@ def _bounds(bounds, lb, ub, n):
             for a, b in zip(lo, hi)]
 
 
+def bound_vectors(bounds, lb, ub, n):
+    """(lo, hi) numpy vectors of length n, +-inf where unbounded."""
+    bnd = _bounds(bounds, lb, ub, n)
+    bnd = [bnd] * n if isinstance(bnd, tuple) else list(bnd)
+    lo = np.array([-np.inf if a is None else a for a, _ in bnd], dtype=float)
+    hi = np.array([np.inf if z is None else z for _, z in bnd], dtype=float)
+    return lo, hi
+
+
 def highs(c, A=None, b=None, A_eq=None, b_eq=None, bounds=None, lb=None, ub=None):
     """scipy's HiGHS on ``min c^T x, A x <= b, A_eq x = b_eq``; x free unless bounded."""
     c = to_numpy(c)
@@ -136,14 +145,11 @@ def assert_matches_highs(sol, c, A=None, b=None, A_eq=None, b_eq=None, bounds=No
             f"gap={float(sol.gap):.2e}\n  HiGHS:    status={Status(ref.status).name} "
             f"message={ref.message!r} fun={getattr(ref, 'fun', None)}")
     assert sol.status == Status(ref.status), "status differs from HiGHS" + info
-    n = to_numpy(c).size
-    bnd = _bounds(bounds, lb, ub, n)
-    bnd = [bnd] * n if isinstance(bnd, tuple) else list(bnd)
-    lo = np.array([-np.inf if a is None else a for a, _ in bnd], dtype=float)
-    hi = np.array([np.inf if z is None else z for _, z in bnd], dtype=float)
-    pr, du, gap = residuals(sol.x, sol.v, sol.v_eq, sol.v_lb, sol.v_ub, c, A, b, A_eq,
-                            b_eq, lo, hi)
-    info += f"\n  recomputed: primal={pr:.2e} dual={du:.2e} gap={gap:.2e} (tol {tol:.0e})"
+    lo, hi = bound_vectors(bounds, lb, ub, to_numpy(c).size)
+    if sol.status in (Status.OPTIMAL, Status.INFEASIBLE):
+        pr, du, gap = residuals(sol.x, sol.v, sol.v_eq, sol.v_lb, sol.v_ub, c, A, b, A_eq,
+                                b_eq, lo, hi)
+        info += f"\n  recomputed: primal={pr:.2e} dual={du:.2e} gap={gap:.2e} (tol {tol:.0e})"
     if sol.status == Status.OPTIMAL:
         assert max(pr, du, gap) <= 2 * tol, "certificate not within tol" + info
         err = abs(float(sol.fun) - ref.fun) / max(1.0, abs(ref.fun))
