@@ -1,6 +1,6 @@
-"""Every Netlib problem (../shared/data/netlib): our solver and HiGHS side by side.
+"""Every Netlib problem (benchmarks/data/netlib, or $SPARSELP_NETLIB): ours and HiGHS side by side.
 
-For each problem the matrices are converted to sparse on loading, then solved by
+Each problem (stored sparse, see :mod:`benchmarks.netlib_data`) is solved by
 ``sparselp.linprog`` and by ``scipy.optimize.linprog(method="highs")`` in the same run.
 Reported: our status, relative objective error against HiGHS's objective of that run
 (``|f - f_highs| / max(1, |f_highs|)``), the scaled primal infeasibility, the dual residual

@@ -89,7 +89,7 @@ def _resolve(target: str):
 
 
 def run_isolated(target: str, kwargs: dict | None = None, *, timeout: float = 600.0,
-                 device: str = "cpu", threads: int | None = None,
+                 import_timeout: float = 300.0, device: str = "cpu", threads: int | None = None,
                  mem_limit: int | None = None, preload: tuple = (),
                  mmap_threshold: int | None = 1 << 20) -> dict:
     """Call ``target(**kwargs)`` in a fresh interpreter and return its peak memory.
@@ -101,8 +101,13 @@ def run_isolated(target: str, kwargs: dict | None = None, *, timeout: float = 60
     kwargs : dict, optional
         JSON-serialisable keyword arguments.
     timeout : float
-        Seconds before the child is killed; the row then has ``status == "timeout"`` and
-        ``peak_rss`` is a lower bound on the peak the full run would have reached.
+        Seconds the call may run, counted from the end of the child's imports (the
+        baseline), so that a slow ``import torch`` on a loaded machine does not eat into
+        it. The child is then killed; the row has ``status == "timeout"`` and ``peak_rss``
+        is a lower bound on the peak the full run would have reached.
+    import_timeout : float
+        Seconds the child may take to start and import before the call (killed after
+        that with ``status == "timeout"`` and no baseline).
     device : str
         ``"cpu"`` or a CUDA device string. For CUDA the child resets and reads
         ``torch.cuda.max_memory_allocated(device)``.
@@ -140,8 +145,9 @@ def run_isolated(target: str, kwargs: dict | None = None, *, timeout: float = 60
     """
     if ":" not in target:
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout}")
+    if timeout <= 0 or import_timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout} (import_timeout "
+                         f"{import_timeout})")
     if mem_limit is not None and mem_limit <= 0:
         raise ValueError(f"mem_limit must be a positive number of bytes, got {mem_limit}")
     spec = {"target": target, "kwargs": kwargs or {}, "device": device, "threads": threads,
@@ -160,18 +166,7 @@ def run_isolated(target: str, kwargs: dict | None = None, *, timeout: float = 60
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     proc.stdin.write(json.dumps(spec).encode())
     proc.stdin.close()
-    timed_out = False
-    # Poll with wait4 so that the kernel's rusage of this very child comes back with it.
-    while True:
-        pid, wstatus, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid != 0:
-            break
-        if time.perf_counter() - start > timeout:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            pid, wstatus, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.02)
+    wstatus, usage, timed_out = _wait(proc, out_path, start, timeout, import_timeout)
     proc.returncode = os.waitstatus_to_exitcode(wstatus)
     elapsed = time.perf_counter() - start
     stderr = proc.stderr.read().decode(errors="replace")
@@ -189,7 +184,7 @@ def run_isolated(target: str, kwargs: dict | None = None, *, timeout: float = 60
         row["baseline_rss"] = child["baseline_rss"]
         row["net_rss"] = peak - child["baseline_rss"]
     if timed_out:
-        row.update(status="timeout", error=f"killed after {timeout:g} s")
+        row.update(status="timeout", error=timed_out)
     elif "error" in child:
         out_of_memory = child["error"].startswith("MemoryError") or \
             "can't allocate memory" in child["error"] or "Cannot allocate memory" in child["error"]
@@ -207,6 +202,30 @@ def run_isolated(target: str, kwargs: dict | None = None, *, timeout: float = 60
             row["peak_rss"] = child["peak_rss"]
             row["net_rss"] = child["peak_rss"] - child["baseline_rss"]
     return row
+
+
+
+def _wait(proc, out_path: str, start: float, timeout: float, import_timeout: float):
+    """Wait for the child; kill it past its limits. Returns (wait status, rusage, why
+    it was killed or "")."""
+    timed_out, ready = "", None
+    # Poll with wait4 so that the kernel's rusage of this very child comes back with it.
+    while True:
+        pid, wstatus, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid != 0:
+            return wstatus, usage, ""
+        now = time.perf_counter()
+        if ready is None and os.path.getsize(out_path) > 0:  # the child wrote its baseline
+            ready = now
+        if ready is None and now - start > import_timeout:
+            timed_out = f"killed after {import_timeout:g} s, still importing"
+        elif ready is not None and now - ready > timeout:
+            timed_out = f"killed after {timeout:g} s"
+        if timed_out:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, wstatus, usage = os.wait4(proc.pid, 0)
+            return wstatus, usage, timed_out
+        time.sleep(0.02)
 
 
 def allocate(nbytes: int, hold_seconds: float = 0.0) -> dict:

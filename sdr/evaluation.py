@@ -27,15 +27,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.optimize import linprog
 from torch import Tensor
 
 from sparselp.problem import LinearProgram
+from sparselp.reference import highs_solve
+from sparselp.solution import Status
 
-from .reduce import lift, operator_matrix, reduce
+from .reduce import lift, reduce
 
 __all__ = ["SparseRows", "MinibatchLP", "LPResult", "solve_lp", "lagrangian_gradient",
            "compare_reduction", "full_solution"]
@@ -107,12 +106,8 @@ class LPResult:
     seconds: float
 
 
-def _scipy(M: Tensor):
-    if M.layout == torch.strided:
-        return M.detach().cpu().numpy()
-    M = M.to_sparse_csr()
-    return sp.csr_matrix((M.values().detach().cpu().numpy(), M.col_indices().cpu().numpy(),
-                          M.crow_indices().cpu().numpy()), shape=tuple(M.shape))
+# The statuses solve_lp names; HiGHS's others (iteration limit, numerical trouble) are "error".
+_NAMED = (Status.OPTIMAL, Status.INFEASIBLE, Status.UNBOUNDED)
 
 
 def solve_lp(problem: LinearProgram, solver: str = "highs") -> LPResult:
@@ -136,26 +131,15 @@ def solve_lp(problem: LinearProgram, solver: str = "highs") -> LPResult:
                         float(sol.fun), status, time.perf_counter() - t0)
     if solver != "highs":
         raise ValueError(f"solver must be 'highs' or 'sparselp', got {solver!r}")
-    lb = problem.lb[0].cpu().numpy()
-    ub = problem.ub[0].cpu().numpy()
-    bounds = np.stack([np.where(np.isinf(lb), None, lb), np.where(np.isinf(ub), None, ub)], 1)
-    has_eq = problem.A_eq is not None and problem.m_eq > 0
-    res = linprog(problem.c[0].cpu().numpy(), A_ub=_scipy(operator_matrix(problem.A)),
-                  b_ub=problem.b[0].cpu().numpy(),
-                  A_eq=_scipy(operator_matrix(problem.A_eq)) if has_eq else None,
-                  b_eq=problem.b_eq[0].cpu().numpy() if has_eq else None,
-                  bounds=bounds, method="highs")
+    ref = highs_solve(problem)
     secs = time.perf_counter() - t0
-    status = {0: "optimal", 2: "infeasible", 3: "unbounded"}.get(res.status, "error")
-    nan = lambda k: torch.full((k,), float("nan"), dtype=dt, device=dev)  # noqa: E731
-    if status != "optimal":
+    st = ref.status[0]
+    status = st.name.lower() if st in _NAMED else "error"
+    if st != Status.OPTIMAL:
+        nan = lambda k: torch.full((k,), float("nan"), dtype=dt, device=dev)  # noqa: E731
         return LPResult(nan(problem.n), nan(problem.m), nan(problem.m_eq), float("nan"),
                         status, secs)
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dt, device=dev)  # noqa
-    # scipy's marginals are d fun / d rhs; the Lagrange multipliers are their negatives.
-    v = -t(res.ineqlin.marginals)
-    v_eq = -t(res.eqlin.marginals) if has_eq else nan(0)
-    return LPResult(t(res.x), v, v_eq, float(res.fun), status, secs)
+    return LPResult(ref.x[0], ref.v[0], ref.v_eq[0], ref.fun[0], status, secs)
 
 
 def lagrangian_gradient(mlp: MinibatchLP, x: Tensor, v: Tensor, v_eq: Tensor) -> Tensor:

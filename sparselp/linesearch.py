@@ -17,11 +17,15 @@ is a sum of one-dimensional functions and the search minimises it outright).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["exact_step", "armijo_step", "separable_step", "RowKinds"]
+from .scaling import inf_norm
+
+__all__ = ["exact_step", "armijo_step", "separable_step", "RowKinds", "Step", "LineSearch",
+           "ExactLineSearch", "SeparableLineSearch", "ArmijoLineSearch", "make_line_search"]
 
 
 def _proj(u: Tensor, eq: Tensor) -> Tensor:
@@ -61,7 +65,8 @@ def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sig
     """Root ``t >= 0`` of ``φ'(t) = lin0 + t lin1 + Π(u + t s)^T s / σ`` per batch element.
 
     ``lin0 = c^T d + (x - x_k)^T d / τ`` (< 0 for a descent direction), ``lin1 = d^T d / τ``.
-    Returns ``t`` of shape (B,); zero where ``todo`` is False.
+    Returns ``t`` of shape (B,); zero where ``todo`` is False. ``iters`` bounds the
+    bracket doublings and the refinement steps, each.
     """
     inv_sigma = 1.0 / sigma.squeeze(-1)
     s_fin = torch.where(torch.isfinite(u), s, torch.zeros_like(s))
@@ -83,7 +88,7 @@ def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sig
     hi = torch.ones_like(lin0)
     d_hi, c_hi = both(hi)
     # Bracket the root: double hi while phi is still decreasing there.
-    for _ in range(60):
+    for _ in range(iters):
         grow = (d_hi < 0) & todo
         if not bool(grow.any()):
             break
@@ -247,3 +252,99 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
         curv.lerp_(c_new, open_)
         del a_new, c_new, open_
     return t * live.to(f), v
+
+
+# ---------------------------------------------------------------------------------------
+# The three searches behind one interface, chosen once per solve (make_line_search).
+
+class Step(NamedTuple):
+    """The result of one line search: the new point and what the Newton loop needs."""
+
+    x: Tensor          # (B, n) new iterate
+    u: Tensor          # (B, M) argument of the projection at the new iterate
+    accepted: Tensor   # (B,) bool: a finite step was found
+    stalled: bool      # no element moved beyond round-off: the gradient is at its floor
+
+
+class LineSearch:
+    """A step along a Newton direction ``d`` of a subproblem (:class:`sparselp.newton.Subproblem`).
+
+    ``step(sub, x, u, d, gd, todo)``: ``u`` is the projection's argument at ``x``,
+    ``gd = g ∘ d`` with ``g`` the gradient of ``φ`` at ``x`` (the caller hands it over and
+    may not use it again: a search is free to overwrite it), ``todo`` (B,) the elements
+    that move.
+    """
+
+    def step(self, sub, x: Tensor, u: Tensor, d: Tensor, gd: Tensor, todo: Tensor) -> Step:
+        raise NotImplementedError
+
+
+class ExactLineSearch(LineSearch):
+    """The exact minimiser of ``φ`` along ``d`` (:func:`exact_step`), one ``t`` per element."""
+
+    def __init__(self, iters: int = 60):
+        self.iters = iters
+
+    def step(self, sub, x, u, d, gd, todo):
+        tau = sub.tau.squeeze(-1)
+        s = sub.sigma * sub.system.K.mv(d)
+        lin0 = (sub.system.c * d).sum(-1)
+        lin1 = torch.zeros_like(lin0)
+        if sub.proximal:
+            lin0 = lin0 + ((x - sub.center) * d).sum(-1) / tau
+            lin1 = (d * d).sum(-1) / tau
+        t = exact_step(u, s, sub.system.eq, lin0, lin1, sub.sigma, todo, self.iters)
+        accepted = torch.isfinite(t)
+        t = torch.where(accepted, t, torch.zeros_like(t)).unsqueeze(-1)
+        return Step(x + t * d, u + t * s, accepted, False)
+
+
+class SeparableLineSearch(LineSearch):
+    """One exact step per coordinate (:func:`separable_step`), for matrices whose rows each
+    touch one column: ``φ`` splits per coordinate, so one step minimises it outright."""
+
+    def __init__(self, iters: int = 60):
+        self.iters = iters
+
+    def step(self, sub, x, u, d, gd, todo):
+        lin0 = sub.system.c * d
+        lin1 = torch.zeros_like(d)
+        if sub.proximal:
+            lin0 = lin0 + (x - sub.center) * d / sub.tau
+            lin1 = d * d / sub.tau
+        t, u = separable_step(sub.system.K, u, sub.sigma, sub.rows, d, gd, lin0, lin1, todo,
+                              self.iters)
+        del lin0, lin1, gd  # m- and n-vectors at the memory peak of a large solve
+        accepted = torch.isfinite(t).all(-1)
+        if not bool(accepted.all()):
+            t = torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)
+        move = t.mul_(d)
+        x = x + move
+        # Each coordinate is now at its own minimiser, up to round-off: a step that no
+        # longer moves x means the gradient is at its precision floor.
+        eps = torch.finfo(x.dtype).eps
+        moved = inf_norm(move) > 8 * eps * (1 + inf_norm(x))
+        return Step(x, u, accepted, not bool((moved & todo).any()))
+
+
+class ArmijoLineSearch(LineSearch):
+    """Backtracking with sufficient decrease (:func:`armijo_step`; Mangasarian 2004)."""
+
+    def __init__(self, c1: float = 1e-4, max_halvings: int = 40):
+        self.c1, self.max_halvings = c1, max_halvings
+
+    def step(self, sub, x, u, d, gd, todo):
+        val = sub.value(x)[0]
+        t, accepted = armijo_step(lambda z: sub.value(z)[0], x, d, val, gd.sum(-1), todo,
+                                  self.c1, self.max_halvings)
+        x = x + t.unsqueeze(-1) * d
+        return Step(x, sub.argument(x), accepted, False)
+
+
+def make_line_search(options, separable: bool) -> LineSearch:
+    """The search of ``options.line_search``; per coordinate when the rows are separable."""
+    if options.line_search == "armijo":
+        return ArmijoLineSearch(options.armijo, options.max_backtracks)
+    if separable:
+        return SeparableLineSearch(options.line_search_iters)
+    return ExactLineSearch(options.line_search_iters)

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .problem import LinearProgram
+from .problem import clean_problem
 from .solution import Status
 from .solver import solve
 
@@ -50,13 +50,9 @@ def clean_bounds(bounds, n: int):
         raise ValueError(f"bounds must be one (lo, hi) pair or {n} pairs (shape ({n}, 2)), "
                          f"got shape {np.shape(bounds)}")
 
-    def conv(col, inf):
-        out = np.array([inf if v is None else float(v) for v in col], dtype=np.float64)
-        if np.isnan(out).any():
-            raise ValueError("bounds contain NaN")
-        return out
-    lb, ub = conv(arr[:, 0], -math.inf), conv(arr[:, 1], math.inf)
-    return lb, ub
+    def conv(col, inf):  # NaN and crossed bounds are the problem cleaner's to reject
+        return np.array([inf if v is None else float(v) for v in col], dtype=np.float64)
+    return conv(arr[:, 0], -math.inf), conv(arr[:, 1], math.inf)
 
 
 def _matrix(A, name, n):
@@ -72,6 +68,7 @@ def _matrix(A, name, n):
     return A
 
 
+# Over 60 lines only through its public docstring; the body is about 30.
 def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), options=None,
             dtype=torch.float64, device=None) -> LinprogResult:
     r"""Solve a linear program with scipy's argument names and result fields.
@@ -101,36 +98,24 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
         scipy's HiGHS result); ``lower.marginals``, ``upper.marginals``.
     """
     c_np = np.asarray(c, dtype=np.float64) if not isinstance(c, torch.Tensor) else c
-    if c_np.ndim != 1:
+    if c_np.ndim != 1:  # scipy's linprog solves one problem; batches go to sparselp.solve
         raise ValueError(f"c must be one-dimensional, got shape {tuple(c_np.shape)}")
     n = c_np.shape[0]
     lb, ub = clean_bounds(bounds, n)
-    kw = {}
-    for name, M, v in (("A_ub", A_ub, b_ub), ("A_eq", A_eq, b_eq)):
-        M = _matrix(M, name, n)
-        bname = "b_" + name[2:]
-        if (M is None) != (v is None):
-            raise ValueError(f"{name} and {bname} must be given together")
-        if M is not None and M.shape[0] > 0:
-            vv = np.asarray(v, dtype=np.float64).reshape(-1) if not isinstance(v, torch.Tensor) \
-                else v.reshape(-1)
-            if vv.shape[0] != M.shape[0]:
-                raise ValueError(f"{bname} must have shape ({M.shape[0]},) to match {name}, "
-                                 f"got shape {tuple(np.shape(v))}")
-            kw["A" if name == "A_ub" else "A_eq"] = M
-            kw["b" if name == "A_ub" else "b_eq"] = vv
-
-    def t(a):
-        if isinstance(a, torch.Tensor):
-            return a.to(dtype=dtype, device=device or a.device)
-        if sp.issparse(a):
-            a = sp.coo_matrix(a)
-            return torch.sparse_coo_tensor(np.vstack([a.row, a.col]).astype(np.int64), a.data,
-                                           a.shape, dtype=dtype, device=device)
-        return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
-
     start = time.perf_counter()
-    lp = LinearProgram(t(c_np), lb=t(lb), ub=t(ub), **{k: t(v) for k, v in kw.items()})
+    rows = {}
+    for key, name, M, v in (("A", "A_ub", A_ub, b_ub), ("A_eq", "A_eq", A_eq, b_eq)):
+        M = _matrix(M, name, n)
+        if M is not None and v is not None and M.shape[0] == 0:
+            continue  # no rows: nothing to constrain
+        rhs = None if v is None else (v.reshape(-1) if isinstance(v, torch.Tensor)
+                                      else np.asarray(v, dtype=np.float64).reshape(-1))
+        rows[key], rows["b" if key == "A" else "b_eq"] = _torch(M, dtype, device), \
+            _torch(rhs, dtype, device)
+
+    # The problem's cleaner checks everything else, naming scipy's arguments.
+    lp = clean_problem(_torch(c_np, dtype, device), lb=_torch(lb, dtype, device),
+                       ub=_torch(ub, dtype, device), names={"A": "A_ub", "b": "b_ub"}, **rows)
     sol = solve(lp, options)
     elapsed = time.perf_counter() - start
     st = Status(sol.status)
@@ -150,6 +135,19 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
     if A_eq is not None and b_eq is not None:
         res["eqlin"]["residual"] = np.asarray(b_eq, dtype=np.float64) - _apply(A_eq, x)
     return res
+
+
+def _torch(a, dtype, device):
+    """numpy, scipy.sparse or torch input as a torch tensor in the solve's dtype and device."""
+    if a is None:
+        return None
+    if isinstance(a, torch.Tensor):
+        return a.to(dtype=dtype, device=device or a.device)
+    if sp.issparse(a):
+        a = sp.coo_matrix(a)
+        return torch.sparse_coo_tensor(np.vstack([a.row, a.col]).astype(np.int64), a.data,
+                                       a.shape, dtype=dtype, device=device)
+    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
 
 def _apply(A, x):

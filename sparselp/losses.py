@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .formulations import (binary_auc_data, fscore_data, multiclass_auc_data,
                            precision_at_recall_data)
-from .formulations._base import check_labels, check_scores
+from .formulations._base import absent_classes, check_labels, check_scores, describe_absent
 from .layer import lp_solve
 
 __all__ = ["AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"]
@@ -49,12 +49,11 @@ class _LPLoss(nn.Module):
 
     def _missing_binary_class(self, scores: Tensor, y: Tensor):
         """The zero loss (with a warning) when a binary minibatch lacks a class, else None."""
-        npos = int(y.sum())
-        if 0 < npos < y.numel():
+        absent = absent_classes(y)
+        if not absent:
             return None
-        return self._zero(scores, "the minibatch has no " + (
-            "positive (label 1)" if npos == 0 else "negative (label 0)") + " sample",
-            stacklevel=4)
+        return self._zero(scores, f"the minibatch has no {describe_absent(absent)}",
+                          stacklevel=4)
 
     def _zero(self, scores: Tensor, why: str, stacklevel: int = 3) -> Tensor:
         warnings.warn(f"{type(self).__name__}: {why}; returning a zero loss", UserWarning,
@@ -165,11 +164,10 @@ class MultiClassAUCLoss(_LPLoss):
         if s.shape[1] != self.num_classes:
             raise ValueError(f"scores must have {self.num_classes} columns (num_classes), "
                              f"got shape {tuple(s.shape)}")
-        present = torch.bincount(y, minlength=self.num_classes) > 0
-        if not bool(present.all()):
-            absent = torch.nonzero(~present).squeeze(1).tolist()
-            why = f"the minibatch has no sample of class(es) {absent}"
-            if self.missing == "zero" or int(present.sum()) < 2:
+        absent = absent_classes(y, self.num_classes)
+        if absent:
+            why = f"the minibatch has no {describe_absent(absent, self.num_classes)}"
+            if self.missing == "zero" or self.num_classes - len(absent) < 2:
                 return self._zero(scores, why)
             warnings.warn(f"MultiClassAUCLoss: {why}; their pairs are left out", UserWarning,
                           stacklevel=2)

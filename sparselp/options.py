@@ -20,6 +20,9 @@ class SolverOptions:
         Limit on the total number of Newton steps (all outer iterations together).
     max_outer : int
         Limit on outer (multiplier or eps-continuation) iterations.
+    max_inner : int
+        Limit on Newton steps within one outer iteration (the inner solve is inexact by
+        design: the outer loop tightens its tolerance).
     method : {"alm", "penalty"}
         ``"alm"``: proximal augmented Lagrangian (method of multipliers) around the
         generalized Newton inner solve (default). ``"penalty"``: Mangasarian's exact
@@ -57,6 +60,11 @@ class SolverOptions:
         ``"armijo"``: backtracking with sufficient decrease (Mangasarian 2004).
     armijo : float
         Sufficient-decrease constant of the backtracking line search.
+    line_search_iters : int
+        Limit on the iterations of the exact line searches (bracket doubling and root
+        refinement, each).
+    max_backtracks : int
+        Limit on the halvings of the Armijo line search.
     infeasibility_tol : float
         Tolerance of the infeasibility and unboundedness certificates.
     time_limit : float, optional
@@ -68,6 +76,7 @@ class SolverOptions:
     tol: float | None = None
     max_iter: int = 5000
     max_outer: int = 400
+    max_inner: int = 60
     method: str = "alm"
     linear_solver: object = "auto"
     sigma0: float | None = None
@@ -83,6 +92,8 @@ class SolverOptions:
     scaling_iters: int = 10
     line_search: str = "exact"
     armijo: float = 1e-4
+    line_search_iters: int = 60
+    max_backtracks: int = 40
     infeasibility_tol: float = 1e-7
     time_limit: float | None = None
     verbose: bool = False
@@ -90,7 +101,8 @@ class SolverOptions:
     def __post_init__(self):
         if self.tol is not None and not (0 < self.tol < 1):
             raise ValueError(f"tol must be in (0, 1), got {self.tol}")
-        for name in ("max_iter", "max_outer"):
+        for name in ("max_iter", "max_outer", "max_inner", "line_search_iters",
+                     "max_backtracks"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.scaling_iters < 0:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .operators import DenseOperator, Operator, SparseOperator
 
-__all__ = ["LinearProgram", "as_operator"]
+__all__ = ["LinearProgram", "as_operator", "clean_problem", "batch_size"]
 
 
 def _is_torch_sparse_tensor(A) -> bool:
@@ -157,7 +157,7 @@ class LinearProgram:
     batched: bool
 
     def __init__(self, c, A=None, b=None, A_eq=None, b_eq=None, lb=None, ub=None):
-        _clean(self, c, A, b, A_eq, b_eq, lb, ub)
+        _clean(self, c, A, b, A_eq, b_eq, lb, ub, {})
 
     @property
     def batch_size(self) -> int:
@@ -204,8 +204,35 @@ def _distinct(t: Tensor) -> Tensor:
     return t
 
 
-def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub) -> None:
-    """Check and convert every argument; messages name the argument."""
+def batch_size(args) -> int | None:
+    """The batch size ``B`` on which the arguments given with a batch dimension agree.
+
+    Parameters
+    ----------
+    args : iterable of (name, value, batched_ndim)
+        An argument counts as batched when its ``shape`` has ``batched_ndim`` dimensions
+        (``c``: 2, a matrix: 3); None and shapeless values (scalars) are skipped.
+
+    Returns
+    -------
+    int or None
+        None when no argument is batched.
+    """
+    B = first = None
+    for name, value, ndim in args:
+        shape = getattr(value, "shape", None)
+        if shape is None or len(shape) != ndim:
+            continue
+        if B is None:
+            B, first = shape[0], name
+        elif shape[0] != B:
+            raise ValueError(f"the batch sizes of the arguments disagree: {name} has batch "
+                             f"size {shape[0]}, but {first} has batch size {B}")
+    return B
+
+
+def _clean_objective(c) -> Tensor:
+    """``c`` as a float32/float64 tensor of shape (n,) or (B, n), finite and not empty."""
     if c is None:
         raise ValueError("c must be given: the objective vector of shape (n,) or (B, n)")
     if isinstance(c, np.ndarray) and c.dtype == object:
@@ -218,72 +245,91 @@ def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub) -> None:
                         "inputs to float32 first")
     if c.dim() not in (1, 2):
         raise ValueError(f"c must have shape (n,) or (B, n), got shape {tuple(c.shape)}")
-    batched = c.dim() == 2
     if c.shape[-1] == 0:
         raise ValueError("c must have at least one entry: the problem has no variables")
-    if batched and c.shape[0] == 0:
+    if c.dim() == 2 and c.shape[0] == 0:
         raise ValueError("c has a batch dimension of size 0: the batch is empty")
     if not torch.isfinite(c).all():
         raise ValueError("c contains NaN or Inf entries")
-    dtype, device, n = c.dtype, c.device, c.shape[-1]
+    return c
 
-    # A batched A (3-D) makes the problem batched even if c is 1-D.
-    B = c.shape[0] if batched else None
-    for name, M in (("A", A), ("A_eq", A_eq)):
-        shape = getattr(M, "shape", None)
-        if shape is not None and len(shape) == 3:
-            if B is not None and shape[0] != B:
-                raise ValueError(f"{name} has batch size {shape[0]}, but c has batch size {B}")
-            B = shape[0]
-    batched = batched or B is not None
-    B = B or 1
-    c = c.reshape(-1, n).expand(B, n) if c.dim() == 1 or c.shape[0] == 1 else c
 
-    def rows(M, v, mname, vname):
-        if (M is None) != (v is None):
-            raise ValueError(f"{mname} and {vname} must be given together")
-        if M is None:
-            return None, torch.zeros(B, 0, dtype=dtype, device=device)
-        op = as_operator(M, mname, n, B, dtype, device)
-        vv = _vector(v, vname, dtype, device)
-        if vv.dim() not in (1, 2) or vv.shape[-1] != op.m or (vv.dim() == 2 and vv.shape[0] not in (1, B)):
-            raise ValueError(f"{vname} must have shape ({op.m},) or ({B}, {op.m}) to match "
-                             f"{mname} with {op.m} rows, got shape {tuple(vv.shape)}")
-        vv = vv.reshape(-1, op.m).expand(B, op.m).contiguous()
-        if torch.isnan(vv).any() or (vv == -math.inf).any():
-            raise ValueError(f"{vname} contains NaN or -Inf entries")
-        if vname == "b_eq" and torch.isinf(vv).any():
-            raise ValueError("b_eq contains Inf entries")
-        return op, vv
+def _clean_rows(M, v, mname: str, vname: str, n: int, B: int, dtype, device):
+    """One block of rows ``M x <= v`` (or ``= v``): its operator and a (B, m) right-hand side."""
+    if (M is None) != (v is None):
+        raise ValueError(f"{mname} and {vname} must be given together")
+    if M is None:
+        return None, torch.zeros(B, 0, dtype=dtype, device=device)
+    op = as_operator(M, mname, n, B, dtype, device)
+    vv = _vector(v, vname, dtype, device)
+    if vv.dim() not in (1, 2) or vv.shape[-1] != op.m or (vv.dim() == 2 and vv.shape[0] not in (1, B)):
+        raise ValueError(f"{vname} must have shape ({op.m},) or ({B}, {op.m}) to match "
+                         f"{mname} with {op.m} rows, got shape {tuple(vv.shape)}")
+    vv = vv.reshape(-1, op.m).expand(B, op.m).contiguous()
+    if torch.isnan(vv).any() or (vv == -math.inf).any():
+        raise ValueError(f"{vname} contains NaN or -Inf entries")
+    if vname == "b_eq" and torch.isinf(vv).any():
+        raise ValueError(f"{vname} contains Inf entries")
+    return op, vv
 
-    A_op, b_t = rows(A, b, "A", "b")
-    Aeq_op, beq_t = rows(A_eq, b_eq, "A_eq", "b_eq")
 
-    def bound(v, name, default):
-        if v is None:  # a stride-0 view: free variables cost no memory
-            return torch.full((1, 1), default, dtype=dtype, device=device).expand(B, n)
-        t = _vector(v, name, dtype, device)
-        if t.dim() == 0:
-            t = t.expand(n)
-        if t.dim() not in (1, 2) or t.shape[-1] != n or (t.dim() == 2 and t.shape[0] not in (1, B)):
-            raise ValueError(f"{name} must be a scalar or have shape ({n},) or ({B}, {n}), "
-                             f"got shape {tuple(t.shape)}")
-        if torch.isnan(t).any():
-            raise ValueError(f"{name} contains NaN entries")
-        return t.reshape(-1, n).expand(B, n).contiguous()
+def _clean_bound(v, name: str, default: float, n: int, B: int, dtype, device) -> Tensor:
+    """A bound as a (B, n) tensor; None gives a stride-0 view of ``default``."""
+    if v is None:  # a stride-0 view: free variables cost no memory
+        return torch.full((1, 1), default, dtype=dtype, device=device).expand(B, n)
+    t = _vector(v, name, dtype, device)
+    if t.dim() == 0:
+        t = t.expand(n)
+    if t.dim() not in (1, 2) or t.shape[-1] != n or (t.dim() == 2 and t.shape[0] not in (1, B)):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},) or ({B}, {n}), "
+                         f"got shape {tuple(t.shape)}")
+    if torch.isnan(t).any():
+        raise ValueError(f"{name} contains NaN entries")
+    return t.reshape(-1, n).expand(B, n).contiguous()
 
-    lb_t, ub_t = bound(lb, "lb", -math.inf), bound(ub, "ub", math.inf)
+
+def _check_bounds_order(lb: Tensor, ub: Tensor, n: int) -> None:
+    """Reject ``lb = +inf``, ``ub = -inf`` and crossed bounds ``lb_j > ub_j``."""
     # Defaults are stride-0 views of one number: check that number, not n copies of it.
-    lb_c, ub_c = _distinct(lb_t), _distinct(ub_t)
+    lb_c, ub_c = _distinct(lb), _distinct(ub)
     if (lb_c == math.inf).any():
         raise ValueError("lb contains +Inf entries")
     if (ub_c == -math.inf).any():
         raise ValueError("ub contains -Inf entries")
-    bad = (lb_c > ub_c).reshape(1, 1) if lb_c.numel() == ub_c.numel() == 1 else lb_t > ub_t
+    bad = (lb_c > ub_c).reshape(1, 1) if lb_c.numel() == ub_c.numel() == 1 else lb > ub
     if bad.any():
         j = int(torch.nonzero(bad)[0, -1])
-        raise ValueError(f"lower bound above upper bound: lb[{j}] = {float(lb_t.reshape(-1, n)[0, j]):g}"
-                         f" > ub[{j}] = {float(ub_t.reshape(-1, n)[0, j]):g} (lb must be <= ub)")
+        raise ValueError(f"lower bound above upper bound: lb[{j}] = {float(lb.reshape(-1, n)[0, j]):g}"
+                         f" > ub[{j}] = {float(ub.reshape(-1, n)[0, j]):g} (lb must be <= ub)")
 
+
+def clean_problem(c, A=None, b=None, A_eq=None, b_eq=None, lb=None, ub=None, *,
+                  names: dict | None = None) -> LinearProgram:
+    """The one input cleaner: check and convert every argument into a :class:`LinearProgram`.
+
+    Messages name the argument and give expected versus actual shape, dtype or device.
+    ``names`` renames the matrix arguments in those messages for front ends with other
+    argument names (:func:`sparselp.linprog` passes ``{"A": "A_ub", "b": "b_ub"}``).
+    """
+    lp = LinearProgram.__new__(LinearProgram)
+    _clean(lp, c, A, b, A_eq, b_eq, lb, ub, names or {})
+    return lp
+
+
+def _clean(lp: LinearProgram, c, A, b, A_eq, b_eq, lb, ub, names: dict) -> None:
+    """Fill ``lp`` from the arguments (see :func:`clean_problem`)."""
+    name = {k: names.get(k, k) for k in ("A", "b", "A_eq", "b_eq")}
+    c = _clean_objective(c)
+    dtype, device, n = c.dtype, c.device, c.shape[-1]
+    # A batched A (3-D) makes the problem batched even if c is 1-D.
+    B = batch_size([("c", c, 2), (name["A"], A, 3), (name["A_eq"], A_eq, 3)])
+    batched = B is not None
+    B = B or 1
+    c = c.reshape(-1, n).expand(B, n) if c.dim() == 1 or c.shape[0] == 1 else c
+    A_op, b_t = _clean_rows(A, b, name["A"], name["b"], n, B, dtype, device)
+    Aeq_op, beq_t = _clean_rows(A_eq, b_eq, name["A_eq"], name["b_eq"], n, B, dtype, device)
+    lb_t = _clean_bound(lb, "lb", -math.inf, n, B, dtype, device)
+    ub_t = _clean_bound(ub, "ub", math.inf, n, B, dtype, device)
+    _check_bounds_order(lb_t, ub_t, n)
     lp.c, lp.A, lp.b, lp.A_eq, lp.b_eq, lp.lb, lp.ub = c, A_op, b_t, Aeq_op, beq_t, lb_t, ub_t
     lp.batched = batched

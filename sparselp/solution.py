@@ -54,8 +54,6 @@ class Solution:
     v_lb, v_ub : tensor of shape (n,) or (B, n)
         Duals of the bounds (``>= 0``). Stationarity: ``c + A^T v + A_eq^T v_eq - v_lb +
         v_ub = 0``.
-    y : tensor of shape (n,) or (B, n)
-        The last Newton iterate (before the multiplier update); equal to ``x`` here.
     fun : tensor of shape () or (B,)
         ``c^T x``.
     status : Status or list of Status
@@ -82,7 +80,6 @@ class Solution:
     v_eq: Tensor
     v_lb: Tensor
     v_ub: Tensor
-    y: Tensor
     fun: Tensor
     status: object
     message: object
@@ -111,7 +108,7 @@ class Solution:
     def __getitem__(self, i: int) -> "Solution":
         if not self.batched:
             raise TypeError("an unbatched Solution cannot be indexed")
-        t = {k: getattr(self, k)[i] for k in ("x", "v", "v_eq", "v_lb", "v_ub", "y", "fun",
+        t = {k: getattr(self, k)[i] for k in ("x", "v", "v_eq", "v_lb", "v_ub", "fun",
                                                "primal_residual", "dual_residual", "gap",
                                                "active")}
         return Solution(status=self.status[i], message=self.message[i], nit=self.nit,

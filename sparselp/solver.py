@@ -3,10 +3,11 @@ r"""Generalized Newton method for linear programs (Mangasarian 2004), made exact
 Problem (see :class:`~sparselp.LinearProgram`), in the stacked form of
 :mod:`sparselp.scaling`: minimise ``c^T x`` subject to ``K x <= k`` (``=`` on equality rows).
 
-One loop serves both methods. Each outer step ``j`` minimises, by generalized Newton
-steps with an exact line search (:mod:`sparselp.linesearch`; per coordinate when every
-row of ``K`` has one nonzero, so that one step minimises it outright), the piecewise
-quadratic
+One loop serves both methods. The solver's whole state is one :class:`SolverState`;
+:func:`init_state` builds it and :func:`outer_step` advances it by one outer step, which
+minimises, by generalized Newton steps (:mod:`sparselp.newton`) with an exact line search
+(:mod:`sparselp.linesearch`; per coordinate when every row of ``K`` has one nonzero, so
+that one step minimises it outright), the piecewise quadratic
 
 .. math::
 
@@ -17,6 +18,8 @@ with ``Π`` the projection onto ``>= 0`` on inequality rows (identity on equalit
 whose generalized Hessian is ``σ K^T D K + I/τ`` with ``D`` the indicator of the rows where
 the argument of ``Π`` is positive. Then ``λ_{j+1} = Π(λ_j + σ_j (K x - k))``: the dual is
 recovered by thresholding.
+
+The two methods differ only in their schedule (:mod:`sparselp.schedule`):
 
 - ``method="alm"`` (default): the proximal method of multipliers (Rockafellar 1976);
   ``σ`` and ``τ`` grow while the residuals fall. Finite ``σ`` suffices for exact answers.
@@ -40,20 +43,23 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from .linesearch import RowKinds, armijo_step, exact_step, separable_step
-from .linsolve import NewtonSystem, get_strategy
+from .linesearch import LineSearch, RowKinds, make_line_search
+from .linsolve import HessianStrategy, get_strategy
+from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
 from .polish import polish
+from .schedule import make_schedule
 from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales, certificates
-from .scaling import build_rows, equilibrate, inf_norm
+from .scaling import RowSystem, build_rows, equilibrate
 from .solution import Solution, Status
 
-__all__ = ["solve"]
+__all__ = ["solve", "SolverSetup", "SolverState", "init_state", "outer_step", "finish"]
 
 
 def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
@@ -89,258 +95,200 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     """
     if not isinstance(problem, LinearProgram):
         raise TypeError(f"problem must be a LinearProgram, got {type(problem).__name__}")
-    opt = make_options(options, **option_kwargs)
     with torch.no_grad():
-        return _Loop(problem, opt).run()
+        state = init_state(problem, make_options(options, **option_kwargs))
+        while state.stop_reason is None:
+            state = outer_step(state)
+        return finish(state)
 
 
-class _Loop:
-    def __init__(self, lp: LinearProgram, opt: SolverOptions):
-        self.lp, self.opt = lp, opt
-        dt = lp.dtype
-        self.tol = opt.tol if opt.tol is not None else (1e-8 if dt == torch.float64 else 1e-5)
-        self.S = equilibrate(build_rows(lp), opt.scaling_iters)
-        self.strategy = get_strategy(opt.linear_solver, self.S.K)
-        self.alm = opt.method == "alm"
-        self.eps = torch.finfo(dt).eps
-        self.separable = bool(self.S.K.rows_separable)
-        self.rows = RowKinds(self.S.eq, dt)
-        self.max_cond = 1e12 if dt == torch.float64 else 1e5
-        if self.separable and self.strategy.name == "diagonal":
-            self.max_cond = math.inf  # exact diagonal solves: conditioning costs nothing
+@dataclass(frozen=True)
+class SolverSetup:
+    """What a solve fixes once: the equilibrated rows and the parts chosen for them."""
 
-    def residuals(self, x, v):
-        return Residuals(self.S, x, v, sc=self.scales)
+    problem: LinearProgram
+    options: SolverOptions
+    tol: float
+    system: RowSystem            # K x <= k after Ruiz equilibration
+    rows: RowKinds               # projection and active-row indicator of K's row kinds
+    strategy: HessianStrategy    # solves the Newton systems
+    search: LineSearch           # step along a Newton direction
+    schedule: object             # ALMSchedule or PenaltySchedule
+    scales: ResidualScales       # for residuals on the unscaled problem
+    separable: bool              # every row of K has at most one nonzero
+    started: float               # time.perf_counter() at init_state
 
-    def phi(self, x, xk, lam, sigma, tau):
-        S = self.S
-        u = lam + sigma * (S.K.mv(x) - S.k)
-        p = self.rows.proj(u)
-        val = (S.c * x).sum(-1) + (p * p).sum(-1) / (2 * sigma.squeeze(-1))
-        if self.alm:
-            val = val + ((x - xk) ** 2).sum(-1) / (2 * tau.squeeze(-1))
-        return val, u, p
 
-    def newton(self, x, lam, sigma, tau, inner_tol, active_mask):
-        """Minimise phi by generalized Newton steps; returns x, steps taken, success."""
-        S, opt = self.S, self.opt
-        xk = x
-        val, u, p = self.phi(x, xk, lam, sigma, tau)
-        steps = 0
-        for _ in range(60):
-            g = S.c + S.K.rmv(p)
-            if self.alm:
-                g = g + (x - xk) / tau
-            gn = inf_norm(g)
-            todo = (gn > inner_tol) & active_mask
-            if not bool(todo.any()) or self.nit >= opt.max_iter:
-                break
-            if self.separable:
-                # Rows exactly on their kink (u = 0, e.g. every row with a zero right-hand
-                # side at the x = 0 start) enter the generalized Hessian: an equally valid
-                # element of it, and one that keeps the first direction on the scale of
-                # 1/sigma rather than tau. The per-coordinate exact step makes the choice a
-                # matter of speed only.
-                w = self.rows.active((u >= 0).to(u.dtype), inplace=True).mul_(sigma)
-            else:
-                w = sigma * self.rows.active(p)
-            shift = (1.0 / tau) if self.alm else torch.full_like(tau, opt.rho)
-            d = -self.strategy.factor(NewtonSystem(S.K, w, shift.expand_as(x)))(g)
-            if not bool(todo.all()):
-                d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
-            slope = (g * d).sum(-1)
-            if opt.line_search == "exact" and self.separable:
-                # Every row touches one column: phi splits per coordinate, and each gets
-                # its own exact step, so this one step minimises phi outright.
-                lin0 = S.c * d
-                lin1 = torch.zeros_like(d)
-                if self.alm:
-                    lin0 = lin0 + (x - xk) * d / tau
-                    lin1 = d * d / tau
-                # The step holds its own m- and n-sized vectors: keep only what it needs.
-                gd = g * d
-                del p, g
-                t, u = separable_step(S.K, u, sigma, self.rows, d, gd, lin0, lin1, todo)
-                del gd
-                del lin0, lin1
-                accepted = torch.isfinite(t).all(-1)
-                if not bool(accepted.all()):
-                    t = torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)
-                step = t.mul_(d)
-                x = x + step
-                p = self.rows.proj(u)
-                # Each coordinate is now at its own minimiser, up to round-off: a step
-                # that no longer moves x means the gradient is at its precision floor.
-                moved = inf_norm(step) > 8 * self.eps * (1 + inf_norm(x))
-                if not bool((moved & todo).any()):
-                    steps += 1
-                    self.nit += 1
-                    break
-            elif opt.line_search == "exact":
-                s = sigma * S.K.mv(d)
-                lin0 = (S.c * d).sum(-1)
-                lin1 = torch.zeros_like(lin0)
-                if self.alm:
-                    lin0 = lin0 + ((x - xk) * d).sum(-1) / tau.squeeze(-1)
-                    lin1 = (d * d).sum(-1) / tau.squeeze(-1)
-                t = exact_step(u, s, S.eq, lin0, lin1, sigma, todo)
-                accepted = torch.isfinite(t)
-                t = torch.where(accepted, t, torch.zeros_like(t))
-                x = x + t.unsqueeze(-1) * d
-                u = u + t.unsqueeze(-1) * s
-                p = self.rows.proj(u)
-            else:
-                t, accepted = armijo_step(lambda z: self.phi(z, xk, lam, sigma, tau)[0],
-                                          x, d, val, slope, todo, opt.armijo)
-                x = x + t.unsqueeze(-1) * d
-                val, u, p = self.phi(x, xk, lam, sigma, tau)
-            steps += 1
-            self.nit += 1
-            if not bool(accepted.all()):
-                break  # no decrease possible at this precision: leave it to the outer loop
-        return x, u, p
+@dataclass(frozen=True)
+class SolverState:
+    """Everything that changes during a solve. Tensors have a leading batch dimension B."""
 
-    def run(self) -> Solution:
-        S, opt, lp = self.S, self.opt, self.lp
-        B, n, dt, dev = lp.batch_size, lp.n, lp.dtype, lp.device
-        start = time.perf_counter()
-        x = torch.zeros(B, n, dtype=dt, device=dev)
-        lam = torch.zeros_like(S.k)
-        # Exact diagonal Newton solves with per-coordinate steps take any sigma: start
-        # where one outer step reaches tol (see SolverOptions.sigma0).
-        start_big = self.separable and self.strategy.name == "diagonal"
-        sigma0 = opt.sigma0 if opt.sigma0 is not None else (1 / self.tol if start_big else 1.0)
-        tau0 = opt.tau0 if opt.tau0 is not None else (1 / self.tol if start_big else 1.0)
-        sigma = torch.full((B, 1), sigma0, dtype=dt, device=dev)
-        tau = torch.full((B, 1), tau0 if self.alm else math.inf, dtype=dt, device=dev)
-        status = [None] * B
-        done = torch.zeros(B, dtype=torch.bool, device=dev)
-        self.nit = 0
-        self.polished = torch.zeros(B, dtype=torch.bool, device=dev)
-        self.scales = ResidualScales(S)
-        res = None  # the residuals of the first iterate come after the first Newton solve
-        inner_tol = torch.full((B,), 1.0, dtype=dt, device=dev)
-        outer = 0
-        limit_reason = ""
-        for outer in range(1, opt.max_outer + 1):
-            # The penalty method holds the multiplier at zero inside the Newton solve.
-            lam_in = lam if self.alm else torch.zeros_like(lam)
-            x_new, u, p = self.newton(x, lam_in, sigma, tau, inner_tol, ~done)
-            lam_new = p  # the dual, recovered by thresholding
-            keep = done.unsqueeze(-1)
-            dx, dv = x_new - x, lam_new - lam
-            x = torch.where(keep, x, x_new)
-            lam = torch.where(keep, lam, lam_new)
-            res = self.residuals(x, lam)
-            # Polish what is close but not yet within tol: a point already within tol is
-            # a valid answer, and the polish would cost as much as a Newton step.
-            if opt.polish and bool(((res.worst < opt.polish_below) & (res.worst > self.tol)
-                                    & ~done).any()):
-                x, lam, res = self._try_polish(x, lam, res, done)
-            bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
-            if bool(((res.worst > self.tol) & ~done & ~bad).any()):
-                infeas, unb = certificates(S, dv, dx, opt.infeasibility_tol)
-            else:  # every open element is optimal: no certificate is needed
-                infeas = unb = torch.zeros_like(done)
-            for i in range(B):
-                if done[i]:
-                    continue
-                if bad[i]:
-                    status[i] = (Status.NUMERICAL_ERROR, "non-finite values in the iterates")
-                elif res.worst[i] <= self.tol:
-                    status[i] = (Status.OPTIMAL, "optimal: residuals and gap within tol")
-                elif infeas[i]:
-                    status[i] = (Status.INFEASIBLE, "primal infeasible: a Farkas certificate "
-                                 "y >= 0 with A^T y = 0, b^T y < 0 was found")
-                elif unb[i]:
-                    status[i] = (Status.UNBOUNDED, "unbounded: a direction d with c^T d < 0 "
-                                 "and A d <= 0 was found")
-                if status[i] is not None:
-                    done[i] = True
-            if opt.verbose:
-                print(f"outer {outer:4d} nit {self.nit:5d} primal {res.primal.max():.2e} "
-                      f"dual {res.dual.max():.2e} gap {res.gap.max():.2e} "
-                      f"sigma {sigma.max():.1e} tau {tau.max():.1e}")
-            if bool(done.all()):
-                break
-            if self.nit >= opt.max_iter:
-                limit_reason = f"iteration limit: max_iter={opt.max_iter} Newton steps reached"
-                break
-            if opt.time_limit is not None and time.perf_counter() - start > opt.time_limit:
-                limit_reason = f"time limit of {opt.time_limit} s reached"
-                break
-            # Parameter schedules, then the inner tolerance, which tightens with the outer
-            # residuals (inexact ALM, in the spirit of Rockafellar's criteria).
-            if self.alm:
-                # Balance the primal and dual residuals (as in SSNAL-type methods): a large
-                # primal residual asks for a stiffer penalty, a large dual residual for a
-                # softer one. sigma * tau bounds the condition number of the Newton system.
-                ratio = (res.primal / res.dual.clamp_min(1e-300)).unsqueeze(-1)
-                up = (ratio > opt.balance) & (res.primal > self.tol).unsqueeze(-1)
-                down = (ratio < 1 / opt.balance) & (res.dual > self.tol).unsqueeze(-1)
-                sigma = torch.where(up, sigma * opt.sigma_growth,
-                                    torch.where(down, sigma / opt.sigma_growth, sigma))
-                sigma = sigma.clamp(1.0 / opt.sigma_max, opt.sigma_max)
-                tau = torch.minimum((tau * opt.tau_growth).clamp_max(opt.tau_max),
-                                    self.max_cond / sigma)
-            else:
-                sigma = (sigma * opt.sigma_growth).clamp_max(opt.sigma_max)
-            # Monotone: the inner accuracy only ever tightens.
-            inner_tol = torch.minimum(inner_tol, torch.clamp(0.1 * res.worst, min=0.1 * self.tol))
-            inner_tol = torch.maximum(0.2 * inner_tol, torch.full_like(inner_tol, 0.1 * self.tol))
-        else:
-            limit_reason = f"iteration limit: max_outer={opt.max_outer} outer steps reached"
-        return self._finish(x, lam, res, status, limit_reason or "iteration limit", outer)
+    setup: SolverSetup
+    x: Tensor              # (B, n) primal iterate, scaled space
+    lam: Tensor            # (B, M) multipliers of the rows of K
+    sigma: Tensor          # (B, 1) penalty parameter
+    tau: Tensor            # (B, 1) proximal step (inf for the exact penalty)
+    inner_tol: Tensor      # (B,) tolerance of the next inner Newton solve
+    done: Tensor           # (B,) bool: status decided
+    status: tuple          # per element (Status, message), or None while open
+    polished: Tensor       # (B,) bool: the iterate came from the active-set polish
+    residuals: Residuals | None = None
+    nit: int = 0           # Newton steps so far, all outer steps together
+    outer: int = 0         # outer steps so far
+    stop_reason: str | None = None  # set when the loop is to stop
 
-    def _try_polish(self, x, lam, res, done):
-        """Active-set polish; keep it per element only where it lowers the residuals."""
-        try:
-            xp, lp_ = polish(self.S, self.strategy, x, lam)
-        except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
-            return x, lam, res
-        rp = self.residuals(xp, lp_)
-        better = (rp.worst < res.worst) & ~done & torch.isfinite(rp.worst)
-        if not bool(better.any()):
-            return x, lam, res
-        self.polished = self.polished | better
-        if bool((better | done).all()):  # every open element takes the polished pair
-            keep = done.unsqueeze(-1)
-            if bool(done.any()):
-                xp, lp_ = torch.where(keep, x, xp), torch.where(keep, lam, lp_)
-                return xp, lp_, self.residuals(xp, lp_)
-            return xp, lp_, rp
-        sel = better.unsqueeze(-1)
-        x = torch.where(sel, xp, x)
-        lam = torch.where(sel, lp_, lam)
-        return x, lam, self.residuals(x, lam)
 
-    def _finish(self, x, lam, res, status, limit_reason, outer) -> Solution:
-        S, lp = self.S, self.lp
-        m, m_eq, nl, nu = S.sizes
-        xs = x * S.k_scale * S.s
-        v = lam * S.c_scale * S.r
-        parts = torch.split(v, [m, m_eq, nl, nu], dim=1) if v.shape[1] == m + m_eq + nl + nu \
-            else (v[:, :0],) * 4
-        v_ub_rows = parts[0]
-        B, n = x.shape
-        v_lb = torch.zeros(B, n, dtype=x.dtype, device=x.device)
-        v_ub = torch.zeros_like(v_lb)
-        v_lb[:, S.lb_idx] = parts[2]
-        v_ub[:, S.ub_idx] = parts[3]
-        statuses, messages = [], []
-        for i, st in enumerate(status):
-            if st is None:
-                worst = float(res.worst[i])
-                st = (Status.ITERATION_LIMIT, f"{limit_reason}; worst relative residual "
-                      f"{worst:.2e} > tol {self.tol:.0e} (primal {float(res.primal[i]):.2e}, "
-                      f"dual {float(res.dual[i]):.2e}, gap {float(res.gap[i]):.2e})")
-            statuses.append(st[0])
-            messages.append(st[1])
-        fun = (lp.c * xs).sum(-1)
-        sol = Solution(x=xs, v=v_ub_rows, v_eq=parts[1], v_lb=v_lb, v_ub=v_ub, y=xs,
-                       fun=fun, status=statuses, message=messages, nit=self.nit,
-                       primal_residual=res.primal, dual_residual=res.dual, gap=res.gap,
-                       active=v_ub_rows > 0, outer_iterations=outer,
-                       linear_solver=self.strategy.name, polished=self.polished,
-                       batched=True)
-        return sol if lp.batched else sol[0]
+def init_state(problem: LinearProgram, options: SolverOptions | dict | None = None) -> SolverState:
+    """Equilibrate the problem, choose the linear solver, line search and schedule once,
+    and return the state at ``x = 0``, ``λ = 0``."""
+    opt = make_options(options)
+    dt, dev, B = problem.dtype, problem.device, problem.batch_size
+    tol = opt.tol if opt.tol is not None else (1e-8 if dt == torch.float64 else 1e-5)
+    system = equilibrate(build_rows(problem), opt.scaling_iters)
+    strategy = get_strategy(opt.linear_solver, system.K)
+    separable = bool(system.K.rows_separable)
+    # Exact diagonal solves with per-coordinate steps take any sigma: conditioning costs
+    # nothing, and starting at sigma = tau = 1/tol one outer step reaches tol.
+    exact_diag = separable and strategy.name == "diagonal"
+    max_cond = math.inf if exact_diag else (1e12 if dt == torch.float64 else 1e5)
+    schedule = make_schedule(opt, tol, max_cond)
+    setup = SolverSetup(problem, opt, tol, system, RowKinds(system.eq, dt), strategy,
+                        make_line_search(opt, separable), schedule, ResidualScales(system),
+                        separable, time.perf_counter())
+    sigma0 = opt.sigma0 if opt.sigma0 is not None else (1 / tol if exact_diag else 1.0)
+    tau0 = opt.tau0 if opt.tau0 is not None else (1 / tol if exact_diag else 1.0)
+    full = dict(dtype=dt, device=dev)
+    return SolverState(
+        setup, x=torch.zeros(B, problem.n, **full), lam=torch.zeros_like(system.k),
+        sigma=torch.full((B, 1), sigma0, **full),
+        tau=torch.full((B, 1), schedule.initial_tau(tau0), **full),
+        inner_tol=torch.full((B,), 1.0, **full), done=torch.zeros(B, dtype=torch.bool, device=dev),
+        status=(None,) * B, polished=torch.zeros(B, dtype=torch.bool, device=dev))
+
+
+def outer_step(state: SolverState) -> SolverState:
+    """One outer step: minimise ``φ_j`` by Newton steps, take the multiplier, check the
+    answer (polish, certificates, statuses), then move ``σ``, ``τ`` and the inner tolerance."""
+    su, opt = state.setup, state.setup.options
+    sub = Subproblem(su.system, su.rows, su.schedule.multiplier(state.lam), state.x,
+                     state.sigma, state.tau, su.schedule.proximal)
+    x_new, _, lam_new, steps = newton_minimise(
+        sub, state.x, state.inner_tol, ~state.done, su.strategy, su.search,
+        su.schedule.shift(state.tau), su.separable,
+        min(opt.max_inner, opt.max_iter - state.nit))
+    keep = state.done.unsqueeze(-1)  # decided elements keep their answer
+    dx, dv = x_new - state.x, lam_new - state.lam
+    x, lam = torch.where(keep, state.x, x_new), torch.where(keep, state.lam, lam_new)
+    res = Residuals(su.system, x, lam, sc=su.scales)
+    polished = state.polished
+    # Polish what is close but not yet within tol: a point already within tol is a valid
+    # answer, and the polish would cost as much as a Newton step.
+    if opt.polish and bool(((res.worst < opt.polish_below) & (res.worst > su.tol)
+                            & ~state.done).any()):
+        x, lam, res, polished = _try_polish(su, x, lam, res, state.done, polished)
+    status, done = _classify(su, x, res, dx, dv, state.status, state.done)
+    nit, outer = state.nit + steps, state.outer + 1
+    if opt.verbose:
+        print(f"outer {outer:4d} nit {nit:5d} primal {res.primal.max():.2e} "
+              f"dual {res.dual.max():.2e} gap {res.gap.max():.2e} "
+              f"sigma {state.sigma.max():.1e} tau {state.tau.max():.1e}")
+    new = replace(state, x=x, lam=lam, done=done, status=status, polished=polished,
+                  residuals=res, nit=nit, outer=outer, stop_reason=_stop_reason(su, done, nit, outer))
+    if new.stop_reason is not None:
+        return new
+    sigma, tau = su.schedule.update(state.sigma, state.tau, res)
+    # The inner tolerance tightens with the outer residuals (inexact ALM, in the spirit of
+    # Rockafellar's criteria), and only ever tightens.
+    inner_tol = torch.minimum(state.inner_tol, torch.clamp(0.1 * res.worst, min=0.1 * su.tol))
+    inner_tol = torch.maximum(0.2 * inner_tol, torch.full_like(inner_tol, 0.1 * su.tol))
+    return replace(new, sigma=sigma, tau=tau, inner_tol=inner_tol)
+
+
+def _stop_reason(su: SolverSetup, done: Tensor, nit: int, outer: int) -> str | None:
+    opt = su.options
+    if bool(done.all()):
+        return "every element decided"
+    if nit >= opt.max_iter:
+        return f"iteration limit: max_iter={opt.max_iter} Newton steps reached"
+    if opt.time_limit is not None and time.perf_counter() - su.started > opt.time_limit:
+        return f"time limit of {opt.time_limit} s reached"
+    if outer >= opt.max_outer:
+        return f"iteration limit: max_outer={opt.max_outer} outer steps reached"
+    return None
+
+
+def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor,
+              status: tuple, done: Tensor):
+    """Decide the open elements that are optimal, infeasible, unbounded or broken."""
+    bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
+    if bool(((res.worst > su.tol) & ~done & ~bad).any()):
+        infeas, unb = certificates(su.system, dv, dx, su.options.infeasibility_tol)
+    else:  # every open element is optimal: no certificate is needed
+        infeas = unb = torch.zeros_like(done)
+    status, done = list(status), done.clone()
+    for i in range(len(status)):
+        if done[i]:
+            continue
+        if bad[i]:
+            status[i] = (Status.NUMERICAL_ERROR, "non-finite values in the iterates")
+        elif res.worst[i] <= su.tol:
+            status[i] = (Status.OPTIMAL, "optimal: residuals and gap within tol")
+        elif infeas[i]:
+            status[i] = (Status.INFEASIBLE, "primal infeasible: a Farkas certificate "
+                         "y >= 0 with A^T y = 0, b^T y < 0 was found")
+        elif unb[i]:
+            status[i] = (Status.UNBOUNDED, "unbounded: a direction d with c^T d < 0 "
+                         "and A d <= 0 was found")
+        done[i] = status[i] is not None
+    return tuple(status), done
+
+
+def _try_polish(su: SolverSetup, x, lam, res, done, polished):
+    """Active-set polish; kept per element only where it lowers the residuals."""
+    try:
+        x_pol, lam_pol = polish(su.system, su.strategy, x, lam)
+    except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
+        return x, lam, res, polished
+    res_pol = Residuals(su.system, x_pol, lam_pol, sc=su.scales)
+    better = (res_pol.worst < res.worst) & ~done & torch.isfinite(res_pol.worst)
+    if not bool(better.any()):
+        return x, lam, res, polished
+    polished = polished | better
+    if bool((better | done).all()):  # every open element takes the polished pair
+        if not bool(done.any()):
+            return x_pol, lam_pol, res_pol, polished
+        keep = done.unsqueeze(-1)
+        x_pol, lam_pol = torch.where(keep, x, x_pol), torch.where(keep, lam, lam_pol)
+        return x_pol, lam_pol, Residuals(su.system, x_pol, lam_pol, sc=su.scales), polished
+    sel = better.unsqueeze(-1)
+    x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
+    return x, lam, Residuals(su.system, x, lam, sc=su.scales), polished
+
+
+def finish(state: SolverState) -> Solution:
+    """Undo the scaling, split the multipliers by kind of row, and name the statuses."""
+    su, lp, res = state.setup, state.setup.problem, state.residuals
+    S = su.system
+    m, m_eq, n_lb, n_ub = S.sizes
+    x = state.x * S.k_scale * S.s
+    v = state.lam * S.c_scale * S.r
+    parts = torch.split(v, [m, m_eq, n_lb, n_ub], dim=1) \
+        if v.shape[1] == m + m_eq + n_lb + n_ub else (v[:, :0],) * 4
+    v_lb, v_ub = torch.zeros_like(x), torch.zeros_like(x)
+    v_lb[:, S.lb_idx] = parts[2]
+    v_ub[:, S.ub_idx] = parts[3]
+    statuses, messages = [], []
+    for i, st in enumerate(state.status):
+        if st is None:
+            st = (Status.ITERATION_LIMIT, f"{state.stop_reason}; worst relative residual "
+                  f"{float(res.worst[i]):.2e} > tol {su.tol:.0e} (primal "
+                  f"{float(res.primal[i]):.2e}, dual {float(res.dual[i]):.2e}, gap "
+                  f"{float(res.gap[i]):.2e})")
+        statuses.append(st[0])
+        messages.append(st[1])
+    sol = Solution(x=x, v=parts[0], v_eq=parts[1], v_lb=v_lb, v_ub=v_ub,
+                   fun=(lp.c * x).sum(-1), status=statuses, message=messages, nit=state.nit,
+                   primal_residual=res.primal, dual_residual=res.dual, gap=res.gap,
+                   active=parts[0] > 0, outer_iterations=state.outer,
+                   linear_solver=su.strategy.name, polished=state.polished, batched=True)
+    return sol if lp.batched else sol[0]

@@ -234,3 +234,15 @@ def test_bad_scores():
         multiclass_auc(torch.zeros(4, 2), y, P=torch.ones(3, 3))
     with pytest.raises(TypeError, match="scores must be a floating tensor"):
         binary_auc(torch.arange(4), y)
+
+
+def test_absent_classes_one_helper():
+    from sparselp.formulations._base import absent_classes, describe_absent
+
+    assert absent_classes(torch.tensor([1, 1, 1])) == [0]
+    assert absent_classes(torch.tensor([0, 0])) == [1]
+    assert absent_classes(torch.tensor([0, 1])) == []
+    assert absent_classes(torch.tensor([0, 0, 3]), 4) == [1, 2]
+    assert describe_absent([0]) == "negative (label 0) sample"
+    assert describe_absent([1]) == "positive (label 1) sample"
+    assert describe_absent([1, 2], 4) == "sample of class(es) [1, 2]"

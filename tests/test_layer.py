@@ -241,7 +241,8 @@ def test_bad_arguments():
         lp_solve(c, A, b, backend="gurobi")
     with pytest.raises(ValueError, match=r"b must have shape \(10,\)"):
         lp_solve(c, A, b[:5])
-    with pytest.raises(ValueError, match="A must have 4 columns"):
+    with pytest.raises(ValueError,
+                       match="A must have as many columns as c has entries: expected 4 columns"):
         lp_solve(c, A[:, :3], b)
     with pytest.raises(ValueError, match="A and b must be given together"):
         lp_solve(c, A, None)
@@ -253,3 +254,19 @@ def test_bad_arguments():
         lp_solve(c, A.numpy(), b)
     with pytest.raises(TypeError, match="unknown keyword"):
         LPLayer(tol=1e-3)
+
+
+def test_bounds_follow_c_dtype_and_batch_may_come_from_b():
+    """Bounds in another dtype are cast to c's (as documented); a batch carried by b
+    alone batches the output, and each element matches its own solve."""
+    p = random_lp(seed=5, with_bounds=True)
+    x = lp_solve(p["c"], p["A"], p["b"], lb=p["lb"].float(), ub=p["ub"].float())
+    ref = highs(p["c"], p["A"], p["b"], bounds=list(zip(p["lb"].float().double().tolist(),
+                                                         p["ub"].float().double().tolist())))
+    np.testing.assert_allclose(x.numpy(), ref.x, atol=1e-6)
+    b = torch.stack([p["b"], p["b"] + 0.5])
+    xb = lp_solve(p["c"], p["A"], b)
+    assert xb.shape == (2, 4)
+    for i in range(2):
+        np.testing.assert_allclose(xb[i].numpy(), lp_solve(p["c"], p["A"], b[i]).numpy(),
+                                   atol=1e-8)

@@ -61,3 +61,23 @@ def test_iteration_limit_code():
     c, A, b, _, _ = problem(2)
     res = linprog(c, A_ub=A, b_ub=b, options={"max_iter": 1})
     assert res.status == 1 and not res.success
+
+
+def test_highs_reference_batched_statuses_duals_and_signs():
+    """sparselp.reference.highs_solve on a batch: closed-form answers, Status, v >= 0."""
+    import torch
+
+    from sparselp import LinearProgram, Status
+    from sparselp.reference import highs_solve
+
+    f64 = dict(dtype=torch.float64)
+    A = torch.tensor([[1.0], [-1.0]], **f64)       # x <= b_0, -x <= b_1
+    b = torch.tensor([[5.0, -1.0], [-1.0, -1.0]], **f64)  # 1 <= x <= 5; x <= -1 and x >= 1
+    ref = highs_solve(LinearProgram(torch.ones(2, 1, **f64), A, b))
+    assert ref.status == [Status.OPTIMAL, Status.INFEASIBLE]
+    assert ref.x.shape == (2, 1) and ref.x.dtype == torch.float64
+    assert float(ref.x[0, 0]) == pytest.approx(1.0) and ref.fun[0] == pytest.approx(1.0)
+    # d fun / d b_1 = -1 (raising b_1 lowers the bound x >= -b_1), so v_1 = 1, v_0 = 0.
+    np.testing.assert_allclose(ref.v[0].numpy(), [0.0, 1.0], atol=1e-12)
+    assert bool(torch.isnan(ref.x[1]).all()) and not bool(ref.v[1].any())
+    assert "infeasible" in ref.message[1].lower()

@@ -114,3 +114,25 @@ def test_linprog_messages_follow_scipy():
 def test_solve_rejects_non_problem():
     with pytest.raises(TypeError, match="problem must be a LinearProgram"):
         solve({"c": 1})
+
+
+def test_one_cleaner_for_problem_layer_and_linprog():
+    """The layer and linprog reject what LinearProgram rejects, with the same message."""
+    from sparselp.layer import lp_solve
+    from sparselp.problem import clean_problem
+
+    c, A, b = ok()
+    b2 = b.clone(); b2[0] = float("nan")
+    for build in (LinearProgram, lp_solve):
+        with pytest.raises(ValueError, match="b contains NaN or -Inf"):
+            build(c, A, b2)
+        with pytest.raises(ValueError, match=r"lower bound above upper bound: lb\[0\] = 1"):
+            build(c, A, b, lb=1.0, ub=torch.zeros(3, **f64))
+    with pytest.raises(ValueError, match="b_ub contains NaN or -Inf"):
+        linprog(np.ones(3), A_ub=np.ones((4, 3)), b_ub=b2.numpy())
+    with pytest.raises(ValueError, match="A_ub and b_ub must be given together"):
+        clean_problem(c, A, names={"A": "A_ub", "b": "b_ub"})
+    # The batch may come from any of the layer's arguments; disagreement names both sides.
+    with pytest.raises(ValueError, match="batch sizes of the arguments disagree: b has "
+                                         "batch size 3, but c has batch size 2"):
+        lp_solve(c.expand(2, 3), A, b.expand(3, 4))

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 
 import pytest
 
-from benchmarks import report, report_sections
 from benchmarks.report import Section, Source
+from benchmarks.report import build as report
+from benchmarks.report import accuracy as report_accuracy
+from benchmarks.report import html as report_html
+from benchmarks.report import sections as report_sections
+from benchmarks.report import verdicts
+from sparselp import Status
 
 
 def test_quick_report_writes_every_section_figure_and_table(tmp_path):
@@ -44,7 +50,7 @@ def test_quick_report_writes_every_section_figure_and_table(tmp_path):
 
 def test_missing_benchmark_is_reported_not_faked(tmp_path, monkeypatch):
     fake = [Section("c", "runtime", "claim text", [Source("nope", "benchmarks.no_such_bench")],
-                    "report_sections:render_runtime")]
+                    "sections:render_runtime")]
     monkeypatch.setattr(report, "SECTIONS", fake)
     summary = report.build_report(out=str(tmp_path), quick=True, sections="c")
     index = (tmp_path / "index.html").read_text()
@@ -58,7 +64,7 @@ def test_missing_benchmark_is_reported_not_faked(tmp_path, monkeypatch):
 def test_failing_benchmark_does_not_take_the_report_down(tmp_path, monkeypatch):
     fake = [Section("a", "memory", "claim", [Source("bad", "benchmarks.peakmem:allocate",
                                                     quick={"nbytes": "not a number"})],
-                    "report_sections:render_memory")]
+                    "sections:render_memory")]
     monkeypatch.setattr(report, "SECTIONS", fake)
     summary = report.build_report(out=str(tmp_path), quick=True, sections="a")
     assert summary["status"] == {"a": "failed"}
@@ -123,7 +129,7 @@ def test_from_csv_reads_rows_back_with_their_types(tmp_path, monkeypatch):
     assert back[0]["batch"] == 128 and back[0]["total_s"] == 0.01 and back[0]["error"] is None
     # The source's target does not exist: the page can only come from the CSV.
     fake = [Section("c", "runtime", "claim", [Source("runtime", "benchmarks.no_such_bench")],
-                    "report_sections:render_runtime")]
+                    "sections:render_runtime")]
     monkeypatch.setattr(report, "SECTIONS", fake)
     summary = report.build_report(out=str(tmp_path / "out"), sections="c",
                                   from_csv=str(tmp_path))
@@ -159,3 +165,130 @@ def test_memory_section_with_skipped_rows_and_warm_times(tmp_path):
     assert next(v for k, v in by.items() if "3x the floor" in k)["ok"] is False
     assert next(v for k, v in by.items() if "1000x" in k)["ok"] is False
     assert (tmp_path / "memory_lp_time.png").exists()
+
+
+# ------------------------------------------------------------------ verdicts, as tables
+nan = math.nan
+
+
+@pytest.mark.parametrize("rule, args, word", [
+    # (b) ResNet-18: memory against the dense port (a killed run is a lower bound) and
+    # against cross-entropy, step time, backward share.
+    (verdicts.dense_memory_ok, (13.0, False), "met"),
+    (verdicts.dense_memory_ok, (10.0, False), "met"),
+    (verdicts.dense_memory_ok, (6.7, False), "not met"),
+    (verdicts.dense_memory_ok, (13.0, True), "met"),
+    (verdicts.dense_memory_ok, (6.7, True), "not measured"),
+    (verdicts.ce_memory_ok, (1.05,), "met"),
+    (verdicts.ce_memory_ok, (1.06,), "not met"),
+    (verdicts.step_time_ok, (1.1,), "met"),
+    (verdicts.step_time_ok, (3.8,), "not met"),
+    (verdicts.backward_ok, (0.2,), "met"),
+    (verdicts.backward_ok, (0.25,), "not met"),
+    # (d) reduction: CV choice over the pairs that reach 0.95, the IHS's best sketch.
+    (verdicts.cv_choice_ok, (3, 3), "met"),
+    (verdicts.cv_choice_ok, (2, 3), "not met"),
+    (verdicts.cv_choice_ok, (0, 0), "not measured"),
+    (verdicts.ihs_ok, ([False, True, None],), "met"),
+    (verdicts.ihs_ok, ([False, None],), "not met"),
+    # (e) Netlib and random LPs.
+    (verdicts.netlib_solved_ok, (8, 10), "met"),
+    (verdicts.netlib_solved_ok, (7, 10), "not met"),
+    (verdicts.none_listed, ([],), "met"),
+    (verdicts.none_listed, (["AFIRO"],), "not met"),
+    (verdicts.random_lp_ok, (1e-7, 0.5), "met"),
+    (verdicts.random_lp_ok, (2e-6, 0.1), "not met"),
+    (verdicts.random_lp_ok, (1e-9, 0.6), "not met"),
+    (verdicts.random_lp_ok, (nan, 0.1), "not measured"),
+    (verdicts.random_lp_ok, (1e-9, nan), "not measured"),
+    (verdicts.memory_ratio_ok, (10.0,), "met"),
+    (verdicts.memory_ratio_ok, (12.5,), "not met"),
+    # several verdicts in one
+    (verdicts.all_met, ([True, True],), "met"),
+    (verdicts.all_met, ([True, None, False],), "not met"),
+    (verdicts.all_met, ([True, None],), "not measured"),
+    (verdicts.all_met, ([],), "not measured"),
+])
+def test_verdict_rule_table(rule, args, word):
+    assert verdicts.word(rule(*args)) == word
+
+
+def _timing_rows(ours_s, ce_s, backward_s):
+    return [{"loss": loss, "batch": 64, "size": 32, "repeats": 2, "status": "ok",
+             "iteration_s": t, "loss_forward_s": 1e-3, "loss_backward_s": backward_s}
+            for loss, t in (("ce", ce_s), ("ours", ours_s))]
+
+
+@pytest.mark.parametrize("ours_s, backward_s, step_word, backward_word", [
+    (1.05, 1e-4, "met", "met"),
+    (1.20, 1e-4, "not met", "met"),
+    (1.00, 5e-4, "met", "not met"),
+])
+def test_resnet_timing_verdicts(tmp_path, ours_s, backward_s, step_word, backward_word):
+    _, found, _ = report_sections.render_resnet(
+        {"resnet_timing": _timing_rows(ours_s, 1.0, backward_s)}, str(tmp_path))
+    by = {v["target"].split()[1]: verdicts.word(v["ok"]) for v in found}
+    assert by == {"step": step_word, "loss": backward_word}
+
+
+@pytest.mark.parametrize("met, word", [
+    ([False, True], "met"), ([False, False], "not met"),
+])
+def test_ihs_verdict_from_rows(tmp_path, met, word):
+    rows = [{"method": "exact", "m": 400, "n": 20, "nit_ratio": 1.0, "speedup": 1.0}]
+    rows += [{"method": f"sketch{i}", "m": 400, "n": 20, "nit_ratio": 1.5, "speedup": 6.0 + i,
+              "rel_err": 1e-9, "target_met": m} for i, m in enumerate(met)]
+    _, found, _ = report_accuracy.render_tradeoff({"ihs": rows}, str(tmp_path))
+    assert [verdicts.word(v["ok"]) for v in found] == [word]
+    assert f"{sum(met)} of 2 sketches meet all" in found[0]["measured"]
+
+
+def _netlib_row(name, kind, status, solved, nnz=500):
+    return {"name": name, "kind": kind, "nnz": nnz, "status": int(status), "rel_err": 1e-9,
+            "ours_s": 0.1, "highs_s": 0.01, "solved": solved}
+
+
+@pytest.mark.parametrize("rows, words", [
+    # 4 of 5 solved (80%), the fifth says iteration_limit; the infeasible one is detected.
+    ([_netlib_row(f"P{i}", "feasible", Status.OPTIMAL, True) for i in range(4)]
+     + [_netlib_row("P4", "feasible", Status.ITERATION_LIMIT, False),
+        _netlib_row("I0", "infeasible", Status.INFEASIBLE, False)],
+     ["met", "met", "met"]),
+    # 3 of 5 solved, one of the others claims optimal; an infeasible one is called optimal.
+    ([_netlib_row(f"P{i}", "feasible", Status.OPTIMAL, True) for i in range(3)]
+     + [_netlib_row("P3", "feasible", Status.OPTIMAL, False),
+        _netlib_row("P4", "feasible", Status.NUMERICAL_ERROR, False),
+        _netlib_row("I0", "infeasible", Status.OPTIMAL, False)],
+     ["not met", "not met", "not met"]),
+    # problems above 1e4 nonzeros do not count towards the 80%.
+    ([_netlib_row("P0", "feasible", Status.OPTIMAL, True),
+      _netlib_row("BIG", "feasible", Status.ITERATION_LIMIT, False, nnz=20_000)],
+     ["met", "met"]),
+])
+def test_netlib_verdicts_from_rows(tmp_path, rows, words):
+    _, found, _ = report_accuracy.render_accuracy({"netlib": rows}, str(tmp_path))
+    assert [verdicts.word(v["ok"]) for v in found] == words
+
+
+@pytest.mark.parametrize("err, ratio, mem_ratio, words", [
+    (1e-9, 0.3, 4.0, ["met", "met"]),
+    (1e-5, 0.3, 12.0, ["not met", "not met"]),
+    (1e-9, 0.8, None, ["not met"]),
+    (None, 0.3, None, ["not measured"]),
+])
+def test_random_lp_verdicts_from_rows(tmp_path, err, ratio, mem_ratio, words):
+    rows = [{"kind": "sparse", "m": m, "ours_s": 0.1, "highs_s": 0.3, "status": "optimal",
+             "ours_rel_err": err, "time_ratio": ratio, "mem_ratio": mem_ratio}
+            for m in (1000, 10_000)]
+    _, found, _ = report_accuracy.render_accuracy({"random_lp": rows}, str(tmp_path))
+    assert [verdicts.word(v["ok"]) for v in found] == words
+
+
+def test_section_and_summary_show_the_same_words():
+    items = [verdicts.verdict("t1", "m1", True), verdicts.verdict("t2", "m2", False),
+             verdicts.verdict("t3", "m3", None)]
+    sec = report_html.section("b", "title", "claim", [], items, [], [], 1.0)
+    top = report_html.summary({"b": items})
+    for ok, word in verdicts.WORDS.items():
+        assert f"'>{word}</td>" in sec and f">{word}</td>" in top
+        assert verdicts.css_class(ok) in sec

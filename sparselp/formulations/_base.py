@@ -8,7 +8,8 @@ from torch import Tensor
 
 from ..problem import LinearProgram
 
-__all__ = ["LPData", "check_scores", "check_labels", "separable_constraints", "csr_from_triplets"]
+__all__ = ["LPData", "check_scores", "check_labels", "absent_classes", "describe_absent",
+           "separable_constraints", "csr_from_triplets"]
 
 
 class LPData(NamedTuple):
@@ -68,6 +69,24 @@ def check_labels(labels, n: int, num_classes: int | None = None, device=None) ->
         raise ValueError(f"labels must be {what}, got values in "
                          f"[{int(labels.min())}, {int(labels.max())}]")
     return labels
+
+
+def absent_classes(labels: Tensor, num_classes: int | None = None) -> list[int]:
+    """The classes in ``0..K-1`` (``K = 2`` for binary labels) that no label takes.
+
+    ``labels`` are checked ones (:func:`check_labels`). This is the one missing-class test
+    of the formulations (which raise) and of the losses (which warn and return zero).
+    """
+    k = 2 if num_classes is None else num_classes
+    return torch.nonzero(torch.bincount(labels, minlength=k) == 0).squeeze(1).tolist()
+
+
+def describe_absent(absent: list[int], num_classes: int | None = None) -> str:
+    """Words for the absent classes: "positive (label 1) sample" (binary), "sample of
+    class(es) [2]" (multi-class), to follow "labels contain no" or "the minibatch has no"."""
+    if num_classes is None:
+        return ("positive (label 1)" if 1 in absent else "negative (label 0)") + " sample"
+    return f"sample of class(es) {absent}"
 
 
 def separable_constraints(margin_gap: Tensor, weights: Tensor) -> LPData:

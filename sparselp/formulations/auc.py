@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from ..problem import LinearProgram
-from ._base import LPData, check_labels, check_scores, separable_constraints
+from ._base import (LPData, absent_classes, check_labels, check_scores, describe_absent,
+                    separable_constraints)
 
 __all__ = ["binary_auc", "binary_auc_data", "multiclass_auc", "multiclass_auc_data",
            "auc_from_hinge"]
@@ -42,11 +43,12 @@ def binary_auc_data(scores: Tensor, labels, eps: float = 1.0, reduction: str = "
     _check_common(eps, reduction)
     s = check_scores(scores, (1,))
     y = check_labels(labels, s.shape[0], device=s.device)
+    absent = absent_classes(y)
+    if absent:
+        raise ValueError(f"labels contain no {describe_absent(absent)}: binary AUC needs both "
+                         "classes")
     pos = torch.nonzero(y == 1).squeeze(1)
     neg = torch.nonzero(y == 0).squeeze(1)
-    if pos.numel() == 0 or neg.numel() == 0:
-        missing = "positive (label 1)" if pos.numel() == 0 else "negative (label 0)"
-        raise ValueError(f"labels contain no {missing} sample: binary AUC needs both classes")
     gap = _pair_gaps(s, pos, neg) - eps
     P = gap.shape[0]
     w = torch.full((P,), 1.0 / P if reduction == "mean" else 1.0, dtype=s.dtype, device=s.device)
@@ -124,9 +126,9 @@ def multiclass_auc_data(scores: Tensor, labels, P: Tensor | None = None, eps: fl
     if not bool(torch.isfinite(P).all()):
         raise ValueError("P contains NaN or Inf entries")
     idx = [torch.nonzero(y == k).squeeze(1) for k in range(K)]
-    absent = [k for k in range(K) if idx[k].numel() == 0]
+    absent = absent_classes(y, K)
     if absent and missing == "raise":
-        raise ValueError(f"labels contain no sample of class(es) {absent}; pass "
+        raise ValueError(f"labels contain no {describe_absent(absent, K)}; pass "
                          "missing='skip' to leave their pairs out")
     gaps, counts = [], []
     if variant == "mu":

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from ..problem import LinearProgram
-from ._base import LPData, check_labels, check_scores, csr_from_triplets
+from ._base import (LPData, absent_classes, check_labels, check_scores, csr_from_triplets,
+                    describe_absent)
 
 __all__ = ["fscore", "fscore_data", "precision_at_recall", "precision_at_recall_data",
            "relaxed_predictions"]
@@ -30,11 +31,11 @@ def _binary(scores, labels, eps):
         raise ValueError(f"eps must be a positive number, got {eps!r}")
     s = check_scores(scores, (1,))
     y = check_labels(labels, s.shape[0], device=s.device)
-    npos = int(y.sum())
-    if npos == 0 or npos == y.numel():
-        missing = "positive (label 1)" if npos == 0 else "negative (label 0)"
-        raise ValueError(f"labels contain no {missing} sample: the metric needs both classes")
-    return s, y, npos
+    absent = absent_classes(y)
+    if absent:
+        raise ValueError(f"labels contain no {describe_absent(absent)}: the metric needs both "
+                         "classes")
+    return s, y, int(y.sum())
 
 
 def relaxed_predictions(scores: Tensor, eps: float = 1.0) -> Tensor:

@@ -1,21 +1,15 @@
 r"""The autograd Function of the LP layer: exact forward, implicit backward on the active set.
 
-Backward, for the primal output (implicit differentiation). On the active set ``J`` (tight
-inequality rows, all equality rows, tight bounds) the solution is
-:math:`x = (A_J^T A_J)^{-1} A_J^T b_J`. With :math:`H = A_J^T A_J`,
-:math:`u = H^{-1} \bar x`, :math:`r = b_J - A_J x` (zero at a vertex):
+The forward pass solves the problem and re-solves it on its active set ``J`` (tight
+inequality rows, all equality rows, tight bounds), so the output is exactly
+:math:`x = A_J^+ b_J`. The backward pass has two independent parts, each derived where
+it is computed:
 
-.. math::
-
-    \bar b_J = A_J u, \qquad \bar A_J = r u^T - (A_J u) x^T, \qquad \bar b_{J^c} = 0,
-    \qquad \bar A_{J^c} = 0,
-
-and tight bounds get :math:`\bar{lb}_i = \bar{ub}_i = u_i`. One solve with ``H`` per
-backward, through the same Hessian strategies as the forward Newton steps.
-
-For the optimal value :math:`f^* = c^T x^*` (the dual gives it without any solve):
-:math:`\partial f^*/\partial c = x`, :math:`\partial f^*/\partial b = -v`,
-:math:`\partial f^*/\partial A = v x^T`, and likewise for the equality rows and bounds.
+- :func:`_primal_part`, for a loss on ``x``: implicit differentiation of
+  :math:`x = A_J^+ b_J`, one solve with :math:`H = A_J^T A_J` (+ equality rows and tight
+  bounds) per backward, through the same Hessian strategies as the forward Newton steps;
+- :func:`_value_part`, for a loss on the optimal value :math:`f^* = c^T x^*`: the
+  envelope theorem, from the dual alone, without any solve.
 
 ``c``: ``x`` is piecewise constant in ``c``, so the plain gradient of ``x`` with respect
 to ``c`` is zero (almost everywhere). ``c_grad="perturbed"`` instead returns the gradient
@@ -27,13 +21,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from ..problem import LinearProgram
 from ..solution import Status
-from ._forward import active_set, polish, solve_backend
+from ._forward import ActiveSet, active_set, resolve_on_active_set, solve_backend
 from ._inputs import Matrix
 
 __all__ = ["LPConfig", "LPFunction"]
@@ -41,8 +36,13 @@ __all__ = ["LPConfig", "LPFunction"]
 
 @dataclass
 class LPConfig:
-    """Non-tensor arguments of :class:`LPFunction` (structure and settings)."""
+    """Non-tensor arguments of :class:`LPFunction` (the cleaned problem, structure, settings).
 
+    ``problem`` is the detached, cleaned problem the forward pass solves; the tensors given
+    to :meth:`LPFunction.apply` are the same numbers with the caller's autograd graph.
+    """
+
+    problem: LinearProgram
     A: Matrix | None
     A_eq: Matrix | None
     backend: str = "sparselp"
@@ -56,8 +56,40 @@ class LPConfig:
     info: dict = field(default_factory=dict)
 
 
-def _check_status(fr, backend):
-    bad = [(i, s, m) for i, (s, m) in enumerate(zip(fr.status, fr.message))
+class _Wanted(NamedTuple):
+    """``ctx.needs_input_grad`` by name, in the order of :meth:`LPFunction.forward`'s inputs."""
+
+    config: bool
+    c: bool
+    A: bool
+    b: bool
+    A_eq: bool
+    b_eq: bool
+    lb: bool
+    ub: bool
+
+
+@dataclass
+class _Grads:
+    """Gradients of the loss for the inputs, summed over the primal and the value part.
+
+    ``A_terms``/``A_eq_terms`` are pairs ``(left (B, m), right (B, n))`` with
+    ``dL/dA = sum left right^T``; :meth:`Matrix.outer_grad` turns them into gradients of
+    the stored values at the end.
+    """
+
+    c: Tensor | None
+    b: Tensor | None
+    b_eq: Tensor | None
+    lb: Tensor | None
+    ub: Tensor | None
+    A_terms: list = field(default_factory=list)
+    A_eq_terms: list = field(default_factory=list)
+
+
+def _check_status(solved, backend):
+    """Raise for a batch element with no usable point; return the other non-OPTIMAL ones."""
+    bad = [(i, s, m) for i, (s, m) in enumerate(zip(solved.status, solved.message))
            if s != Status.OPTIMAL]
     hard = [t for t in bad if t[1] in (Status.INFEASIBLE, Status.UNBOUNDED,
                                        Status.NUMERICAL_ERROR)]
@@ -68,90 +100,138 @@ def _check_status(fr, backend):
 
 
 class LPFunction(torch.autograd.Function):
-    """``(c, A values, b, A_eq values, b_eq, lb, ub) -> (x, v, v_eq, fun)``, all batched."""
+    """``(c, A values, b, A_eq values, b_eq, lb, ub) -> (x, v, v_eq, fun)``, all batched.
+
+    Applied by :func:`~sparselp.layer.lp_solve`, which builds ``cfg.problem`` from the same
+    tensors: the forward pass solves ``cfg.problem`` (cleaned once), the tensor arguments
+    carry the autograd graph.
+    """
 
     @staticmethod
     def forward(ctx, cfg: LPConfig, c, a_vals, b, aeq_vals, b_eq, lb, ub):
-        lp = LinearProgram(c.detach(), None if cfg.A is None else cfg.A.detached(),
-                           None if b is None else b.detach(),
-                           None if cfg.A_eq is None else cfg.A_eq.detached(),
-                           None if b_eq is None else b_eq.detach(),
-                           None if lb is None else lb.detach(),
-                           None if ub is None else ub.detach())
-        fr = solve_backend(lp, cfg.backend, cfg.options)
-        cfg.info["not_optimal"] = _check_status(fr, cfg.backend)
+        # The tensor arguments are there for autograd; their (detached) values are
+        # cfg.problem's, already cleaned.
+        lp = cfg.problem
+        solved = solve_backend(lp, cfg.backend, cfg.options)
+        cfg.info["not_optimal"] = _check_status(solved, cfg.backend)
         atol = cfg.atol if cfg.atol is not None else (1e-7 if c.dtype == torch.float64 else 1e-4)
-        act = active_set(lp, fr.x, atol, cfg.linear_solver)
-        x, v, v_eq, v_lb, v_ub = polish(lp, fr, act, atol)
+        active = active_set(lp, solved.x, atol, cfg.linear_solver)
+        x, v, v_eq, v_lb, v_ub = resolve_on_active_set(lp, solved, active, atol)
         fun = (lp.c * x).sum(-1)
-        ctx.cfg, ctx.lp, ctx.act = cfg, lp, act
+        ctx.cfg, ctx.lp, ctx.active = cfg, lp, active
         ctx.perturbed = None
-        if cfg.c_grad == "perturbed" and ctx.needs_input_grad[1]:
+        if cfg.c_grad == "perturbed" and _Wanted(*ctx.needs_input_grad).c:
             ctx.perturbed = _perturbed_solutions(lp, cfg)
         ctx.save_for_backward(x, v, v_eq, v_lb, v_ub)
         ctx.mark_non_differentiable(v, v_eq)
         return x, v, v_eq, fun
 
     @staticmethod
-    def backward(ctx, gx, gv, gveq, gfun):
+    def backward(ctx, grad_x, grad_v, grad_v_eq, grad_fun):
+        # v and v_eq are marked non-differentiable: grad_v, grad_v_eq carry nothing.
         x, v, v_eq, v_lb, v_ub = ctx.saved_tensors
-        cfg, lp, act = ctx.cfg, ctx.lp, ctx.act
-        need = ctx.needs_input_grad
-        gc = gA = gb = gAeq = gbeq = glb = gub = None
-        termsA, termsAeq = [], []
-        zeros = torch.zeros_like
-        if need[1]:
-            gc = zeros(x)
-        if need[3]:
-            gb = zeros(v)
-        if need[5]:
-            gbeq = zeros(v_eq)
-        if need[6]:
-            glb = zeros(x)
-        if need[7]:
-            gub = zeros(x)
-        if gx is not None and bool(gx.ne(0).any()):
-            u = act.solve(gx)
-            if lp.A is not None and (need[2] or need[3]):
-                Au = act.wA * lp.A.mv(u)
-                if need[3]:
-                    gb = gb + Au
-                if need[2]:
-                    r = act.wA * torch.nan_to_num(lp.b - lp.A.mv(x), posinf=0.0)
-                    termsA += [(r, u), (-Au, x)]
-            if lp.A_eq is not None and (need[4] or need[5]):
-                Eu = lp.A_eq.mv(u)
-                if need[5]:
-                    gbeq = gbeq + Eu
-                if need[4]:
-                    termsAeq += [(lp.b_eq - lp.A_eq.mv(x), u), (-Eu, x)]
-            if need[6]:
-                glb = glb + act.mlb * u
-            if need[7]:
-                gub = gub + act.mub * u
-            if need[1] and ctx.perturbed is not None:
-                gc = gc + _perturbed_grad(ctx.perturbed, gx, x, cfg.sigma)
-        if gfun is not None:
-            g = gfun.unsqueeze(-1)
-            if need[1]:
-                gc = gc + g * x
-            if need[3]:
-                gb = gb - g * v
-            if need[2]:
-                termsA.append((g * v, x))
-            if need[5]:
-                gbeq = gbeq - g * v_eq
-            if need[4]:
-                termsAeq.append((g * v_eq, x))
-            if need[6]:
-                glb = glb + g * v_lb
-            if need[7]:
-                gub = gub - g * v_ub
-        if need[2]:
-            gA = cfg.A.outer_grad(termsA) if termsA else zeros(cfg.A.values)
-        if need[4]:
-            gAeq = cfg.A_eq.outer_grad(termsAeq) if termsAeq else zeros(cfg.A_eq.values)
-        return None, gc, gA, gb, gAeq, gbeq, glb, gub
+        wanted = _Wanted(*ctx.needs_input_grad)
+
+        def zeros_if(wants: bool, like: Tensor):
+            return torch.zeros_like(like) if wants else None
+        grads = _Grads(zeros_if(wanted.c, x), zeros_if(wanted.b, v), zeros_if(wanted.b_eq, v_eq),
+                       zeros_if(wanted.lb, x), zeros_if(wanted.ub, x))
+        if grad_x is not None and bool(grad_x.ne(0).any()):
+            _primal_part(ctx.lp, ctx.active, x, grad_x, wanted, grads)
+            if wanted.c and ctx.perturbed is not None:
+                grads.c += _perturbed_grad(ctx.perturbed, grad_x, x, ctx.cfg.sigma)
+        if grad_fun is not None:
+            _value_part(grad_fun, x, v, v_eq, v_lb, v_ub, wanted, grads)
+        cfg = ctx.cfg
+        grad_A = grad_A_eq = None
+        if wanted.A:
+            grad_A = cfg.A.outer_grad(grads.A_terms) if grads.A_terms \
+                else torch.zeros_like(cfg.A.values)
+        if wanted.A_eq:
+            grad_A_eq = cfg.A_eq.outer_grad(grads.A_eq_terms) if grads.A_eq_terms \
+                else torch.zeros_like(cfg.A_eq.values)
+        return None, grads.c, grad_A, grads.b, grad_A_eq, grads.b_eq, grads.lb, grads.ub
+
+
+def _primal_part(lp: LinearProgram, active: ActiveSet, x: Tensor, grad_x: Tensor,
+                 wanted: _Wanted, grads: _Grads) -> None:
+    r"""Add the gradients that reach the inputs through the primal output ``x``.
+
+    On the active set (tight rows ``J`` of ``A``, all rows of ``A_eq``, tight bounds) ``x``
+    solves the normal equations
+
+    .. math::
+
+        H x = A_J^T b_J + A_{eq}^T b_{eq} + P_{lb}\, lb + P_{ub}\, ub, \qquad
+        H = A_J^T A_J + A_{eq}^T A_{eq} + P_{lb} + P_{ub},
+
+    with :math:`P_{lb}, P_{ub}` the diagonal 0/1 masks of the tight bounds
+    (``active.tight_lb``, ``active.tight_ub``), i.e. :math:`x = A_J^+ b_J` at a vertex. With
+    :math:`u = H^{-1} ar x` (one solve; ``H`` is symmetric) and the residual
+    :math:`r = b_J - A_J x` (zero at a vertex, kept for non-vertex optima):
+
+    - the right-hand side gets :math:`u` pushed through it: :math:`ar b_J = A_J u`,
+      :math:`ar b_{eq} = A_{eq} u`, :math:`ar{lb} = P_{lb} u`, :math:`ar{ub} = P_{ub} u`;
+    - a matrix appears in the right-hand side and in ``H``: from
+      :math:`dx = H^{-1}(dA_J^T r - A_J^T dA_J\, x)`,
+      :math:`ar A_J = r u^T - (A_J u) x^T`, and likewise for ``A_eq``;
+    - rows and bounds that are not tight get zero; ``c`` gets zero (``x`` is piecewise
+      constant in ``c``) unless ``c_grad="perturbed"``.
+    """
+    u = active.solve(grad_x)
+    if lp.A is not None and (wanted.A or wanted.b):
+        A_u = active.tight_rows * lp.A.mv(u)  # A_J u, zero off J
+        if wanted.b:
+            grads.b += A_u
+        if wanted.A:
+            # +inf rows of b are off (never tight): their residual is 0, not inf.
+            r = active.tight_rows * torch.nan_to_num(lp.b - lp.A.mv(x), posinf=0.0)
+            grads.A_terms += [(r, u), (-A_u, x)]
+    if lp.A_eq is not None and (wanted.A_eq or wanted.b_eq):
+        A_eq_u = lp.A_eq.mv(u)
+        if wanted.b_eq:
+            grads.b_eq += A_eq_u
+        if wanted.A_eq:
+            grads.A_eq_terms += [(lp.b_eq - lp.A_eq.mv(x), u), (-A_eq_u, x)]
+    if wanted.lb:
+        grads.lb += active.tight_lb * u
+    if wanted.ub:
+        grads.ub += active.tight_ub * u
+
+
+def _value_part(grad_fun: Tensor, x: Tensor, v: Tensor, v_eq: Tensor, v_lb: Tensor,
+                v_ub: Tensor, wanted: _Wanted, grads: _Grads) -> None:
+    r"""Add the gradients that reach the inputs through the optimal value ``fun = c^T x``.
+
+    By the envelope theorem the derivative of :math:`f^*` is that of the Lagrangian
+
+    .. math::
+
+        c^T x + v^T (A x - b) + v_{eq}^T (A_{eq} x - b_{eq}) + v_{lb}^T (lb - x)
+        + v_{ub}^T (x - ub)
+
+    at the fixed primal-dual point: :math:`\partial f^*/\partial c = x`,
+    :math:`\partial f^*/\partial b = -v`, :math:`\partial f^*/\partial A = v x^T`,
+    :math:`\partial f^*/\partial b_{eq} = -v_{eq}`,
+    :math:`\partial f^*/\partial A_{eq} = v_{eq} x^T`,
+    :math:`\partial f^*/\partial lb = v_{lb}`, :math:`\partial f^*/\partial ub = -v_{ub}`.
+    No linear solve. Each is scaled by the incoming ``grad_fun`` (B,).
+    """
+    g = grad_fun.unsqueeze(-1)
+    if wanted.c:
+        grads.c += g * x
+    if wanted.b:
+        grads.b -= g * v
+    if wanted.A:
+        grads.A_terms.append((g * v, x))
+    if wanted.b_eq:
+        grads.b_eq -= g * v_eq
+    if wanted.A_eq:
+        grads.A_eq_terms.append((g * v_eq, x))
+    if wanted.lb:
+        grads.lb += g * v_lb
+    if wanted.ub:
+        grads.ub -= g * v_ub
 
 
 def _perturbed_solutions(lp: LinearProgram, cfg: LPConfig):

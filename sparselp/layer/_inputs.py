@@ -6,7 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Matrix", "as_matrix", "batch_inputs"]
+from ..problem import LinearProgram, batch_size, clean_problem
+
+__all__ = ["Matrix", "as_matrix", "LayerInputs", "batch_inputs"]
 
 
 @dataclass
@@ -53,22 +55,19 @@ class Matrix:
         batch gets the sum over the batch; a sparse one only its stored entries.
         """
         if self.kind == "dense":
-            g = sum(l.unsqueeze(-1) * r.unsqueeze(-2) for l, r in terms)
+            g = sum(left.unsqueeze(-1) * right.unsqueeze(-2) for left, right in terms)
             return g.sum(0, keepdim=True) if self.Bk == 1 else g
-        bi, ri, ci = self._coords()
-        if bi is None:
-            return sum((l[:, ri] * r[:, ci]).sum(0) for l, r in terms)
-        return sum(l[bi, ri] * r[bi, ci] for l, r in terms)
+        batch_idx, row_idx, col_idx = self._coords()
+        if batch_idx is None:  # shared by the batch: sum the batch's gradients
+            return sum((left[:, row_idx] * right[:, col_idx]).sum(0) for left, right in terms)
+        return sum(left[batch_idx, row_idx] * right[batch_idx, col_idx] for left, right in terms)
 
 
-def as_matrix(A, name: str) -> Matrix:
-    """Split a dense or sparse (COO/CSR/CSC) torch matrix, 2-D or 3-D, into a Matrix."""
-    if not isinstance(A, Tensor):
-        raise TypeError(f"{name} must be a torch tensor (dense, COO or CSR), got "
-                        f"{type(A).__name__}; wrap scipy/numpy input with torch first")
-    if A.dim() not in (2, 3):
-        raise ValueError(f"{name} must have shape (m, n) or (B, m, n), got shape "
-                         f"{tuple(A.shape)}")
+def as_matrix(A: Tensor) -> Matrix:
+    """Split a dense or sparse (COO/CSR/CSC) torch matrix, 2-D or 3-D, into a Matrix.
+
+    ``A`` has passed the problem's cleaner (:func:`sparselp.problem.clean_problem`).
+    """
     if A.layout == torch.strided:
         vals = A.unsqueeze(0) if A.dim() == 2 else A
         return Matrix("dense", vals, None, vals.shape[0], vals.shape[1], vals.shape[2])
@@ -79,67 +78,79 @@ def as_matrix(A, name: str) -> Matrix:
     coo = A if A.layout == torch.sparse_coo else A.to_sparse_coo()
     coo = coo.coalesce()
     vals = coo.values()
-    if vals.dim() != 1:
-        raise ValueError(f"{name} must be fully sparse (no dense dimensions)")
     det = torch.sparse_coo_tensor(coo.indices(), vals.detach(), coo.shape,
                                   is_coalesced=True)
     Bk = 1 if A.dim() == 2 else A.shape[0]
     return Matrix("sparse", vals, det, Bk, A.shape[-2], A.shape[-1])
 
 
-def batch_inputs(c, A, b, A_eq, b_eq, lb, ub):
-    """Bring every argument to batched shape; return them, ``B`` and whether input was batched."""
+@dataclass
+class LayerInputs:
+    """The layer's arguments, cleaned once.
+
+    ``problem`` is the detached :class:`~sparselp.problem.LinearProgram` the forward pass
+    solves. ``c, b, b_eq, lb, ub`` are (B, .) views of the caller's tensors that keep their
+    autograd graph (the problem's own detached tensors where the caller passed no
+    floating tensor), ``A, A_eq`` the matrices split into differentiable values.
+    """
+
+    problem: LinearProgram
+    c: Tensor
+    A: Matrix | None
+    b: Tensor | None
+    A_eq: Matrix | None
+    b_eq: Tensor | None
+    lb: Tensor | None
+    ub: Tensor | None
+    batched: bool
+
+
+def _torch_matrix(M, name: str):
+    """The layer differentiates torch matrices only; COO is coalesced once, here."""
+    if M is None:
+        return None
+    if not isinstance(M, Tensor):
+        raise TypeError(f"{name} must be a torch tensor (dense, COO or CSR), got "
+                        f"{type(M).__name__}; wrap scipy/numpy input with torch first")
+    return M.coalesce() if M.layout == torch.sparse_coo else M
+
+
+def batch_inputs(c, A, b, A_eq, b_eq, lb, ub) -> LayerInputs:
+    """Clean the layer's arguments through the problem's cleaner and batch them.
+
+    Any argument may carry the batch dimension (``c`` (B, n), ``A`` (B, m, n), ``b``
+    (B, m), ...); the others are shared by the batch.
+    """
     if not isinstance(c, Tensor):
         raise TypeError(f"c must be a torch tensor, got {type(c).__name__}")
-    if c.dim() not in (1, 2):
-        raise ValueError(f"c must have shape (n,) or (B, n), got shape {tuple(c.shape)}")
-    if c.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"c must be float32 or float64, got {c.dtype}")
-    n = c.shape[-1]
-    sizes = {c.shape[0]} if c.dim() == 2 else set()
-    for name, t, d in (("A", A, 3), ("b", b, 2), ("A_eq", A_eq, 3), ("b_eq", b_eq, 2),
-                       ("lb", lb, 2), ("ub", ub, 2)):
-        if isinstance(t, Tensor) and t.dim() == d:
-            sizes.add(t.shape[0])
-    if len(sizes) > 1:
-        raise ValueError(f"the batch sizes of c, A, b, A_eq, b_eq, lb, ub disagree: "
-                         f"{sorted(sizes)}")
-    batched = bool(sizes)
-    B = sizes.pop() if sizes else 1
-    mats = {}
-    for name, M, v, vname in (("A", A, b, "b"), ("A_eq", A_eq, b_eq, "b_eq")):
-        if (M is None) != (v is None):
-            raise ValueError(f"{name} and {vname} must be given together")
-        if M is None:
-            mats[name], mats[vname] = None, None
-            continue
-        mat = as_matrix(M, name)
-        if mat.n != n:
-            raise ValueError(f"{name} must have {n} columns to match c, got shape "
-                             f"{tuple(M.shape)}")
-        if not isinstance(v, Tensor):
-            raise TypeError(f"{vname} must be a torch tensor, got {type(v).__name__}")
-        if v.shape[-1] != mat.m or v.dim() not in (1, 2):
-            raise ValueError(f"{vname} must have shape ({mat.m},) or (B, {mat.m}) to match "
-                             f"{name}, got shape {tuple(v.shape)}")
-        mats[name], mats[vname] = mat, v.expand(B, mat.m) if v.dim() == 1 else v
-    for name, M in (("A", mats["A"]), ("A_eq", mats["A_eq"])):
-        if M is not None and M.values.dtype != c.dtype:
-            raise TypeError(f"{name} has dtype {M.values.dtype}, but c has dtype {c.dtype}")
-    if mats["A"] is None and mats["A_eq"] is None:
+    A, A_eq = _torch_matrix(A, "A"), _torch_matrix(A_eq, "A_eq")
+    # Bounds (scalars, lists or tensors) follow c's dtype and device, as they always have.
+    lb, ub = (None if t is None else torch.as_tensor(t, dtype=c.dtype, device=c.device)
+              for t in (lb, ub))
+    if A is None and A_eq is None and b is None and b_eq is None:
         raise ValueError("at least one of (A, b) and (A_eq, b_eq) must be given")
+    B = batch_size([("c", c, 2), ("A", A, 3), ("b", b, 2), ("A_eq", A_eq, 3),
+                    ("b_eq", b_eq, 2), ("lb", lb, 2), ("ub", ub, 2)])
+    # The layer always works on (B, .) tensors, also for one problem (B = 1); the cleaner
+    # takes the batch from c or A only, so a batch carried by b, lb, ... goes to c first.
+    c_batched = c.expand(B or 1, c.shape[0]) if c.dim() == 1 else c
 
-    def bound(t, name):
+    def detach(t):
+        return t.detach() if isinstance(t, Tensor) else t
+    problem = clean_problem(c_batched.detach(), detach(A), detach(b), detach(A_eq),
+                            detach(b_eq), detach(lb), detach(ub))
+    n_batch, n = problem.c.shape
+
+    def graph(t, fallback, size):
+        """(B, size) view of the caller's tensor, or the problem's where it has no graph."""
         if t is None:
             return None
-        t = torch.as_tensor(t, dtype=c.dtype, device=c.device)
-        if t.dim() == 0:
-            t = t.expand(n)
-        if t.shape[-1] != n or t.dim() not in (1, 2):
-            raise ValueError(f"{name} must be a scalar or have shape ({n},) or (B, {n}), "
-                             f"got shape {tuple(t.shape)}")
-        return t.expand(B, n) if t.dim() == 1 else t
+        if isinstance(t, Tensor) and t.is_floating_point():
+            return t.expand(n_batch, size)
+        return fallback
 
-    c = c.expand(B, n) if c.dim() == 1 else c
-    return (c, mats["A"], mats["b"], mats["A_eq"], mats["b_eq"], bound(lb, "lb"),
-            bound(ub, "ub"), B, batched)
+    return LayerInputs(problem, graph(c, problem.c, n),
+                       None if A is None else as_matrix(A), graph(b, problem.b, problem.m),
+                       None if A_eq is None else as_matrix(A_eq),
+                       graph(b_eq, problem.b_eq, problem.m_eq), graph(lb, problem.lb, n),
+                       graph(ub, problem.ub, n), B is not None)

@@ -17,6 +17,7 @@ _C_GRADS = ("plain", "perturbed")
 _BACKENDS = ("sparselp", "highs")
 
 
+# Over 60 lines only through its public docstring; the body is about 30.
 def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None = None,
              b_eq: Tensor | None = None, lb=None, ub=None, *, options=None,
              backend: str = "sparselp", mode: str = "implicit", c_grad: str = "plain",
@@ -47,7 +48,7 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
         ``"highs"`` solves each batch element with ``scipy.optimize.linprog`` on CPU (the
         reference, and the blackbox baseline of the benchmarks).
     mode : {"implicit", "unrolled"}
-        ``"implicit"`` (default): exact forward, polished on its active set, and implicit
+        ``"implicit"`` (default): exact forward, re-solved on its active set, and implicit
         differentiation on that set (see :mod:`sparselp.layer._function`). ``"unrolled"``:
         autograd through ``unroll_steps`` dense Newton steps of the exterior penalty with
         parameter ``unroll_eps`` (the paper's approach; inexact and memory-hungry, for
@@ -90,20 +91,20 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
     if c_grad == "perturbed" and not (sigma > 0 and n_samples >= 1):
         raise ValueError(f"c_grad='perturbed' needs sigma > 0 and n_samples >= 1, got "
                          f"sigma={sigma}, n_samples={n_samples}")
-    cB, Am, bB, Em, beB, lbB, ubB, B, batched = batch_inputs(c, A, b, A_eq, b_eq, lb, ub)
+    inp = batch_inputs(c, A, b, A_eq, b_eq, lb, ub)
     if mode == "unrolled":
-        x, v, v_eq, fun = unrolled_solve(cB, Am, bB, Em, beB, lbB, ubB, unroll_steps,
-                                         unroll_eps)
+        x, v, v_eq, fun = unrolled_solve(inp.c, inp.A, inp.b, inp.A_eq, inp.b_eq, inp.lb,
+                                         inp.ub, unroll_steps, unroll_eps)
     else:
-        cfg = LPConfig(Am, Em, backend, options, c_grad, sigma, n_samples, generator, atol,
-                       linear_solver)
+        cfg = LPConfig(inp.problem, inp.A, inp.A_eq, backend, options, c_grad, sigma,
+                       n_samples, generator, atol, linear_solver)
         x, v, v_eq, fun = LPFunction.apply(
-            cfg, cB, None if Am is None else Am.values, bB, None if Em is None else Em.values,
-            beB, lbB, ubB)
+            cfg, inp.c, None if inp.A is None else inp.A.values, inp.b,
+            None if inp.A_eq is None else inp.A_eq.values, inp.b_eq, inp.lb, inp.ub)
         for i, s, msg in cfg.info.get("not_optimal", []):
             warnings.warn(f"LP layer: batch element {i} is {s.name}: {msg}", RuntimeWarning,
                           stacklevel=2)
-    if not batched:
+    if not inp.batched:
         x, v, fun = x[0], v[0], fun[0]
     out = [x]
     if return_dual:

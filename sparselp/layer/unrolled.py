@@ -26,10 +26,10 @@ __all__ = ["unrolled_solve"]
 def _dense(M: Matrix, B: int) -> Tensor:
     if M.kind == "dense":
         return M.values.expand(B, M.m, M.n)
-    bi, ri, ci = M._coords()
+    batch_idx, row_idx, col_idx = M._coords()
     out = torch.zeros(M.Bk, M.m, M.n, dtype=M.values.dtype, device=M.values.device)
-    out = out.index_put((torch.zeros_like(ri) if bi is None else bi, ri, ci), M.values,
-                        accumulate=True)
+    batch_idx = torch.zeros_like(row_idx) if batch_idx is None else batch_idx
+    out = out.index_put((batch_idx, row_idx, col_idx), M.values, accumulate=True)
     return out.expand(B, M.m, M.n)
 
 

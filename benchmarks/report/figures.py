@@ -5,7 +5,7 @@ import html
 import math
 import os
 
-__all__ = ["series", "line_panels", "bar_panel", "img", "num", "LOWER_BOUND"]
+__all__ = ["series", "panels_per", "line_panels", "bar_panel", "img", "num", "LOWER_BOUND"]
 
 #: Statuses of a run stopped early whose measured peak is a lower bound of the true one.
 LOWER_BOUND = ("timeout", "memory_limit")
@@ -37,6 +37,23 @@ def series(rows: list[dict], x: str, y: str, group, where=None) -> dict:
         bound = r.get("status") in LOWER_BOUND
         out.setdefault(label, []).append((xv, yv, not bound))
     return {k: tuple(map(list, zip(*sorted(v)))) for k, v in sorted(out.items())}
+
+
+def panels_per(rows: list[dict], split: str, values, x: str, y: str, group: str,
+               xlabel: str, ylabel: str, title: str) -> list[dict]:
+    """One panel (for :func:`line_panels`) per value ``v`` of ``split`` in ``values``: ``y``
+    against ``x``, one line per ``group``; ``title`` is formatted with ``v``."""
+    return [{"series": series(rows, x, y, group, where=lambda r, v=v: r[split] == v),
+             "xlabel": xlabel, "ylabel": ylabel, "title": title.format(v=v)} for v in values]
+
+
+def tick_label(x: float) -> str:
+    """A short label of a measured size: ``6400``, ``2.5e5``, ``1e7`` (3 significant digits
+    above 1e4, so that neighbouring labels on a log axis do not run into each other)."""
+    if x < 1e4:
+        return f"{x:.4g}"
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def line_panels(path: str, panels: list[dict], title: str = "", width: float = 5.5) -> str:
@@ -71,7 +88,8 @@ def line_panels(path: str, panels: list[dict], title: str = "", width: float = 5
             ax.set_xscale("log")
             xs_all = sorted({x for xs, _, _ in p["series"].values() for x in xs})
             if 0 < len(xs_all) <= 10:  # label the measured sizes, not powers of ten
-                ax.set_xticks(xs_all, [f"{x:g}" for x in xs_all])
+                ax.set_xticks(xs_all, [tick_label(x) for x in xs_all], rotation=30,
+                              ha="right", rotation_mode="anchor")
                 ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         if p.get("logy", True):
             ax.set_yscale("log")

@@ -4,7 +4,9 @@ from __future__ import annotations
 import html
 import math
 
-__all__ = ["table", "page", "section"]
+from .verdicts import css_class, word
+
+__all__ = ["table", "page", "section", "summary"]
 
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -68,13 +70,8 @@ def section(key: str, title: str, claim: str, body: list[str], verdicts: list[di
     parts = [f"<h2 id='{key}'>({key}) {html.escape(title)}</h2>",
              f"<div class='claim'><b>Claim tested.</b> {claim}</div>"]
     if verdicts:
-        rows = []
-        for v in verdicts:
-            cls, word = {True: ("verdict-pass", "met"), False: ("verdict-fail", "not met"),
-                         None: ("verdict-na", "not measured")}[v["ok"]]
-            rows.append(f"<tr><td class='s'>{html.escape(v['target'])}</td>"
-                        f"<td class='s'>{html.escape(v['measured'])}</td>"
-                        f"<td class='s {cls}'>{word}</td></tr>")
+        rows = [f"<tr>{_verdict_cells(v)}<td class='s {css_class(v['ok'])}'>{word(v['ok'])}"
+                "</td></tr>" for v in verdicts]
         parts.append("<table><tr><th>target</th><th>measured</th><th>verdict</th></tr>"
                      + "".join(rows) + "</table>")
     for m in missing:
@@ -84,6 +81,23 @@ def section(key: str, title: str, claim: str, body: list[str], verdicts: list[di
         links = ", ".join(f"<a href='{html.escape(c)}'>{html.escape(c)}</a>" for c in csvs)
         parts.append(f"<p class='small'>Raw numbers: {links}. Section time {seconds:.0f} s.</p>")
     return "\n".join(parts)
+
+
+def _verdict_cells(v: dict) -> str:
+    """The target and measured cells of a verdict's row."""
+    return (f"<td class='s'>{html.escape(v['target'])}</td>"
+            f"<td class='s'>{html.escape(v['measured'])}</td>")
+
+
+def summary(verdicts: dict) -> str:
+    """All sections' verdicts (section key -> list) in one table for the top of the page."""
+    rows = [f"<tr><td class='s'><a href='#{key}'>({key})</a></td>{_verdict_cells(v)}"
+            f"<td class='s'>{word(v['ok'])}</td></tr>"
+            for key, items in verdicts.items() for v in items]
+    if not rows:
+        return ""
+    return ("<h2>Summary of the targets</h2><table><tr><th>section</th><th>target</th>"
+            "<th>measured</th><th>verdict</th></tr>" + "".join(rows) + "</table>")
 
 
 def page(title: str, intro: str, sections: list[str]) -> str:

@@ -17,10 +17,11 @@ import importlib
 import inspect
 import os
 import platform
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+
+from . import html
 
 __all__ = ["build_report", "SECTIONS", "Source", "Section"]
 
@@ -42,7 +43,7 @@ class Section:
     title: str
     claim: str
     sources: list
-    render: str  # "module:function" under benchmarks/ that draws the section
+    render: str  # "module:function" under benchmarks/report/ that draws the section
 
 
 SECTIONS = [
@@ -61,7 +62,7 @@ SECTIONS = [
                     full={"sizes": (16, 64, 160, 1000, 2000, 6325),
                           "balances": ("balanced", "1:9"), "timeout": 90.0,
                           "dense_timeout": 60.0, "dense_mem_cap": 6e9, "mem_limit": 8e9})],
-            "report_sections:render_memory"),
+            "sections:render_memory"),
     Section("b", "ResNet-18 training step: peak memory and time against minibatch size",
             "With ResNet-18 in the loop, at batch 200 the dense-port AUC LP loss uses at least "
             "10x the memory of ours, and ours at most 1.05x that of cross-entropy; at batch 64 "
@@ -76,7 +77,7 @@ SECTIONS = [
                     # it would cost minutes per repeat at batch 64.
                     quick={"batch": 64, "size": 32, "repeats": 2, "losses": ("ce", "ours")},
                     full={"batch": 64, "size": 32, "repeats": 5, "losses": ("ce", "ours")})],
-            "report_sections:render_resnet"),
+            "sections:render_resnet"),
     Section("c", "Runtime against batch size: ours, blackbox differentiation, cvxpylayers",
             "At batch 128 and equal accuracy, ours is at least 10x faster than the blackbox-"
             "differentiation baseline (HiGHS forward, one perturbed solve backward; Pogancic "
@@ -84,7 +85,7 @@ SECTIONS = [
             # Batch 512 is left to `sparselp bench runtime` (ours takes ~40 s there today).
             [Source("runtime", "benchmarks.runtime",
                     full={"batches": (16, 32, 64, 128, 256)})],
-            "report_sections:render_runtime"),
+            "sections:render_runtime"),
     Section("d", "Accuracy against reduction: sketches and SDR",
             "The Iterative Hessian Sketch reaches 1e-6 accuracy in at most 2x the exact "
             "Newton iterations and at least 5x less time per solve (m = 1e5, n = 200, s = 4n); "
@@ -96,7 +97,7 @@ SECTIONS = [
             [Source("tradeoff", "benchmarks.tradeoff", full={"n_splits": 3, "n_eval": 3}),
              Source("ihs", "benchmarks.ihs",
                     full={"sketches": ("countsketch", "sparse_sign", "srht", "uniform")})],
-            "report_accuracy:render_tradeoff"),
+            "accuracy:render_tradeoff"),
     Section("e", "Netlib and random-LP accuracy",
             "On feasible Netlib problems up to 1e4 nonzeros at least 80% are solved to "
             "1e-6 relative objective error and every other one reports a non-optimal status; "
@@ -106,7 +107,7 @@ SECTIONS = [
             # m = 1e6 is left to `sparselp bench random-lp` (several minutes with HiGHS).
             [Source("netlib", "benchmarks.netlib", full={"time_limit": 30.0}),
              Source("random_lp", "benchmarks.random_lp", full={"sizes": (10_000, 100_000)})],
-            "report_accuracy:render_accuracy"),
+            "accuracy:render_accuracy"),
 ]
 
 
@@ -157,6 +158,33 @@ def load_rows(path: str) -> list[dict]:
         return [{k: _cell(v) for k, v in r.items()} for r in csv.DictReader(fh)]
 
 
+def _rows_of(src: Source, quick: bool, device, from_csv):
+    """``(rows, None)`` of one source, read from ``from_csv`` or run; ``(None, why)`` if it
+    is missing or fails (a broken benchmark must not take the report down)."""
+    cached = os.path.join(from_csv, f"{src.name}.csv") if from_csv else None
+    try:
+        if cached and os.path.exists(cached):
+            return load_rows(cached), None
+        return _call(src, quick, device), None
+    except ImportError as exc:
+        return None, f"{src.target}: {type(exc).__name__}: {exc}"
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{os.path.relpath(frame.filename)}:{frame.lineno}"
+        return None, f"{src.target} failed: {type(exc).__name__}: {exc} (at {where})"
+
+
+def _render(sec: Section, data: dict, out: str, quick: bool):
+    """``(body, verdicts, notes)`` of a section from its renderer; a renderer that fails
+    leaves a note instead."""
+    module, _, fn = sec.render.partition(":")
+    renderer = getattr(importlib.import_module(f"{__package__}.{module}"), fn)
+    try:
+        return renderer(data, out, quick=quick)
+    except Exception as exc:
+        return [], [], [f"drawing section ({sec.key}) failed: {type(exc).__name__}: {exc}"]
+
+
 def build_report(out: str = "report", quick: bool = False, sections: str = "abcde",
                  device: str | None = None, from_csv: str | None = None) -> dict:
     """Run the sections, write ``out/index.html``, PNGs and CSVs; return a summary.
@@ -177,7 +205,6 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
     matplotlib.use("Agg")  # no display; set before pyplot is imported anywhere
     from tqdm import tqdm
 
-    from benchmarks import html
     from benchmarks.tables import write_csv
 
     os.makedirs(out, exist_ok=True)
@@ -191,18 +218,9 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
         for src in sec.sources:
             bar.set_postfix_str(src.name)
             t0 = time.perf_counter()
-            cached = os.path.join(from_csv, f"{src.name}.csv") if from_csv else None
-            try:
-                if cached and os.path.exists(cached):
-                    rows = load_rows(cached)
-                else:
-                    rows = _call(src, quick, device)
-            except ImportError as exc:
-                missing.append(f"{src.target}: {type(exc).__name__}: {exc}")
-            except Exception as exc:  # a broken benchmark must not take the report down
-                frame = traceback.extract_tb(exc.__traceback__)[-1]
-                where = f"{os.path.relpath(frame.filename)}:{frame.lineno}"
-                missing.append(f"{src.target} failed: {type(exc).__name__}: {exc} (at {where})")
+            rows, why = _rows_of(src, quick, device, from_csv)
+            if rows is None:
+                missing.append(why)
             else:
                 data[src.name] = rows
                 path = f"{src.name}.csv"
@@ -210,13 +228,7 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
                 csvs.append(path)
             timings[src.name] = time.perf_counter() - t0
             bar.update(1)
-        module, _, fn = sec.render.partition(":")
-        renderer = getattr(importlib.import_module(f"benchmarks.{module}"), fn)
-        try:
-            body, sec_verdicts, notes = renderer(data, out, quick=quick)
-        except Exception as exc:
-            body, sec_verdicts = [], []
-            notes = [f"drawing section ({sec.key}) failed: {type(exc).__name__}: {exc}"]
+        body, sec_verdicts, notes = _render(sec, data, out, quick)
         missing += notes
         verdicts[sec.key] = sec_verdicts
         status[sec.key] = ("failed" if not data else
@@ -225,7 +237,7 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
                                           missing, csvs, time.perf_counter() - t_sec))
     bar.close()
     seconds = time.perf_counter() - start
-    intro = _intro(quick, device, seconds, timings) + _summary(verdicts)
+    intro = _intro(quick, device, seconds, timings) + html.summary(verdicts)
     index = os.path.join(out, "index.html")
     with open(index, "w") as fh:
         fh.write(html.page("sparselp report", intro, html_sections))
@@ -233,24 +245,6 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
               os.path.join(out, "timings.csv"))
     return {"index": index, "seconds": seconds, "status": status, "verdicts": verdicts,
             "timings": timings}
-
-
-def _summary(verdicts: dict) -> str:
-    """All sections' verdicts in one table at the top of the page."""
-    import html as _html
-
-    rows = []
-    for key, items in verdicts.items():
-        for v in items:
-            word = {True: "met", False: "not met", None: "not measured"}[v["ok"]]
-            rows.append(f"<tr><td class='s'><a href='#{key}'>({key})</a></td>"
-                        f"<td class='s'>{_html.escape(v['target'])}</td>"
-                        f"<td class='s'>{_html.escape(v['measured'])}</td>"
-                        f"<td class='s'>{word}</td></tr>")
-    if not rows:
-        return ""
-    return ("<h2>Summary of the targets</h2><table><tr><th>section</th><th>target</th>"
-            "<th>measured</th><th>verdict</th></tr>" + "".join(rows) + "</table>")
 
 
 def _intro(quick: bool, device, seconds: float, timings: dict) -> str:
@@ -272,8 +266,3 @@ def _intro(quick: bool, device, seconds: float, timings: dict) -> str:
             "<a href='#c'>(c) runtime</a> · <a href='#d'>(d) reduction</a> · "
             "<a href='#e'>(e) Netlib and random LPs</a></p>")
 
-
-if __name__ == "__main__":
-    from benchmarks.cli import main
-
-    sys.exit(main(["report", *sys.argv[1:]]))

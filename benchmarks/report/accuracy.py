@@ -1,6 +1,6 @@
 """Section renderers of the report for accuracy, sections (d) and (e).
 
-Same contract as :mod:`benchmarks.report_sections`: ``(data, out, quick) -> (body, verdicts,
+Same contract as :mod:`benchmarks.report.sections`: ``(data, out, quick) -> (body, verdicts,
 notes)``; a missing source is absent from ``data`` and gets no verdict.
 """
 from __future__ import annotations
@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 import os
 
-from benchmarks import html
-from benchmarks.figures import bar_panel, img, line_panels, num, series
-from benchmarks.report_sections import verdict as _verdict
+from sparselp import Status
+
+from . import html
+from .figures import bar_panel, img, line_panels, num, series
+from .verdicts import (cv_choice_ok, ihs_ok, memory_ratio_ok, netlib_solved_ok, none_listed,
+                       random_lp_ok, verdict)
 
 __all__ = ["render_tradeoff", "render_accuracy"]
 
@@ -36,63 +39,67 @@ def render_tradeoff(data: dict, out: str, quick: bool = False):
         body.append(html.table(summ))
         met = [s for s in summ if s["smallest_ok"] is not None]
         within = [s for s in met if s["within_one_step"]]
-        verdicts.append(_verdict("for each projection, CV picks within one grid step of the "
-                                 "smallest ratio with cosine >= 0.95",
-                                 f"{len(within)} of {len(met)} (LP, projection) pairs that "
-                                 f"reach 0.95 ({len(summ) - len(met)} never reach it)",
-                                 (len(within) == len(met)) if met else None))
+        verdicts.append(verdict("for each projection, CV picks within one grid step of the "
+                                "smallest ratio with cosine >= 0.95",
+                                f"{len(within)} of {len(met)} (LP, projection) pairs that "
+                                f"reach 0.95 ({len(summ) - len(met)} never reach it)",
+                                cv_choice_ok(len(within), len(met))))
         body.append("<details><summary>all rows</summary>" + html.table(rows) + "</details>")
-    ihs_all = data.get("ihs")
-    if ihs_all:
-        # Rows of part "solve" (whole solves); part "system" times one Newton system alone.
-        ihs = [r for r in ihs_all if r.get("part", "solve") == "solve"]
-        system = [r for r in ihs_all if r.get("part") == "system"]
-        body.append("<h3>Iterative Hessian Sketch against the exact Newton</h3>")
-        if quick:
-            body.append("<p class='small'>Quick mode: the IHS runs on a small LP, not the "
-                        "m = 1e5, n = 200 of the target.</p>")
-        body.append(html.table(ihs, ["method", "m", "n", "s", "nit", "nit_ratio", "time_s",
-                                     "speedup", "linsolve_s", "linsolve_speedup", "rel_err",
-                                     "status", "target_met"]))
-        if system:
-            body.append("<p>One Newton system with every row active (factor + solve):</p>")
-            body.append(html.table(system, ["method", "m", "n", "s", "system_s",
-                                            "system_speedup", "dir_err"]))
-        labels = [r["method"] for r in ihs]
-        f = bar_panel(os.path.join(out, "ihs.png"), labels,
-                      {"Newton iterations / exact": [num(r.get("nit_ratio")) for r in ihs],
-                       "speed-up over exact": [num(r.get("speedup")) for r in ihs]},
-                      "ratio", f"IHS, m = {ihs[0]['m']}, n = {ihs[0]['n']}, s = 4n",
-                      logy=True)
-        body.append(img(f, "Per sketch: Newton iterations relative to the exact Newton "
-                           "(target <= 2) and wall-time speed-up over it (target >= 5)."))
-        sk = [r for r in ihs if r["method"] != "exact"]
-        best = max(sk, key=lambda r: num(r.get("speedup")), default=None)
-        if best is not None:
-            verdicts.append(_verdict(
-                f"IHS (s = 4n, m = {ihs[0]['m']}, n = {ihs[0]['n']}): <= 2x iterations, >= 5x "
-                "faster, rel. error <= 1e-6", f"best sketch {best['method']}: "
-                f"{num(best.get('nit_ratio')):.2f}x iterations, {num(best.get('speedup')):.2f}x "
-                f"faster, rel. error {num(best.get('rel_err')):.1e}; "
-                f"{sum(bool(r.get('target_met')) for r in sk)} of {len(sk)} sketches meet all",
-                any(bool(r.get("target_met")) for r in sk)))
+    if data.get("ihs"):
+        b, v = _ihs(data["ihs"], out, quick)
+        body += b
+        verdicts += v
     return body, verdicts, notes
+
+
+def _ihs(ihs_all: list[dict], out: str, quick: bool):
+    """The Iterative Hessian Sketch part of section (d): table, figure, verdict."""
+    body, verdicts = [], []
+    # Rows of part "solve" (whole solves); part "system" times one Newton system alone.
+    ihs = [r for r in ihs_all if r.get("part", "solve") == "solve"]
+    system = [r for r in ihs_all if r.get("part") == "system"]
+    body.append("<h3>Iterative Hessian Sketch against the exact Newton</h3>")
+    if quick:
+        body.append("<p class='small'>Quick mode: the IHS runs on a small LP, not the "
+                    "m = 1e5, n = 200 of the target.</p>")
+    body.append(html.table(ihs, ["method", "m", "n", "s", "nit", "nit_ratio", "time_s",
+                                 "speedup", "linsolve_s", "linsolve_speedup", "rel_err",
+                                 "status", "target_met"]))
+    if system:
+        body.append("<p>One Newton system with every row active (factor + solve):</p>")
+        body.append(html.table(system, ["method", "m", "n", "s", "system_s",
+                                        "system_speedup", "dir_err"]))
+    labels = [r["method"] for r in ihs]
+    f = bar_panel(os.path.join(out, "ihs.png"), labels,
+                  {"Newton iterations / exact": [num(r.get("nit_ratio")) for r in ihs],
+                   "speed-up over exact": [num(r.get("speedup")) for r in ihs]},
+                  "ratio", f"IHS, m = {ihs[0]['m']}, n = {ihs[0]['n']}, s = 4n",
+                  logy=True)
+    body.append(img(f, "Per sketch: Newton iterations relative to the exact Newton "
+                       "(target <= 2) and wall-time speed-up over it (target >= 5)."))
+    sk = [r for r in ihs if r["method"] != "exact"]
+    best = max(sk, key=lambda r: num(r.get("speedup")), default=None)
+    if best is not None:
+        verdicts.append(verdict(
+            f"IHS (s = 4n, m = {ihs[0]['m']}, n = {ihs[0]['n']}): <= 2x iterations, >= 5x "
+            "faster, rel. error <= 1e-6", f"best sketch {best['method']}: "
+            f"{num(best.get('nit_ratio')):.2f}x iterations, {num(best.get('speedup')):.2f}x "
+            f"faster, rel. error {num(best.get('rel_err')):.1e}; "
+            f"{sum(bool(r.get('target_met')) for r in sk)} of {len(sk)} sketches meet all",
+            ihs_ok([r.get("target_met") for r in sk])))
+    return body, verdicts
 
 
 def render_accuracy(data: dict, out: str, quick: bool = False):
     body, verdicts, notes = [], [], []
-    rows = data.get("netlib")
-    if rows:
-        body.append("<h3>Netlib</h3>")
-        b, v = _netlib(rows, out)
-        body += b
-        verdicts += v
-    rows = data.get("random_lp")
-    if rows:
-        body.append("<h3>Random LPs (Mangasarian's class, n = 100)</h3>")
-        b, v = _random_lp(rows, out)
-        body += b
-        verdicts += v
+    for name, heading, part in (("netlib", "Netlib", _netlib),
+                                ("random_lp", "Random LPs (Mangasarian's class, n = 100)",
+                                 _random_lp)):
+        rows = data.get(name)
+        if rows:
+            b, v = part(rows, out)
+            body += [f"<h3>{heading}</h3>", *b]
+            verdicts += v
     return body, verdicts, notes
 
 
@@ -123,29 +130,25 @@ def _random_lp(rows: list[dict], out: str):
         sub = [r for r in rows if r.get("kind") == kind]
         big = max(sub, key=lambda r: num(r.get("m")))
         err, ratio = num(big.get("ours_rel_err")), num(big.get("time_ratio"))
-        verdicts.append(_verdict(f"random {kind} LP at the largest m: rel. error <= 1e-6 and "
-                                 "time <= 0.5x HiGHS",
-                                 f"m = {big['m']}: error {err:.1e}, time {ratio:.2f}x HiGHS, "
-                                 f"status {big.get('status')}",
-                                 bool(err <= 1e-6 and ratio <= 0.5)
-                                 if not math.isnan(err + ratio) else None))
+        verdicts.append(verdict(f"random {kind} LP at the largest m: rel. error <= 1e-6 and "
+                                "time <= 0.5x HiGHS",
+                                f"m = {big['m']}: error {err:.1e}, time {ratio:.2f}x HiGHS, "
+                                f"status {big.get('status')}",
+                                random_lp_ok(err, ratio)))
         mem = [r for r in sub if not math.isnan(num(r.get("mem_ratio")))]
         if mem:
             worst = max(mem, key=lambda r: num(r["mem_ratio"]))
-            verdicts.append(_verdict(f"sparse A: peak memory <= 10x the CSR bytes ({kind})",
-                                     f"worst {num(worst['mem_ratio']):.2f}x at m = "
-                                     f"{worst['m']}", num(worst["mem_ratio"]) <= 10))
+            verdicts.append(verdict(f"sparse A: peak memory <= 10x the CSR bytes ({kind})",
+                                    f"worst {num(worst['mem_ratio']):.2f}x at m = "
+                                    f"{worst['m']}", memory_ratio_ok(num(worst["mem_ratio"]))))
     return body, verdicts
 
 
-_STATUS = {0: "optimal", 1: "iteration_limit", 2: "infeasible", 3: "unbounded",
-           4: "numerical_error"}
-
-
 def _status_name(v) -> str:
+    """The status word of a row's status: a linprog code (``Status``'s value) or a word."""
     try:
-        return _STATUS.get(int(v), str(v))
-    except (TypeError, ValueError):
+        return Status(int(v)).name.lower()
+    except (TypeError, ValueError):  # not a number, or a code no Status has
         return str(v).lower()
 
 
@@ -173,19 +176,20 @@ def _netlib(rows: list[dict], out: str):
     solved = [r for r in feas if str(r.get("solved")) in ("True", "1", "true")]
     if feas:
         frac = len(solved) / len(feas)
-        verdicts.append(_verdict("feasible Netlib problems <= 1e4 nonzeros: >= 80% solved to "
-                                 "1e-6 (objective and scaled primal infeasibility)",
-                                 f"{len(solved)} of {len(feas)} ({frac:.0%})", frac >= 0.8))
+        verdicts.append(verdict("feasible Netlib problems <= 1e4 nonzeros: >= 80% solved to "
+                                "1e-6 (objective and scaled primal infeasibility)",
+                                f"{len(solved)} of {len(feas)} ({frac:.0%})",
+                                netlib_solved_ok(len(solved), len(feas))))
         wrong = [r["name"] for r in feas if r["status_name"] == "optimal" and r not in solved]
-        verdicts.append(_verdict("every other feasible problem reports a non-optimal status",
-                                 f"{len(wrong)} reported optimal without meeting 1e-6"
-                                 + (": " + ", ".join(wrong) if wrong else ""), not wrong))
+        verdicts.append(verdict("every other feasible problem reports a non-optimal status",
+                                f"{len(wrong)} reported optimal without meeting 1e-6"
+                                + (": " + ", ".join(wrong) if wrong else ""), none_listed(wrong)))
     inf = [r for r in rows if r["kind"] == "infeasible"]
     if inf:
         bad = [r["name"] for r in inf if r["status_name"] == "optimal"]
         detected = sum(r["status_name"] == "infeasible" for r in inf)
-        verdicts.append(_verdict("no infeasible problem reported optimal",
-                                 f"{len(bad)} of {len(inf)} reported optimal"
-                                 + (": " + ", ".join(bad) if bad else "")
-                                 + f"; {detected} detected as infeasible", not bad))
+        verdicts.append(verdict("no infeasible problem reported optimal",
+                                f"{len(bad)} of {len(inf)} reported optimal"
+                                + (": " + ", ".join(bad) if bad else "")
+                                + f"; {detected} detected as infeasible", none_listed(bad)))
     return body, verdicts

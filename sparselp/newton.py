@@ -1,0 +1,124 @@
+r"""The inner solve of one outer step: generalized Newton on a piecewise quadratic.
+
+Each outer step ``j`` of :mod:`sparselp.solver` minimises
+
+.. math::
+
+    \phi_j(x) = c^T x + \frac{1}{2\sigma_j}\|\Pi(\lambda_j + \sigma_j (K x - k))\|^2
+               + \frac{1}{2\tau_j}\|x - x_j\|^2,
+
+(``Π``: projection onto ``>= 0`` on inequality rows, identity on equality rows; the last
+term only for the proximal ALM), whose generalized Hessian is ``σ K^T D K + I/τ`` with
+``D`` the indicator of the rows where the argument of ``Π`` is positive (Mangasarian
+2004). :class:`Subproblem` holds ``φ_j``; :func:`newton_minimise` takes Newton steps with
+the line search it is handed (:mod:`sparselp.linesearch`) until the gradient is below the
+inner tolerance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .linesearch import LineSearch, RowKinds
+from .linsolve import HessianStrategy, NewtonSystem
+from .scaling import RowSystem, inf_norm
+
+__all__ = ["Subproblem", "newton_minimise"]
+
+
+@dataclass
+class Subproblem:
+    """``φ_j`` of one outer step, on the equilibrated rows ``system``.
+
+    ``lam`` (B, M) multiplier, ``center`` (B, n) proximal centre ``x_j``, ``sigma`` and
+    ``tau`` (B, 1); ``proximal`` False drops the proximal term (the exact penalty).
+    """
+
+    system: RowSystem
+    rows: RowKinds
+    lam: Tensor
+    center: Tensor
+    sigma: Tensor
+    tau: Tensor
+    proximal: bool
+
+    def argument(self, x: Tensor) -> Tensor:
+        """``u = λ + σ (K x - k)``, the argument of ``Π``, (B, M)."""
+        return self.lam + self.sigma * (self.system.K.mv(x) - self.system.k)
+
+    def value(self, x: Tensor):
+        """``(φ(x), u, Π(u))``."""
+        u = self.argument(x)
+        p = self.rows.proj(u)
+        val = (self.system.c * x).sum(-1) + (p * p).sum(-1) / (2 * self.sigma.squeeze(-1))
+        if self.proximal:
+            val = val + ((x - self.center) ** 2).sum(-1) / (2 * self.tau.squeeze(-1))
+        return val, u, p
+
+    def gradient(self, x: Tensor, p: Tensor) -> Tensor:
+        """``∇φ(x) = c + K^T Π(u) (+ (x - x_j)/τ)``, given ``p = Π(u)``."""
+        g = self.system.c + self.system.K.rmv(p)
+        if self.proximal:
+            g = g + (x - self.center) / self.tau
+        return g
+
+    def hessian_weights(self, u: Tensor, p: Tensor, kinks_active: bool) -> Tensor:
+        """``σ D``: the diagonal of the generalized Hessian's row weights, (B, M).
+
+        With ``kinks_active``, rows exactly on their kink (``u = 0``, e.g. every row with a
+        zero right-hand side at the ``x = 0`` start) enter as well: an equally valid element
+        of the generalized Hessian, and one that keeps the first direction on the scale of
+        ``1/σ`` rather than ``τ``. Used where a per-coordinate exact search makes the choice
+        a matter of speed only.
+        """
+        if kinks_active:
+            return self.rows.active((u >= 0).to(u.dtype), inplace=True).mul_(self.sigma)
+        return self.sigma * self.rows.active(p)
+
+
+def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tensor,
+                    strategy: HessianStrategy, search: LineSearch, shift: Tensor,
+                    kinks_active: bool, max_steps: int):
+    """Generalized Newton steps on ``sub`` from ``x`` until ``‖∇φ‖_∞ <= inner_tol``.
+
+    Parameters
+    ----------
+    inner_tol : tensor of shape (B,)
+    active : bool tensor of shape (B,)
+        Elements still being solved; the others do not move.
+    shift : tensor of shape (B, 1)
+        Diagonal added to ``σ K^T D K`` (``1/τ`` for the ALM).
+    max_steps : int
+        At most this many Newton steps.
+
+    Returns
+    -------
+    x, u, p, steps
+        The new iterate, ``u`` = the argument of ``Π`` there, ``p = Π(u)`` (the next
+        multiplier, recovered by thresholding) and the number of Newton steps taken.
+    """
+    K = sub.system.K
+    _, u, p = sub.value(x)
+    steps = 0
+    for _ in range(max_steps):
+        g = sub.gradient(x, p)
+        todo = (inf_norm(g) > inner_tol) & active
+        if not bool(todo.any()):
+            break
+        w = sub.hessian_weights(u, p, kinks_active)
+        del p  # m-sized: the memory of a large solve
+        d = -strategy.factor(NewtonSystem(K, w, shift.expand_as(x)))(g)
+        del w
+        if not bool(todo.all()):
+            d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
+        gd = g.mul_(d)
+        del g
+        x, u, accepted, stalled = search.step(sub, x, u, d, gd, todo)
+        del gd, d
+        p = sub.rows.proj(u)
+        steps += 1
+        if stalled or not bool(accepted.all()):
+            break  # no decrease possible at this precision: leave it to the outer loop
+    return x, u, p, steps

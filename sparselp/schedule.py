@@ -1,0 +1,80 @@
+"""Outer-loop parameter schedules: the proximal ALM and Mangasarian's exact penalty.
+
+A schedule says how the outer loop of :mod:`sparselp.solver` treats the multiplier, the
+proximal term and the shift of the Newton system, and how ``sigma`` and ``tau`` move
+between outer steps. It is the only place where the two methods differ.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["ALMSchedule", "PenaltySchedule", "make_schedule"]
+
+
+class ALMSchedule:
+    """Proximal method of multipliers (Rockafellar 1976).
+
+    ``sigma`` balances the primal and dual residuals (as in SSNAL-type methods): a large
+    primal residual asks for a stiffer penalty, a large dual residual for a softer one.
+    ``tau`` grows geometrically; ``sigma * tau`` is kept below ``max_cond``, which bounds
+    the condition number of the Newton system ``sigma K^T D K + I / tau``.
+    """
+
+    proximal = True
+
+    def __init__(self, options, tol: float, max_cond: float):
+        self.opt, self.tol, self.max_cond = options, tol, max_cond
+
+    def initial_tau(self, tau0: float) -> float:
+        return tau0
+
+    def multiplier(self, lam: Tensor) -> Tensor:
+        """The multiplier inside the Newton solve."""
+        return lam
+
+    def shift(self, tau: Tensor) -> Tensor:
+        """The diagonal added to ``sigma K^T D K`` in the Newton system, (B, 1)."""
+        return 1.0 / tau
+
+    def update(self, sigma: Tensor, tau: Tensor, res) -> tuple[Tensor, Tensor]:
+        opt = self.opt
+        ratio = (res.primal / res.dual.clamp_min(1e-300)).unsqueeze(-1)
+        up = (ratio > opt.balance) & (res.primal > self.tol).unsqueeze(-1)
+        down = (ratio < 1 / opt.balance) & (res.dual > self.tol).unsqueeze(-1)
+        sigma = torch.where(up, sigma * opt.sigma_growth,
+                            torch.where(down, sigma / opt.sigma_growth, sigma))
+        sigma = sigma.clamp(1.0 / opt.sigma_max, opt.sigma_max)
+        tau = torch.minimum((tau * opt.tau_growth).clamp_max(opt.tau_max), self.max_cond / sigma)
+        return sigma, tau
+
+
+class PenaltySchedule:
+    """Mangasarian's exact penalty with eps continuation: ``lambda = 0``, ``tau = inf``,
+    ``eps = 1/sigma`` decreased geometrically (warm-started); the Newton system gets the
+    regularisation ``rho`` in place of the proximal ``1/tau``."""
+
+    proximal = False
+
+    def __init__(self, options, tol: float, max_cond: float):
+        self.opt = options
+
+    def initial_tau(self, tau0: float) -> float:
+        return math.inf
+
+    def multiplier(self, lam: Tensor) -> Tensor:
+        return torch.zeros_like(lam)
+
+    def shift(self, tau: Tensor) -> Tensor:
+        return torch.full_like(tau, self.opt.rho)
+
+    def update(self, sigma: Tensor, tau: Tensor, res) -> tuple[Tensor, Tensor]:
+        return (sigma * self.opt.sigma_growth).clamp_max(self.opt.sigma_max), tau
+
+
+def make_schedule(options, tol: float, max_cond: float):
+    """The schedule of ``options.method`` (``"alm"`` or ``"penalty"``)."""
+    cls = ALMSchedule if options.method == "alm" else PenaltySchedule
+    return cls(options, tol, max_cond)

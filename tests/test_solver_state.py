@@ -1,0 +1,112 @@
+"""The solver's explicit state: init_state / outer_step / finish, the schedules, the
+line-search choice and the limits in SolverOptions."""
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from scipy.optimize import linprog as highs
+
+from sparselp import LinearProgram, SolverOptions, Status, solve
+from sparselp.linesearch import (ArmijoLineSearch, ExactLineSearch, SeparableLineSearch,
+                                 make_line_search)
+from sparselp.schedule import ALMSchedule, PenaltySchedule
+from sparselp.solver import finish, init_state, outer_step
+
+
+def _lp(seed=0, m=40, n=12):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(m, n, generator=g, dtype=torch.float64)
+    b = A @ torch.rand(n, generator=g, dtype=torch.float64) + 0.5
+    c = torch.randn(n, generator=g, dtype=torch.float64)
+    return LinearProgram(c, A, b, lb=-1.0, ub=1.0), (c, A, b)
+
+
+def _highs_fun(c, A, b):
+    ref = highs(c.numpy(), A_ub=A.numpy(), b_ub=b.numpy(), bounds=(-1, 1), method="highs")
+    assert ref.status == 0, ref.message
+    return ref.fun
+
+
+@pytest.mark.parametrize("method", ["alm", "penalty"])
+def test_stepping_by_hand_equals_solve(method):
+    lp, (c, A, b) = _lp()
+    opt = SolverOptions(method=method)
+    state = init_state(lp, opt)
+    assert state.nit == 0 and state.outer == 0 and state.stop_reason is None
+    nits = []
+    while state.stop_reason is None:
+        state = outer_step(state)
+        nits.append(state.nit)
+    by_hand, direct = finish(state), solve(lp, opt)
+    assert nits == sorted(nits) and state.outer == len(nits)
+    assert by_hand.status == direct.status == Status.OPTIMAL
+    assert by_hand.nit == direct.nit and by_hand.outer_iterations == direct.outer_iterations
+    torch.testing.assert_close(by_hand.x, direct.x, rtol=0, atol=0)
+    assert abs(float(by_hand.fun) - _highs_fun(c, A, b)) <= 1e-7 * (1 + abs(float(direct.fun)))
+
+
+def test_state_is_not_mutated_by_a_step():
+    lp, _ = _lp(1)
+    s0 = init_state(lp)
+    x0 = s0.x.clone()
+    s1 = outer_step(s0)
+    assert s1 is not s0 and s0.outer == 0 and s0.nit == 0
+    torch.testing.assert_close(s0.x, x0, rtol=0, atol=0)
+    assert s1.outer == 1 and s1.nit >= 1 and s1.residuals is not None
+
+
+def test_max_inner_bounds_newton_steps_per_outer_step():
+    lp, (c, A, b) = _lp(2)
+    sol = solve(lp, max_inner=1, max_outer=2000, max_iter=2000)
+    assert sol.nit <= sol.outer_iterations
+    free = solve(lp)
+    assert free.nit > free.outer_iterations  # the limit changed the run
+    assert sol.status == Status.OPTIMAL
+    assert abs(float(sol.fun) - _highs_fun(c, A, b)) <= 1e-7 * (1 + abs(float(sol.fun)))
+
+
+def test_limits_end_with_iteration_limit_and_say_which():
+    lp, _ = _lp(3)
+    sol = solve(lp, max_outer=1, polish=False)
+    assert sol.status == Status.ITERATION_LIMIT and "max_outer=1" in sol.message
+    sol = solve(lp, max_iter=2, polish=False)
+    assert sol.status == Status.ITERATION_LIMIT and "max_iter=2" in sol.message
+    assert sol.nit == 2
+
+
+@pytest.mark.parametrize("name", ["max_inner", "line_search_iters", "max_backtracks"])
+def test_new_limits_are_validated(name):
+    with pytest.raises(ValueError, match=name):
+        SolverOptions(**{name: 0})
+
+
+def test_line_search_chosen_once_from_options_and_structure():
+    assert isinstance(make_line_search(SolverOptions(), separable=True), SeparableLineSearch)
+    assert isinstance(make_line_search(SolverOptions(), separable=False), ExactLineSearch)
+    s = make_line_search(SolverOptions(line_search="armijo", max_backtracks=7), separable=True)
+    assert isinstance(s, ArmijoLineSearch) and s.max_halvings == 7
+    assert make_line_search(SolverOptions(line_search_iters=9), False).iters == 9
+
+
+def test_schedules():
+    opt = SolverOptions()
+    alm, pen = ALMSchedule(opt, 1e-8, 1e12), PenaltySchedule(opt, 1e-8, 1e12)
+    lam = torch.ones(2, 3, dtype=torch.float64)
+    tau = torch.full((2, 1), 4.0, dtype=torch.float64)
+    sigma = torch.ones(2, 1, dtype=torch.float64)
+    assert torch.equal(alm.multiplier(lam), lam) and not pen.multiplier(lam).any()
+    assert alm.proximal and not pen.proximal and math.isinf(pen.initial_tau(1.0))
+    torch.testing.assert_close(alm.shift(tau), 1 / tau)
+    torch.testing.assert_close(pen.shift(tau), torch.full_like(tau, opt.rho))
+    # ALM: primal residual far above the dual one stiffens sigma; the reverse softens it.
+    res = SimpleNamespace(primal=torch.tensor([1e-2, 1e-9], dtype=torch.float64),
+                          dual=torch.tensor([1e-9, 1e-2], dtype=torch.float64))
+    s, t = alm.update(sigma, tau, res)
+    assert float(s[0]) == opt.sigma_growth and float(s[1]) == 1 / opt.sigma_growth
+    torch.testing.assert_close(t, tau * opt.tau_growth)
+    # sigma * tau stays below max_cond.
+    s, t = ALMSchedule(opt, 1e-8, 10.0).update(sigma, tau, res)
+    assert bool((s * t <= 10.0 * (1 + 1e-12)).all())
+    s, t = pen.update(sigma, tau, res)
+    torch.testing.assert_close(s, sigma * opt.sigma_growth)
