@@ -259,7 +259,7 @@ def test_bad_arguments():
 def test_bounds_follow_c_dtype_and_batch_may_come_from_b():
     """Bounds in another dtype are cast to c's (as documented); a batch carried by b
     alone batches the output, and each element matches its own solve."""
-    p = random_lp(seed=5, with_bounds=True)
+    p = random_lp(seed=5, box=0.7)
     x = lp_solve(p["c"], p["A"], p["b"], lb=p["lb"].float(), ub=p["ub"].float())
     ref = highs(p["c"], p["A"], p["b"], bounds=list(zip(p["lb"].float().double().tolist(),
                                                          p["ub"].float().double().tolist())))
