@@ -10,7 +10,6 @@ from benchmarks import runtime
 from benchmarks.runtime import blackbox_auc_loss, closed_form_auc_loss
 
 HAS_CVXPYLAYERS = importlib.util.find_spec("cvxpylayers") is not None
-HAS_LOSSES = importlib.util.find_spec("sparselp.losses") is not None
 
 
 def _clear_margin_scores(n_pos=5, n_neg=6, seed=0):
@@ -95,11 +94,8 @@ def test_run_rows_cover_every_method_with_reasons():
         assert "max_cvxpy_pairs" in by[("cvxpylayers", 12)]["error"]
         assert by[("cvxpylayers", 8)]["grad_rel_err"] < 1e-3
     ours = by[("ours", 8)]
-    if HAS_LOSSES:
-        assert ours["status"] == "ok", ours["error"]
-        assert ours["loss_rel_err"] < 1e-5 and ours["grad_rel_err"] < 1e-4
-    else:
-        assert ours["status"] == "unavailable" and "sparselp.losses" in ours["error"]
+    assert ours["status"] == "ok", ours["error"]
+    assert ours["loss_rel_err"] < 1e-5 and ours["grad_rel_err"] < 1e-4
 
 
 def test_ratios_are_relative_to_ours():

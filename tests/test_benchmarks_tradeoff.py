@@ -21,8 +21,17 @@ def test_tradeoff_quick(tmp_path):
     for r in rows:
         assert r["cv_choice"] in grid or r["cv_choice"] is None
         assert r["smallest_ok"] in grid or r["smallest_ok"] is None
-        assert set(r["status"].split("/")) <= {"optimal", "unbounded", "infeasible", "error"}
-        assert r["bytes_reduced"] > 0 and r["time_reduced"] >= 0
+        # A reduced LP may lose feasibility or boundedness (a finding of the study), but
+        # no solve may fail; failures are counted over the quick mode's 2 minibatches.
+        statuses = set(r["status"].split("/"))
+        assert statuses <= {"optimal", "unbounded", "infeasible"}, r["status"]
+        assert (r["n_failed"] == 0) == (statuses == {"optimal"})
+        assert (r["n_failed"] == 2) == ("optimal" not in statuses)
+        if "optimal" in statuses:
+            assert -1 - 1e-12 <= r["grad_cos"] <= 1 + 1e-12 and r["obj_rel_err"] >= 0
+        else:  # no optimal reduced LP: cosine counted as 0, no error to average
+            assert r["grad_cos"] == 0 and math.isnan(r["obj_rel_err"])
+        assert r["bytes_reduced"] > 0 and r["time_reduced"] > 0
     # With one group per sample the SDR projection permutes the rows: nothing is lost.
     exact = [r for r in rows if r["projection"] == "SDR-SIR" and r["grid_ratio"] == 1.0]
     assert exact and all(math.isclose(r["grad_cos"], 1.0, abs_tol=1e-6) for r in exact)

@@ -6,7 +6,7 @@ from sklearn.metrics import f1_score
 
 from sparselp.formulations import (auc_from_hinge, binary_auc, binary_auc_data, fscore,
                                    fscore_data, multiclass_auc, precision_at_recall,
-                                   precision_at_recall_data, relaxed_predictions)
+                                   precision_at_recall_data)
 from sparselp.linsolve import get_strategy
 from sparselp.solver import solve
 
@@ -131,8 +131,13 @@ def test_multiclass_missing_class_raise_or_skip():
     assert lp.n == 9
 
 
+def _ramp(s, eps=1.0):
+    """The relaxed 0/1 prediction, written out: 0 below -eps, 1 above eps, linear between."""
+    return torch.clamp(0.5 + s / (2 * eps), min=0.0, max=1.0)
+
+
 def _closed_f(s, y, eps):
-    u = relaxed_predictions(s, eps)
+    u = _ramp(s, eps)
     up, un = u[y == 1].sum(), u[y == 0].sum()
     return float(2 * up / (up + un + (y == 1).sum()))
 
@@ -145,9 +150,9 @@ def test_fscore_matches_charnes_cooper_closed_form_and_highs():
     assert -ref.fun == pytest.approx(_closed_f(s, y, 1.0), rel=1e-9)
     n = s.numel()
     t = float(sol.x[-1])
-    assert t == pytest.approx(1 / (float(relaxed_predictions(s).sum()) + int(y.sum())),
+    assert t == pytest.approx(1 / (float(_ramp(s).sum()) + int(y.sum())),
                               rel=1e-6)
-    np.testing.assert_allclose(sol.x[:n].numpy(), (relaxed_predictions(s) * t).numpy(),
+    np.testing.assert_allclose(sol.x[:n].numpy(), (_ramp(s) * t).numpy(),
                                atol=1e-7)
 
 

@@ -8,32 +8,10 @@ import torch
 
 from sparselp.layer import LPLayer, lp_solve
 
-from lpcheck import highs
+from lpcheck import assert_matches_highs, highs, random_lp
 
 F64 = torch.float64
 BACKENDS = ["sparselp", "highs"]
-
-
-def random_lp(m=10, n=4, seed=0, batch=None, with_eq=False, with_bounds=False):
-    """A feasible, bounded LP with a generic (nondegenerate) optimum.
-
-    ``c = -A^T v`` with a random sparse ``v >= 0`` makes the LP bounded; the strictly
-    positive slack of ``x0`` makes it feasible.
-    """
-    g = torch.Generator().manual_seed(seed)
-    shape = (batch,) if batch else ()
-    A = torch.randn(*shape, m, n, generator=g, dtype=F64)
-    x0 = torch.randn(*shape, n, generator=g, dtype=F64)
-    b = (A @ x0.unsqueeze(-1)).squeeze(-1) + torch.rand(*shape, m, generator=g, dtype=F64)
-    v = torch.rand(*shape, m, generator=g, dtype=F64) * (torch.rand(*shape, m, generator=g) < 0.6)
-    c = -(A.transpose(-1, -2) @ v.unsqueeze(-1)).squeeze(-1)
-    out = dict(c=c, A=A, b=b)
-    if with_eq:
-        E = torch.randn(*shape, 1, n, generator=g, dtype=F64)
-        out.update(A_eq=E, b_eq=(E @ x0.unsqueeze(-1)).squeeze(-1))
-    if with_bounds:
-        out.update(lb=x0 - 0.7, ub=x0 + 0.7)
-    return out
 
 
 def _req(t):
@@ -43,7 +21,7 @@ def _req(t):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("output", ["x", "value"])
 def test_gradcheck_dense_with_equalities_and_bounds(backend, output):
-    p = random_lp(m=9, n=4, seed=1, with_eq=True, with_bounds=True)
+    p = random_lp(m=9, n=4, seed=1, eq=1, box=0.7)
     names = ["c", "A", "b", "A_eq", "b_eq", "lb", "ub"]
     inputs = tuple(_req(p[k]) for k in names)
 
@@ -124,7 +102,7 @@ def test_value_gradient_is_the_dual_and_matches_finite_differences():
 
 
 def test_dual_is_stationary_and_backends_agree():
-    p = random_lp(m=9, n=4, seed=6, with_eq=True, with_bounds=True)
+    p = random_lp(m=9, n=4, seed=6, eq=1, box=0.7)
     res = {}
     for be in BACKENDS:
         x, v, val = lp_solve(**p, backend=be, return_dual=True, return_value=True)
@@ -215,14 +193,42 @@ def test_layer_module_batching():
     assert "backend='highs'" in repr(LPLayer(backend="highs"))
 
 
-def test_infeasible_and_unbounded_raise():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_infeasible_and_unbounded_raise(backend):
     A = torch.tensor([[1.0], [-1.0]], dtype=F64)
-    with pytest.raises(RuntimeError, match="INFEASIBLE"):
+    with pytest.raises(RuntimeError, match=f"batch element 0 is INFEASIBLE \\({backend}\\)"):
         lp_solve(torch.tensor([1.0], dtype=F64), A, torch.tensor([-1.0, -1.0], dtype=F64),
-                 backend="highs")
-    with pytest.raises(RuntimeError, match="UNBOUNDED"):
+                 backend=backend)
+    with pytest.raises(RuntimeError, match=f"batch element 0 is UNBOUNDED \\({backend}\\)"):
         lp_solve(torch.tensor([1.0], dtype=F64), A[:1], torch.tensor([1.0], dtype=F64),
-                 backend="highs")
+                 backend=backend)
+
+
+def test_default_backend_names_the_failing_batch_element():
+    # Element 1 of the batch is infeasible (x <= -1 and x >= 1); element 0 is fine.
+    A = torch.tensor([[1.0], [-1.0]], dtype=F64)
+    b = torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=F64)
+    with pytest.raises(RuntimeError, match="batch element 1 is INFEASIBLE"):
+        lp_solve(torch.ones(2, 1, dtype=F64), A, b)
+
+
+def test_float32_layer_matches_highs():
+    """float32 forward and value gradient against HiGHS at the solver's float32 tol."""
+    p = random_lp(m=12, n=4, seed=12, eq=1, box=0.7)
+    q = {k: _req(v.float()) for k, v in p.items()}
+    x, v, val = lp_solve(**q, return_dual=True, return_value=True)
+    assert x.dtype == val.dtype == torch.float32
+    ref = highs(**p)
+    tol = 1e-5  # the solver's float32 default
+    assert abs(float(val) - ref.fun) <= 10 * tol * max(1.0, abs(ref.fun))
+    # c = -A^T v with a generic v: the optimum is a unique vertex and its dual is unique.
+    np.testing.assert_allclose(x.detach().double().numpy(), ref.x,
+                               atol=10 * tol * max(1.0, np.abs(ref.x).max()))
+    np.testing.assert_allclose(v.double().numpy(), -ref.ineqlin.marginals,
+                               atol=10 * tol * max(1.0, np.abs(ref.ineqlin.marginals).max()))
+    val.backward()
+    np.testing.assert_allclose(q["b"].grad.double().numpy(), ref.ineqlin.marginals,
+                               atol=10 * tol * max(1.0, np.abs(ref.ineqlin.marginals).max()))
 
 
 def test_bad_arguments():
@@ -254,7 +260,7 @@ def test_bad_arguments():
 def test_bounds_follow_c_dtype_and_batch_may_come_from_b():
     """Bounds in another dtype are cast to c's (as documented); a batch carried by b
     alone batches the output, and each element matches its own solve."""
-    p = random_lp(seed=5, with_bounds=True)
+    p = random_lp(seed=5, box=0.7)
     x = lp_solve(p["c"], p["A"], p["b"], lb=p["lb"].float(), ub=p["ub"].float())
     ref = highs(p["c"], p["A"], p["b"], bounds=list(zip(p["lb"].float().double().tolist(),
                                                          p["ub"].float().double().tolist())))

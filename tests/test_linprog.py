@@ -2,18 +2,16 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.optimize import linprog as scipy_linprog
 
 from sparselp import linprog
 
+from lpcheck import highs, random_lp
+
 
 def problem(seed=0, m=25, n=8):
-    rng = np.random.default_rng(seed)
-    A = rng.normal(size=(m, n))
-    x0 = rng.random(n)
-    b = A @ x0 + rng.random(m)
-    Aeq = rng.normal(size=(2, n))
-    return rng.random(n) - 0.3, A, b, Aeq, Aeq @ x0
+    """A feasible LP for the default bounds x >= 0, bounded, with two equality rows."""
+    p = random_lp(m, n, seed, eq=2, interior="uniform")
+    return tuple(p[k].numpy() for k in ("c", "A", "b", "A_eq", "b_eq"))
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -21,7 +19,7 @@ def test_default_bounds_and_marginals(sparse):
     c, A, b, Aeq, beq = problem()
     A_in = sp.csr_array(A) if sparse else A
     ours = linprog(c, A_ub=A_in, b_ub=b, A_eq=Aeq, b_eq=beq)
-    ref = scipy_linprog(c, A_ub=A, b_ub=b, A_eq=Aeq, b_eq=beq, method="highs")
+    ref = highs(c, A, b, Aeq, beq, lb=0.0)
     assert ours.status == ref.status == 0 and ours.success
     assert abs(ours.fun - ref.fun) <= 1e-7 * max(1, abs(ref.fun))
     np.testing.assert_allclose(ours.ineqlin.marginals, ref.ineqlin.marginals, atol=1e-6)
@@ -33,23 +31,28 @@ def test_default_bounds_and_marginals(sparse):
 
 def test_bounds_with_none_per_variable():
     c, A, b, _, _ = problem(1, n=3)
+    # x0 in [0, 1)^3 meets the first two bounds; moving x0_2 to 0.5 changes A x0 by less
+    # than |A[:, 2]|, which the raised b absorbs: the LP is feasible (and c = -A^T v with
+    # v >= 0 keeps it bounded), so the objective check always runs.
+    b = b + np.abs(A[:, 2])
     bounds = [(None, 2), (-1, None), (0.5, 0.5)]
     ours = linprog(c, A_ub=A, b_ub=b, bounds=bounds)
-    ref = scipy_linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
-    assert ours.status == ref.status
-    if ref.status == 0:
-        assert abs(ours.fun - ref.fun) <= 1e-7 * max(1, abs(ref.fun))
+    ref = highs(c, A, b, bounds=bounds)
+    assert ref.status == 0, ref.message
+    assert ours.status == 0, ours.message
+    assert abs(ours.fun - ref.fun) <= 1e-7 * max(1, abs(ref.fun))
+    assert ours.x[2] == pytest.approx(0.5, abs=1e-9)
+    assert ours.x[0] <= 2 + 1e-9 and ours.x[1] >= -1 - 1e-9
 
 
 @pytest.mark.parametrize("case,code", [("infeasible", 2), ("unbounded", 3)])
 def test_status_codes(case, code):
     if case == "infeasible":
-        res = linprog([1, 1], A_ub=[[1, 1], [-1, -1]], b_ub=[-1, -1])
+        args = dict(c=[1, 1], A=[[1, 1], [-1, -1]], b=[-1, -1])
     else:
-        res = linprog([-1, 0], A_ub=[[0, 1]], b_ub=[1])
-    ref = scipy_linprog(*([[1, 1]] if case == "infeasible" else [[-1, 0]]),
-                        A_ub=[[1, 1], [-1, -1]] if case == "infeasible" else [[0, 1]],
-                        b_ub=[-1, -1] if case == "infeasible" else [1], method="highs")
+        args = dict(c=[-1, 0], A=[[0, 1]], b=[1])
+    res = linprog(args["c"], A_ub=args["A"], b_ub=args["b"])
+    ref = highs(**args, lb=0.0)
     assert res.status == ref.status == code
     assert not res.success
 

@@ -18,10 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 HAS_JUPYTEXT = importlib.util.find_spec("jupytext") is not None
-NEEDS = {  # a notebook that needs a module that has not landed is skipped, with the reason
-    "quickstart.py": "sparselp.losses",
-    "memory_scaling.py": "sparselp.losses",
-}
 
 
 def test_there_are_at_least_three_notebooks():
@@ -31,9 +27,6 @@ def test_there_are_at_least_three_notebooks():
 
 @pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(script):
-    need = NEEDS.get(script.name)
-    if need and importlib.util.find_spec(need) is None:
-        pytest.skip(f"{script.name} needs {need}, which is not installed")
     env = dict(os.environ, SPARSELP_NOTEBOOK_FAST="1", MPLBACKEND="Agg",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, str(script)], cwd=script.parent, env=env,

@@ -4,7 +4,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linprog
 
 from sdr.estimators import DirectionalRegression, SlicedInverseRegression
 from sdr.evaluation import (MinibatchLP, SparseRows, compare_reduction, full_solution,
@@ -14,22 +13,20 @@ from sdr.reduce import lift, operator_matrix, reduce
 from sdr.select import SDRFamily, SketchFamily, select_dimension
 from sparselp.formulations import precision_at_recall_data
 from sparselp.problem import LinearProgram
+from sparselp.solver import solve
+
+from lpcheck import assert_matches_highs, highs, random_lp
 
 DT = torch.float64
 
 
 def _random_lp(m=60, n=4, seed=0, sparse=False, bounds=False):
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(m, n, generator=g, dtype=DT)
-    b = 1.0 + torch.rand(m, generator=g, dtype=DT)
-    c = torch.randn(n, generator=g, dtype=DT)
-    kw = dict(lb=-5.0, ub=5.0) if bounds else {}
-    return LinearProgram(c, A.to_sparse_csr() if sparse else A, b, **kw), A, b, c
-
-
-def _highs(c, A, b, bounds=(None, None), A_eq=None, b_eq=None):
-    return linprog(c.numpy(), A_ub=A.numpy(), b_ub=b.numpy(), A_eq=A_eq, b_eq=b_eq,
-                   bounds=bounds, method="highs")
+    """The shared generator's LP with a random c: a bounded polytope for m >> n, boxed by
+    [-5, 5] with ``bounds``. Returns (LinearProgram, A, b, c)."""
+    p = random_lp(m, n, seed, cost="random", box=(5.0,) if bounds else None)
+    A = p["A"]
+    lp = LinearProgram(**dict(p, A=A.to_sparse_csr() if sparse else A))
+    return lp, A, p["b"], p["c"]
 
 
 def _dense(M):
@@ -48,7 +45,7 @@ def test_reduce_matches_explicit_product(sparse_A, sparse_S):
     torch.testing.assert_close(red.c, lp.c)
     torch.testing.assert_close(red.lb, lp.lb)
     torch.testing.assert_close(red.ub, lp.ub)
-    res, ref = solve_lp(red), _highs(c, S @ A, S @ b, bounds=(-5, 5))
+    res, ref = solve_lp(red), highs(c, S @ A, S @ b, bounds=(-5, 5))
     assert res.status == "optimal" and ref.status == 0
     assert res.fun == pytest.approx(ref.fun, rel=1e-9, abs=1e-9)
 
@@ -123,7 +120,7 @@ def test_reduce_bad_input():
 
 def test_nonnegative_aggregation_is_a_relaxation():
     lp, A, b, c = _random_lp(m=80, n=5, seed=4, bounds=True)
-    full = _highs(c, A, b, bounds=(-5, 5))
+    full = highs(c, A, b, bounds=(-5, 5))
     rng = np.random.default_rng(0)
     for k in (3, 10, 40):
         S = group_average_matrix(rng.integers(0, k, 80), np.arange(80))
@@ -241,7 +238,7 @@ def test_gradient_wrt_b_is_minus_dual_and_sparse_rows_agree():
     rows = SparseRows(nz[0], nz[1], A[nz[0], nz[1]], tuple(A.shape))
     mlp = MinibatchLP(lambda t: dict(c=c, A=rows, b=t), b, torch.arange(40))
     res = solve_lp(mlp.problem())
-    ref = _highs(c, A, b)
+    ref = highs(c, A, b)
     assert res.fun == pytest.approx(ref.fun, rel=1e-9)
     torch.testing.assert_close(lagrangian_gradient(mlp, res.x, res.v, res.v_eq), -res.v)
 
@@ -250,7 +247,7 @@ def test_sparselp_solver_path_agrees_with_highs():
     lp, A, b, c = _random_lp(m=40, n=3, seed=6)
     a, h = solve_lp(lp, "sparselp"), solve_lp(lp, "highs")
     assert a.status == "optimal"
-    assert a.fun == pytest.approx(h.fun, rel=1e-5, abs=1e-6)
+    assert a.fun == pytest.approx(h.fun, rel=1e-7, abs=1e-7)
     with pytest.raises(ValueError, match="solver must be"):
         solve_lp(lp, "cplex")
 
@@ -320,4 +317,10 @@ def test_sketch_family_keeps_bound_rows():
     # precision_at_recall: one sign row (a bound) per sample, 40 hinge rows + 1 recall row.
     assert int(P.keep.sum()) == 40 and P.shape == (round(0.5 * 41) + 40, 81)
     out = compare_reduction(mlp, P)
-    assert out["status"] in {"optimal", "infeasible"}  # no longer unbounded: eta >= 0 kept
+    # No longer unbounded (eta >= 0 kept): the reduced LP's status is HiGHS's, and sparselp
+    # reaches the same status (and certificate) on it.
+    red = reduce(mlp.problem(), P)
+    sol = solve(red)
+    ref = assert_matches_highs(sol, red.c[0], red.A, red.b[0], red.A_eq, red.b_eq[0],
+                               lb=red.lb[0], ub=red.ub[0])
+    assert out["status"] == {0: "optimal", 2: "infeasible"}[ref.status]

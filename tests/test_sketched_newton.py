@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linprog
 
 from benchmarks.random_lps import mangasarian_lp
 from sketching.hessian import SKETCHES, SketchedHessian
@@ -10,6 +9,8 @@ from sparselp.linsolve import CholeskyHessian, NewtonSystem
 from sparselp.operators import DenseOperator, SelectionOperator, SparseOperator, StackedOperator
 from sparselp.problem import LinearProgram
 from sparselp.solver import solve
+
+from lpcheck import assert_matches_highs
 
 DT = torch.float64
 KINDS = sorted(SKETCHES)
@@ -146,25 +147,6 @@ def test_size_rule_and_attributes():
 
 # -- inside the solver: answers checked against HiGHS ----------------------------------
 
-def assert_matches_highs(sol, c, A, b, rtol=1e-6, unique=True):
-    """The solver's answer against scipy's HiGHS on ``min c^T x, A x <= b`` (x free).
-
-    ``unique=False``: the optimal face may be larger than a point; then ``x`` is checked for
-    feasibility instead of equality with HiGHS's vertex.
-    """
-    ref = linprog(c.numpy(), A_ub=A.to_dense().numpy() if A.is_sparse else A.numpy(),
-                  b_ub=b.numpy(), bounds=(None, None), method="highs")
-    assert ref.status == 0, ref.message
-    assert sol.status.name == "OPTIMAL", (sol.status, sol.message)
-    err = abs(float(sol.fun) - ref.fun) / max(1.0, abs(ref.fun))
-    assert err < rtol, f"fun {float(sol.fun)} vs HiGHS {ref.fun} ({sol.message})"
-    if unique:
-        np.testing.assert_allclose(sol.x.numpy(), ref.x, rtol=1e-5, atol=1e-5)
-    viol = (A @ sol.x - b).clamp_min(0).max() if not A.is_sparse else \
-        (torch.sparse.mm(A, sol.x.unsqueeze(-1)).squeeze(-1) - b).clamp_min(0).max()
-    assert float(viol) < 1e-6 * (1 + float(b.abs().max()))
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_solver_with_sketched_hessian_matches_highs(kind):
     c, A, b, x_star = mangasarian_lp(600, 10, seed=11)
@@ -172,7 +154,7 @@ def test_solver_with_sketched_hessian_matches_highs(kind):
     sol = solve(LinearProgram(c, A, b), linear_solver=strat)
     assert strat.sketched_calls > 0  # the sketch was really used
     assert sol.linear_solver == f"sketch-{kind}"
-    assert_matches_highs(sol, c, A, b)
+    assert_matches_highs(sol, c, A, b, check_x=True)
     torch.testing.assert_close(sol.fun, c @ x_star, rtol=1e-6, atol=1e-8)
 
 
@@ -182,4 +164,4 @@ def test_solver_sparse_lp_with_countsketch_matches_highs():
     strat = SketchedHessian("countsketch", sketch_factor=2, generator=14)
     sol = solve(LinearProgram(c, A, b), linear_solver=strat)
     assert strat.sketched_calls > 0
-    assert_matches_highs(sol, c, A, b, unique=False)
+    assert_matches_highs(sol, c, A, b)

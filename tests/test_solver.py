@@ -8,37 +8,29 @@ from hypothesis import given, settings, HealthCheck, strategies as st
 
 import sparselp
 from sparselp import LinearProgram, Status, solve
-from lpcheck import assert_matches_highs, highs
+from lpcheck import assert_matches_highs, element, random_lp
 
 
-def random_lp(m, n, seed, dtype=torch.float64, sparse=False, density=0.3):
-    """Feasible LP with box bounds (so bounded): A x <= b with an interior point."""
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(m, n, generator=g, dtype=dtype)
-    if sparse:
-        A = A * (torch.rand(m, n, generator=g, dtype=dtype) < density)
-    x0 = torch.rand(n, generator=g, dtype=dtype)
-    b = A @ x0 + torch.rand(m, generator=g, dtype=dtype)
-    c = torch.randn(n, generator=g, dtype=dtype)
-    return c, (A.to_sparse_coo() if sparse else A), b
+def boxed_lp(m, n, seed, dtype=torch.float64, sparse=False, box=5.0):
+    """A random c over a feasible polytope cut by the box [-box, box]^n (so bounded)."""
+    return random_lp(m, n, seed, dtype=dtype, cost="random", interior="uniform", box=(box,),
+                     density=0.3 if sparse else None, layout="coo" if sparse else "strided")
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("seed", range(3))
 def test_random_bounded(sparse, dtype, seed):
-    c, A, b = random_lp(40, 12, seed, dtype, sparse)
-    sol = solve(LinearProgram(c, A, b, lb=-5.0, ub=5.0))
-    rtol = 1e-6 if dtype == torch.float64 else 1e-3
-    assert_matches_highs(sol, c, A, b, bounds=(-5, 5), rtol=rtol)
+    p = boxed_lp(40, 12, seed, dtype, sparse)
+    assert_matches_highs(solve(LinearProgram(**p)), **p)
 
 
 @pytest.mark.parametrize("solver", ["cholesky", "cg", "scipy"])
 def test_linear_solvers_agree(solver):
-    c, A, b = random_lp(60, 15, 7, sparse=True)
-    sol = solve(LinearProgram(c, A, b, lb=-3.0, ub=3.0), linear_solver=solver)
+    p = boxed_lp(60, 15, 7, sparse=True, box=3.0)
+    sol = solve(LinearProgram(**p), linear_solver=solver)
     assert sol.linear_solver == solver
-    assert_matches_highs(sol, c, A, b, bounds=(-3, 3), check_x=True)
+    assert_matches_highs(sol, **p, check_x=True)
 
 
 def test_equalities_and_one_sided_bounds():
@@ -50,7 +42,7 @@ def test_equalities_and_one_sided_bounds():
     b, beq = A @ x0 + 1, Aeq @ x0
     c = torch.rand(n, generator=g, dtype=torch.float64)
     sol = solve(LinearProgram(c, A, b, Aeq, beq, lb=0.0))
-    ref = assert_matches_highs(sol, c, A, b, Aeq, beq, bounds=(0, None))
+    ref = assert_matches_highs(sol, c, A, b, Aeq, beq, lb=0.0)
     # duals: stationarity with the bound duals, and d fun / d b = -v matches HiGHS marginals
     np.testing.assert_allclose(-sol.v.numpy(), ref.ineqlin.marginals, atol=1e-6)
     np.testing.assert_allclose(-sol.v_eq.numpy(), ref.eqlin.marginals, atol=1e-6)
@@ -79,25 +71,24 @@ def test_unbounded():
 
 
 def test_batched_matches_elementwise():
-    probs = [random_lp(30, 8, s) for s in range(3)]
-    c = torch.stack([p[0] for p in probs])
-    A = torch.stack([p[1] for p in probs])
-    b = torch.stack([p[2] for p in probs])
-    sol = solve(LinearProgram(c, A, b, lb=-2.0, ub=2.0))
+    p = random_lp(30, 8, 0, batch=3, cost="random", interior="uniform", box=(2.0,))
+    sol = solve(LinearProgram(**p))
     assert sol.x.shape == (3, 8) and len(sol.status) == 3
     for i, s in enumerate(sol):
-        assert_matches_highs(s, c[i], A[i], b[i], bounds=(-2, 2))
+        assert_matches_highs(s, **element(p, i))
     # the same batch with a batched sparse A
-    sol2 = solve(LinearProgram(c, A.to_sparse(), b, lb=-2.0, ub=2.0))
+    sol2 = solve(LinearProgram(**dict(p, A=p["A"].to_sparse())))
+    for i, s in enumerate(sol2):
+        assert_matches_highs(s, **element(p, i))
     torch.testing.assert_close(sol2.fun, sol.fun, rtol=1e-7, atol=1e-7)
 
 
 def test_shared_matrix_batch():
-    c0, A, b = random_lp(30, 8, 11, sparse=True)
-    c = torch.stack([c0, -c0])
-    sol = solve(LinearProgram(c, A, b, lb=-1.0, ub=1.0))
+    p = boxed_lp(30, 8, 11, sparse=True, box=1.0)
+    p["c"] = torch.stack([p["c"], -p["c"]])
+    sol = solve(LinearProgram(**p))
     for i in range(2):
-        assert_matches_highs(sol[i], c[i], A, b, bounds=(-1, 1))
+        assert_matches_highs(sol[i], **element(p, i))
 
 
 def test_diagonal_path_closed_form():
@@ -117,21 +108,22 @@ def test_diagonal_path_closed_form():
 
 
 def test_status_downgraded_when_not_converged():
-    c, A, b = random_lp(40, 12, 0)
-    sol = solve(LinearProgram(c, A, b, lb=-5.0, ub=5.0), max_iter=2)
+    p = boxed_lp(40, 12, 0)
+    sol = solve(LinearProgram(**p), max_iter=2)
     assert sol.status == Status.ITERATION_LIMIT
     assert "max_iter" in sol.message
     assert max(float(sol.primal_residual), float(sol.dual_residual), float(sol.gap)) > 1e-8
 
 
 def test_penalty_method_reaches_optimum():
-    c, A, b = random_lp(40, 10, 5)
-    sol = solve(LinearProgram(c, A, b, lb=-5.0, ub=5.0), method="penalty", tol=1e-6)
-    assert_matches_highs(sol, c, A, b, bounds=(-5, 5), rtol=1e-5)
+    p = boxed_lp(40, 10, 5)
+    sol = solve(LinearProgram(**p), method="penalty", tol=1e-6)
+    assert_matches_highs(sol, **p, tol=1e-6)
 
 
 def test_unknown_option_rejected():
-    c, A, b = random_lp(5, 2, 0)
+    p = boxed_lp(5, 2, 0)
+    c, A, b = p["c"], p["A"], p["b"]
     with pytest.raises(TypeError, match=r"unknown solver option\(s\) \['tolerance'\]"):
         solve(LinearProgram(c, A, b), tolerance=1e-3)
     with pytest.raises(ValueError, match="method must be 'alm' or 'penalty'"):
@@ -153,4 +145,4 @@ def test_property_matches_highs(m, n, seed, integer):
     sol = solve(LinearProgram(t(c), t(A), t(b), lb=-4.0, ub=4.0))
     if sol.status == Status.OPTIMAL:
         assert max(float(sol.primal_residual), float(sol.dual_residual), float(sol.gap)) <= 1e-8
-    assert_matches_highs(sol, c, A, b, bounds=(-4, 4))
+    assert_matches_highs(sol, c, A, b, lb=-4.0, ub=4.0)

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from scipy.optimize import linprog as highs
 
 from sparselp import LinearProgram, SolverOptions, Status, solve
 from sparselp.linesearch import (ArmijoLineSearch, ExactLineSearch, SeparableLineSearch,
@@ -13,24 +12,18 @@ from sparselp.linesearch import (ArmijoLineSearch, ExactLineSearch, SeparableLin
 from sparselp.schedule import ALMSchedule, PenaltySchedule
 from sparselp.solver import finish, init_state, outer_step
 
+from lpcheck import assert_matches_highs, random_lp
+
 
 def _lp(seed=0, m=40, n=12):
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(m, n, generator=g, dtype=torch.float64)
-    b = A @ torch.rand(n, generator=g, dtype=torch.float64) + 0.5
-    c = torch.randn(n, generator=g, dtype=torch.float64)
-    return LinearProgram(c, A, b, lb=-1.0, ub=1.0), (c, A, b)
-
-
-def _highs_fun(c, A, b):
-    ref = highs(c.numpy(), A_ub=A.numpy(), b_ub=b.numpy(), bounds=(-1, 1), method="highs")
-    assert ref.status == 0, ref.message
-    return ref.fun
+    """A random c over a feasible polytope boxed by [-1, 1]: (LinearProgram, its data)."""
+    p = random_lp(m, n, seed, cost="random", interior="uniform", box=(1.0,))
+    return LinearProgram(**p), p
 
 
 @pytest.mark.parametrize("method", ["alm", "penalty"])
 def test_stepping_by_hand_equals_solve(method):
-    lp, (c, A, b) = _lp()
+    lp, p = _lp()
     opt = SolverOptions(method=method)
     state = init_state(lp, opt)
     assert state.nit == 0 and state.outer == 0 and state.stop_reason is None
@@ -43,7 +36,7 @@ def test_stepping_by_hand_equals_solve(method):
     assert by_hand.status == direct.status == Status.OPTIMAL
     assert by_hand.nit == direct.nit and by_hand.outer_iterations == direct.outer_iterations
     torch.testing.assert_close(by_hand.x, direct.x, rtol=0, atol=0)
-    assert abs(float(by_hand.fun) - _highs_fun(c, A, b)) <= 1e-7 * (1 + abs(float(direct.fun)))
+    assert_matches_highs(by_hand, **p)
 
 
 def test_state_is_not_mutated_by_a_step():
@@ -57,13 +50,13 @@ def test_state_is_not_mutated_by_a_step():
 
 
 def test_max_inner_bounds_newton_steps_per_outer_step():
-    lp, (c, A, b) = _lp(2)
+    lp, p = _lp(2)
     sol = solve(lp, max_inner=1, max_outer=2000, max_iter=2000)
     assert sol.nit <= sol.outer_iterations
     free = solve(lp)
     assert free.nit > free.outer_iterations  # the limit changed the run
     assert sol.status == Status.OPTIMAL
-    assert abs(float(sol.fun) - _highs_fun(c, A, b)) <= 1e-7 * (1 + abs(float(sol.fun)))
+    assert_matches_highs(sol, **p)
 
 
 def test_limits_end_with_iteration_limit_and_say_which():
