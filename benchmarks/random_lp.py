@@ -16,7 +16,6 @@ import gc
 import os
 import time
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 

@@ -2,7 +2,6 @@
 import csv
 
 import pytest
-import torch
 
 from benchmarks import ihs
 

@@ -25,14 +25,19 @@ def _clear_margin_scores(n_pos=5, n_neg=6, seed=0):
     return s, y
 
 
+def _value_and_grad(fn, s, y):
+    s = s.clone().requires_grad_(True)
+    v = fn(s, y)
+    v.backward()
+    return float(v.detach()), s.grad
+
+
 def test_blackbox_value_and_gradient_equal_closed_form():
     s, y = _clear_margin_scores()
-    s1 = s.clone().requires_grad_(True)
-    s2 = s.clone().requires_grad_(True)
-    v1, v2 = blackbox_auc_loss(s1, y), closed_form_auc_loss(s2, y)
-    v1.backward(), v2.backward()
-    assert float(v1) == pytest.approx(float(v2), rel=1e-9, abs=1e-12)
-    torch.testing.assert_close(s1.grad, s2.grad, rtol=1e-8, atol=1e-10)
+    (v1, g1), (v2, g2) = (_value_and_grad(f, s, y) for f in (blackbox_auc_loss,
+                                                              closed_form_auc_loss))
+    assert v1 == pytest.approx(v2, rel=1e-9, abs=1e-12)
+    torch.testing.assert_close(g1, g2, rtol=1e-8, atol=1e-10)
 
 
 def test_blackbox_loss_passes_gradcheck():
@@ -69,13 +74,10 @@ def test_blackbox_rejects_lambda_outside_unit_interval():
 def test_cvxpylayers_matches_closed_form_loosely():
     s, y = _clear_margin_scores(4, 4)
     fn = runtime._cvxpy_loss_factory(16, 1.0)
-    s1 = s.clone().requires_grad_(True)
-    s2 = s.clone().requires_grad_(True)
-    v1, v2 = fn(s1, y), closed_form_auc_loss(s2, y)
-    v1.backward(), v2.backward()
+    (v1, g1), (v2, g2) = (_value_and_grad(f, s, y) for f in (fn, closed_form_auc_loss))
     # A conic interior-point solver: accurate to its own tolerance, not to machine precision.
-    assert float(v1) == pytest.approx(float(v2), rel=1e-4, abs=1e-6)
-    torch.testing.assert_close(s1.grad, s2.grad, rtol=1e-3, atol=1e-4)
+    assert v1 == pytest.approx(v2, rel=1e-4, abs=1e-6)
+    torch.testing.assert_close(g1, g2, rtol=1e-3, atol=1e-4)
 
 
 def test_run_rows_cover_every_method_with_reasons():

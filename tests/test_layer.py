@@ -8,7 +8,7 @@ import torch
 
 from sparselp.layer import LPLayer, lp_solve
 
-from lpcheck import assert_matches_highs, highs, random_lp
+from lpcheck import highs, random_lp
 
 F64 = torch.float64
 BACKENDS = ["sparselp", "highs"]

@@ -1,12 +1,10 @@
 """The Newton solver against HiGHS: random dense/sparse, feasible/infeasible/unbounded LPs."""
-import math
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, HealthCheck, strategies as st
 
-import sparselp
 from sparselp import LinearProgram, Status, solve
 from lpcheck import assert_matches_highs, element, random_lp
 

@@ -9,8 +9,8 @@ from torch import Tensor
 from ..operators import csr_tensor, index_dtype as _index_dtype
 from ..problem import LinearProgram
 
-__all__ = ["LPData", "check_scores", "check_labels", "absent_classes", "describe_absent",
-           "separable_constraints", "csr_from_triplets"]
+__all__ = ["LPData", "check_scores", "check_labels", "check_binary", "absent_classes",
+           "describe_absent", "separable_constraints", "csr_from_triplets"]
 
 
 class LPData(NamedTuple):
@@ -88,6 +88,17 @@ def describe_absent(absent: list[int], num_classes: int | None = None) -> str:
     if num_classes is None:
         return ("positive (label 1)" if 1 in absent else "negative (label 0)") + " sample"
     return f"sample of class(es) {absent}"
+
+
+def check_binary(scores: Tensor, labels, metric: str) -> tuple[Tensor, Tensor]:
+    """Scores of shape (n,) and 0/1 labels holding both classes, for the binary metrics."""
+    s = check_scores(scores, (1,))
+    y = check_labels(labels, s.shape[0], device=s.device)
+    absent = absent_classes(y)
+    if absent:
+        raise ValueError(f"labels contain no {describe_absent(absent)}: {metric} needs both "
+                         "classes")
+    return s, y
 
 
 def separable_constraints(margin_gap: Tensor, weights: Tensor) -> LPData:

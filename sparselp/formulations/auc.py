@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ..problem import LinearProgram
-from ._base import (LPData, absent_classes, check_labels, check_scores, describe_absent,
-                    separable_constraints)
+from ._base import (LPData, absent_classes, check_binary, check_labels, check_scores,
+                    describe_absent, separable_constraints)
 
 __all__ = ["binary_auc", "binary_auc_data", "multiclass_auc", "multiclass_auc_data",
            "auc_from_hinge"]
@@ -41,12 +41,7 @@ def _check_common(eps: float, reduction: str):
 def binary_auc_data(scores: Tensor, labels, eps: float = 1.0, reduction: str = "mean") -> LPData:
     """Tensors of :func:`binary_auc`, attached to the graph of ``scores``."""
     _check_common(eps, reduction)
-    s = check_scores(scores, (1,))
-    y = check_labels(labels, s.shape[0], device=s.device)
-    absent = absent_classes(y)
-    if absent:
-        raise ValueError(f"labels contain no {describe_absent(absent)}: binary AUC needs both "
-                         "classes")
+    s, y = check_binary(scores, labels, "binary AUC")
     pos = torch.nonzero(y == 1).squeeze(1)
     neg = torch.nonzero(y == 0).squeeze(1)
     gap = _pair_gaps(s, pos, neg) - eps

@@ -19,8 +19,7 @@ import torch
 from torch import Tensor
 
 from ..problem import LinearProgram
-from ._base import (LPData, absent_classes, check_labels, check_scores, csr_from_triplets,
-                    describe_absent)
+from ._base import LPData, check_binary, csr_from_triplets
 
 __all__ = ["fscore", "fscore_data", "precision_at_recall", "precision_at_recall_data",
            "relaxed_predictions"]
@@ -29,12 +28,7 @@ __all__ = ["fscore", "fscore_data", "precision_at_recall", "precision_at_recall_
 def _binary(scores, labels, eps):
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps must be a positive number, got {eps!r}")
-    s = check_scores(scores, (1,))
-    y = check_labels(labels, s.shape[0], device=s.device)
-    absent = absent_classes(y)
-    if absent:
-        raise ValueError(f"labels contain no {describe_absent(absent)}: the metric needs both "
-                         "classes")
+    s, y = check_binary(scores, labels, "the metric")
     return s, y, int(y.sum())
 
 
@@ -125,7 +119,7 @@ def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
     if not (isinstance(recall, (int, float)) and 0 < recall <= 1):
         raise ValueError(f"recall must be in (0, 1], got {recall!r}")
     s, y, npos = _binary(scores, labels, eps)
-    n, dev, dt = s.shape[0], s.device, s.dtype
+    dev, dt = s.device, s.dtype
     pos = torch.nonzero(y == 1).squeeze(1)
     neg = torch.nonzero(y == 0).squeeze(1)
     p, q = pos.numel(), neg.numel()
