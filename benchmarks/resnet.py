@@ -70,6 +70,20 @@ def _batch(batch: int, size: int, pos_frac: float, seed: int, device):
     return x.to(device), y.to(device)
 
 
+class _Clock:
+    """Wall time between laps, with the device synchronised at each (CUDA runs async)."""
+
+    def __init__(self, device):
+        self.device = device
+        _sync(device)
+        self.t = time.perf_counter()
+
+    def lap(self) -> float:
+        _sync(self.device)
+        t, self.t = self.t, time.perf_counter()
+        return self.t - t
+
+
 def _sync(device):
     import torch
 
@@ -114,29 +128,23 @@ def train_step(loss: str = "ce", batch: int = 16, size: int = 32, device: str = 
     value = math.nan
     for i in range(warmup + steps):
         opt.zero_grad(set_to_none=True)
-        _sync(device)
-        t0 = time.perf_counter()
+        clock = _Clock(device)
         out = loss_fn(model(x), y)
-        _sync(device)
-        t1 = time.perf_counter()
+        laps = [clock.lap()]
         out.backward()
-        _sync(device)
-        t2 = time.perf_counter()
+        laps.append(clock.lap())
         opt.step()
-        _sync(device)
-        t3 = time.perf_counter()
+        laps.append(clock.lap())
         value = float(out.detach())
         if i >= warmup:
-            times["forward_s"].append(t1 - t0)
-            times["backward_s"].append(t2 - t1)
-            times["step_s"].append(t3 - t2)
+            for key, lap in zip(times, laps):
+                times[key].append(lap)
     row = {k: statistics.median(v) for k, v in times.items()}
     row["total_s"] = row["forward_s"] + row["backward_s"] + row["step_s"]
     row["loss_value"] = value
     return row
 
 
-# Over 60 lines through its docstring; the body (about 55) times three losses alike.
 def time_losses(batch: int = 64, size: int = 32, losses=LOSSES, repeats: int = 5,
                 device: str = "cpu", seed: int = 0) -> list[dict]:
     """Time one training step per loss side by side, interleaved, in this process.
@@ -163,28 +171,22 @@ def time_losses(batch: int = 64, size: int = 32, losses=LOSSES, repeats: int = 5
     for rep in range(repeats + 1):  # the first round warms up and is dropped
         for name, fn in fns.items():
             opt.zero_grad(set_to_none=True)
-            _sync(device)
-            t0 = time.perf_counter()
+            clock = _Clock(device)
             logits = model(x)
             out = fn(logits, y)
-            _sync(device)
-            t1 = time.perf_counter()
+            laps = [clock.lap()]
             out.backward()
-            _sync(device)
-            t2 = time.perf_counter()
+            laps.append(clock.lap())
             opt.step()
             # The loss alone, on a detached copy of the same logits.
             z = logits.detach().requires_grad_(True)
-            _sync(device)
-            t3 = time.perf_counter()
+            clock = _Clock(device)
             lz = fn(z, y)
-            _sync(device)
-            t4 = time.perf_counter()
+            laps.append(clock.lap())
             lz.backward()
-            _sync(device)
-            t5 = time.perf_counter()
+            laps.append(clock.lap())
             if rep:
-                for k, v in zip(rec[name], (t1 - t0, t2 - t1, t4 - t3, t5 - t4)):
+                for k, v in zip(rec[name], laps):
                     rec[name][k].append(v)
     rows = []
     for name in losses:
