@@ -114,9 +114,18 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
         rows[key], rows["b" if key == "A" else "b_eq"] = _torch(M, dtype, device), \
             _torch(rhs, dtype, device)
 
+    # Bounds that leave a variable no value make the problem infeasible, which scipy
+    # reports as status 2, not as an error; the cleaner still checks everything else.
+    empty = np.flatnonzero((lb > ub) | (lb == math.inf) | (ub == -math.inf))
+    given = lb, ub
+    if empty.size:
+        lb, ub = lb.copy(), ub.copy()
+        lb[empty], ub[empty] = -math.inf, math.inf
     # The problem's cleaner checks everything else, naming scipy's arguments.
     lp = clean_problem(_torch(c_np, dtype, device), lb=_torch(lb, dtype, device),
                        ub=_torch(ub, dtype, device), names={"A": "A_ub", "b": "b_ub"}, **rows)
+    if empty.size:
+        return _empty_bounds_result(empty, given, time.perf_counter() - start)
     sol = solve(lp, options)
     elapsed = time.perf_counter() - start
     st = Status(sol.status)
@@ -136,6 +145,20 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
     if A_eq is not None and b_eq is not None:
         res["eqlin"]["residual"] = np.asarray(b_eq, dtype=np.float64) - _apply(A_eq, x)
     return res
+
+
+def _empty_bounds_result(empty, bounds, elapsed: float) -> LinprogResult:
+    """The infeasible answer for bounds that leave variables ``empty`` no value."""
+    j = int(empty[0])
+    lo, hi = float(bounds[0][j]), float(bounds[1][j])
+    def none():
+        return LinprogResult(marginals=None, residual=None)
+    return LinprogResult(
+        x=None, fun=None, status=int(Status.INFEASIBLE), success=False, nit=0,
+        message=f"infeasible: the bounds of {empty.size} variable(s) hold no value "
+                f"(first: x[{j}] in [{lo:g}, {hi:g}])",
+        ineqlin=none(), eqlin=none(), lower=none(), upper=none(),
+        primal_residual=None, dual_residual=None, gap=None, time=elapsed, solution=None)
 
 
 def _torch(a, dtype, device):

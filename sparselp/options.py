@@ -67,6 +67,10 @@ class SolverOptions:
         Limit on the halvings of the Armijo line search.
     infeasibility_tol : float
         Tolerance of the infeasibility and unboundedness certificates.
+    unbounded_patience : int
+        Outer steps an unboundedness ray must persist, without an infeasibility
+        certificate, before UNBOUNDED is reported for a point not yet feasible to ``tol``
+        (unbounded needs a feasible point; infeasibility takes precedence).
     time_limit : float, optional
         Wall-clock limit in seconds.
     verbose : bool
@@ -95,6 +99,7 @@ class SolverOptions:
     line_search_iters: int = 60
     max_backtracks: int = 40
     infeasibility_tol: float = 1e-7
+    unbounded_patience: int = 3
     time_limit: float | None = None
     verbose: bool = False
 
@@ -102,7 +107,7 @@ class SolverOptions:
         if self.tol is not None and not (0 < self.tol < 1):
             raise ValueError(f"tol must be in (0, 1), got {self.tol}")
         for name in ("max_iter", "max_outer", "max_inner", "line_search_iters",
-                     "max_backtracks"):
+                     "max_backtracks", "unbounded_patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.scaling_iters < 0:

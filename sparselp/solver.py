@@ -132,6 +132,7 @@ class SolverState:
     done: Tensor           # (B,) bool: status decided
     status: tuple          # per element (Status, message), or None while open
     polished: Tensor       # (B,) bool: the iterate came from the active-set polish
+    ray_steps: Tensor      # (B,) int: consecutive outer steps with an unboundedness ray
     residuals: Residuals | None = None
     nit: int = 0           # Newton steps so far, all outer steps together
     outer: int = 0         # outer steps so far
@@ -163,7 +164,8 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
         sigma=torch.full((B, 1), sigma0, **full),
         tau=torch.full((B, 1), schedule.initial_tau(tau0), **full),
         inner_tol=torch.full((B,), 1.0, **full), done=torch.zeros(B, dtype=torch.bool, device=dev),
-        status=(None,) * B, polished=torch.zeros(B, dtype=torch.bool, device=dev))
+        status=(None,) * B, polished=torch.zeros(B, dtype=torch.bool, device=dev),
+        ray_steps=torch.zeros(B, dtype=torch.long, device=dev))
 
 
 def outer_step(state: SolverState) -> SolverState:
@@ -186,14 +188,14 @@ def outer_step(state: SolverState) -> SolverState:
     if opt.polish and bool(((res.worst < opt.polish_below) & (res.worst > su.tol)
                             & ~state.done).any()):
         x, lam, res, polished = _try_polish(su, x, lam, res, state.done, polished)
-    status, done = _classify(su, x, res, dx, dv, state.status, state.done)
+    status, done, ray_steps = _classify(su, x, res, dx, dv, state)
     nit, outer = state.nit + steps, state.outer + 1
     if opt.verbose:
         print(f"outer {outer:4d} nit {nit:5d} primal {res.primal.max():.2e} "
               f"dual {res.dual.max():.2e} gap {res.gap.max():.2e} "
               f"sigma {state.sigma.max():.1e} tau {state.tau.max():.1e}")
     new = replace(state, x=x, lam=lam, done=done, status=status, polished=polished,
-                  residuals=res, nit=nit, outer=outer,
+                  ray_steps=ray_steps, residuals=res, nit=nit, outer=outer,
                   stop_reason=_stop_reason(su, done, nit, outer))
     if new.stop_reason is not None:
         return new
@@ -219,14 +221,25 @@ def _stop_reason(su: SolverSetup, done: Tensor, nit: int, outer: int) -> str | N
 
 
 def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor,
-              status: tuple, done: Tensor):
-    """Decide the open elements that are optimal, infeasible, unbounded or broken."""
+              state: SolverState):
+    """Decide the open elements that are optimal, infeasible, unbounded or broken.
+
+    Unbounded needs a feasible point as well as a ray: a problem that is infeasible and
+    has a descent ray is infeasible (as scipy and HiGHS report it). The ALM's iterates
+    on an unbounded problem approach feasibility only slowly, so a ray is trusted once
+    the point is feasible to ``tol``, or once it has persisted for
+    ``options.unbounded_patience`` outer steps without an infeasibility certificate (on
+    an infeasible problem that certificate follows the ray within a step or two).
+    """
     bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
+    done = state.done
     if bool(((res.worst > su.tol) & ~done & ~bad).any()):
         infeas, unb = certificates(su.system, dv, dx, su.options.infeasibility_tol)
     else:  # every open element is optimal: no certificate is needed
         infeas = unb = torch.zeros_like(done)
-    status, done = list(status), done.clone()
+    ray_steps = torch.where(unb & ~infeas, state.ray_steps + 1, torch.zeros_like(state.ray_steps))
+    trusted = (res.primal <= su.tol) | (ray_steps >= su.options.unbounded_patience)
+    status, done = list(state.status), done.clone()
     for i in range(len(status)):
         if done[i]:
             continue
@@ -237,11 +250,11 @@ def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor
         elif infeas[i]:
             status[i] = (Status.INFEASIBLE, "primal infeasible: a Farkas certificate "
                          "y >= 0 with A^T y = 0, b^T y < 0 was found")
-        elif unb[i]:
+        elif unb[i] and trusted[i]:
             status[i] = (Status.UNBOUNDED, "unbounded: a direction d with c^T d < 0 "
                          "and A d <= 0 was found")
         done[i] = status[i] is not None
-    return tuple(status), done
+    return tuple(status), done, ray_steps
 
 
 def _try_polish(su: SolverSetup, x, lam, res, done, polished):

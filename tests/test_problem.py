@@ -97,8 +97,20 @@ def test_bounds_crossed():
     c, A, b = ok()
     with pytest.raises(ValueError, match=r"lower bound above upper bound: lb\[1\] = 2 > ub\[1\] = 1"):
         LinearProgram(c, A, b, lb=torch.tensor([0.0, 2.0, 0.0], **f64), ub=1.0)
-    with pytest.raises(ValueError, match=r"lower bound above upper bound"):
-        linprog(np.ones(2), bounds=[(0, 1), (3, 2)])
+
+
+
+@pytest.mark.parametrize("bounds", [[(0, 1), (3, 2)], [(0, 1), (np.inf, np.inf)],
+                                    [(-np.inf, -np.inf), (0, 1)]])
+def test_linprog_reports_empty_bounds_as_infeasible_like_scipy(bounds):
+    """linprog answers as scipy does (status 2), where LinearProgram raises (above)."""
+    from scipy.optimize import linprog as highs
+    res = linprog(np.ones(2), bounds=bounds)
+    ref = highs(np.ones(2), bounds=bounds, method="highs")
+    assert res.status == ref.status == 2 and not res.success
+    assert res.x is None and res.fun is None and "hold no value" in res.message
+    with pytest.raises(ValueError, match="c must be one-dimensional"):  # still checked
+        linprog(np.ones((2, 2)), bounds=bounds)
 
 
 def test_linprog_messages_follow_scipy():

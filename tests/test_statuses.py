@@ -78,3 +78,24 @@ def test_polish_option(seed):
         assert_matches_highs(sol, **p, check_x=True)
     # The active-set re-solve lands on the vertex: fewer Newton steps than without it.
     assert polished.nit < plain.nit
+
+
+def test_infeasible_with_a_descent_ray_is_infeasible_not_unbounded():
+    """scipy's "enzo example c with infeasibility": no feasible point, and a ray with
+    c^T d < 0. Unbounded needs a feasible point, so HiGHS and we say INFEASIBLE."""
+    from scipy.optimize import linprog as highs
+    m = 50
+    c = -torch.ones(m, dtype=torch.float64)
+    t = 2 * torch.pi * torch.arange(m, dtype=torch.float64) / (m + 1)
+    A_eq = torch.stack([torch.cos(t) - 1, torch.sin(t)])
+    b_eq = torch.ones(2, dtype=torch.float64)
+    sol = solve(LinearProgram(c, A_eq=A_eq, b_eq=b_eq, lb=0.0))
+    ref = highs(c.numpy(), A_eq=A_eq.numpy(), b_eq=b_eq.numpy(), method="highs")
+    assert ref.status == 2
+    assert sol.status == Status.INFEASIBLE, sol.message
+
+
+def test_unbounded_patience_is_validated():
+    from sparselp import SolverOptions
+    with pytest.raises(ValueError, match="unbounded_patience"):
+        SolverOptions(unbounded_patience=0)
