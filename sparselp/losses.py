@@ -11,7 +11,12 @@ Shared behaviour (tested):
 - a minibatch that lacks a class the metric needs: a ``UserWarning`` and a zero loss
   ``scores.sum() * 0`` that keeps the autograd graph (so ``backward`` still works);
 - NaN or Inf scores: ``ValueError``;
-- float16/bfloat16 scores: the LP is built and solved in float32 and the loss is float32.
+- float16/bfloat16 scores: the LP is built and solved in float32 and the loss is float32;
+- an LP that is not certified OPTIMAL: infeasible, unbounded or a numerical error raises
+  ``RuntimeError``; an iteration limit gives a ``RuntimeWarning`` naming the status and
+  the residuals, and the value and gradient at the point reached (see
+  :func:`sparselp.layer.lp_solve`), or raises with ``strict=True`` (a keyword every loss
+  passes on to the layer).
 
 References
 ----------

@@ -155,3 +155,36 @@ def test_bad_loss_arguments():
         MultiClassAUCLoss(3)(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]))
     with pytest.raises(ValueError, match="labels must be in 0..2"):
         MultiClassAUCLoss(3)(torch.randn(4, 3), torch.tensor([0, 1, 3, 1]))
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_uncertified_solve_warns_with_residuals_or_raises_when_strict(strict):
+    """An LP stopped by its iteration limit never passes silently."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(40, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = (torch.arange(40) % 5 == 0).long()
+    loss = FScoreLoss(options={"max_iter": 1, "polish": False}, strict=strict)
+    if strict:
+        with pytest.raises(RuntimeError, match="strict.*ITERATION_LIMIT.*residual"):
+            loss(scores, labels)
+        return
+    with pytest.warns(RuntimeWarning, match="ITERATION_LIMIT.*residual"):
+        value = loss(scores, labels)
+    value.backward()
+    assert torch.isfinite(scores.grad).all()
+    # The certified solve of the same loss is silent.
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FScoreLoss()(scores.detach(), labels)
+
+
+def test_layer_strict_option():
+    from sparselp.layer import LPLayer
+    c = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    A = -torch.eye(2, dtype=torch.float64)
+    b = torch.tensor([-1.0, -2.0], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="strict"):
+        LPLayer(strict=True, options={"max_iter": 1, "polish": False})(c, A, b)
+    torch.testing.assert_close(LPLayer(strict=True)(c, A, b), torch.tensor([1.0, 2.0],
+                                                                            dtype=torch.float64))

@@ -23,7 +23,8 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
              backend: str = "sparselp", mode: str = "implicit", c_grad: str = "plain",
              sigma: float = 0.1, n_samples: int = 16, generator: torch.Generator | None = None,
              unroll_steps: int = 20, unroll_eps: float = 1e-3, atol: float | None = None,
-             linear_solver="auto", return_dual: bool = False, return_value: bool = False):
+             linear_solver="auto", return_dual: bool = False, return_value: bool = False,
+             strict: bool = False):
     r"""Solve an LP and make its solution differentiable.
 
     .. math::
@@ -67,6 +68,13 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
     return_dual, return_value : bool
         Also return the dual ``v`` (shape (m,) or (B, m), ``v >= 0``, not differentiable)
         and/or the optimal value ``c^T x`` (shape () or (B,), differentiable).
+    strict : bool
+        Raise instead of warning when a batch element ends with ITERATION_LIMIT (its
+        residuals are not within the solver's ``tol``). Without ``strict`` such an element
+        gives a ``RuntimeWarning`` naming its status and residuals (once per call site,
+        Python's default filter), and the point reached: ``x`` is the last (polished)
+        iterate, the value ``c^T x`` at it, and the gradients those of the active set of
+        that point, exact only once it is optimal.
 
     Returns
     -------
@@ -76,8 +84,8 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
     Raises
     ------
     RuntimeError
-        If a batch element is infeasible, unbounded or hit a numerical error. An iteration
-        limit gives a warning and the point reached.
+        If a batch element is infeasible, unbounded or hit a numerical error, or with
+        ``strict=True`` if it hit an iteration limit (else a warning and the point reached).
 
     References
     ----------
@@ -102,6 +110,8 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
             cfg, inp.c, None if inp.A is None else inp.A.values, inp.b,
             None if inp.A_eq is None else inp.A_eq.values, inp.b_eq, inp.lb, inp.ub)
         for i, s, msg in cfg.info.get("not_optimal", []):
+            if strict:
+                raise RuntimeError(f"LP layer (strict): batch element {i} is {s.name}: {msg}")
             warnings.warn(f"LP layer: batch element {i} is {s.name}: {msg}", RuntimeWarning,
                           stacklevel=2)
     if not inp.batched:
@@ -147,7 +157,7 @@ class LPLayer(nn.Module):
         super().__init__()
         bad = set(kwargs) - {"options", "backend", "mode", "c_grad", "sigma", "n_samples",
                              "generator", "unroll_steps", "unroll_eps", "atol",
-                             "linear_solver"}
+                             "linear_solver", "strict"}
         if bad:
             raise TypeError(f"LPLayer got unknown keyword argument(s) {sorted(bad)}")
         self.kwargs = kwargs
