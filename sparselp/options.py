@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import torch
+
 __all__ = ["SolverOptions", "make_options"]
 
 
@@ -73,6 +75,11 @@ class SolverOptions:
         (unbounded needs a feasible point; infeasibility takes precedence).
     time_limit : float, optional
         Wall-clock limit in seconds.
+    presolve : bool
+        Settle fixed variables, empty and singleton rows, empty columns and crossed bounds
+        before the iterations, and undo them (duals included) after
+        (:mod:`sparselp.presolve`); unbatched problems only (ignored for batches). The
+        answer is certified on the original problem.
     verbose : bool
         Print one line per outer iteration.
     """
@@ -101,7 +108,14 @@ class SolverOptions:
     infeasibility_tol: float = 1e-7
     unbounded_patience: int = 3
     time_limit: float | None = None
+    presolve: bool = False
     verbose: bool = False
+
+    def tol_for(self, dtype) -> float:
+        """``tol``, or its default for ``dtype`` (1e-8 in float64, 1e-5 otherwise)."""
+        if self.tol is not None:
+            return self.tol
+        return 1e-8 if dtype == torch.float64 else 1e-5
 
     def __post_init__(self):
         if self.tol is not None and not (0 < self.tol < 1):

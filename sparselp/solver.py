@@ -53,6 +53,7 @@ from .linsolve import HessianStrategy, get_strategy
 from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
 from .polish import polish
+from .presolve import presolve
 from .schedule import make_schedule
 from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales, certificates
@@ -95,11 +96,22 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     """
     if not isinstance(problem, LinearProgram):
         raise TypeError(f"problem must be a LinearProgram, got {type(problem).__name__}")
+    opt = make_options(options, **option_kwargs)
+    if opt.presolve and not problem.batched:
+        return _solve_presolved(problem, opt)
     with torch.no_grad():
-        state = init_state(problem, make_options(options, **option_kwargs))
+        state = init_state(problem, opt)
         while state.stop_reason is None:
             state = outer_step(state)
         return finish(state)
+
+
+def _solve_presolved(problem: LinearProgram, opt: SolverOptions) -> Solution:
+    """Presolve, solve what is left (if anything), postsolve and certify."""
+    with torch.no_grad():
+        pre = presolve(problem)
+        sol = None if pre.reduced is None else solve(pre.reduced, replace(opt, presolve=False))
+        return pre.postsolve(sol, opt.tol_for(problem.dtype))
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,7 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
     and return the state at ``x = 0``, ``λ = 0``."""
     opt = make_options(options)
     dt, dev, B = problem.dtype, problem.device, problem.batch_size
-    tol = opt.tol if opt.tol is not None else (1e-8 if dt == torch.float64 else 1e-5)
+    tol = opt.tol_for(dt)
     system = equilibrate(build_rows(problem), opt.scaling_iters)
     strategy = get_strategy(opt.linear_solver, system.K)
     separable = bool(system.K.rows_separable)
