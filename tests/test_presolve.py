@@ -3,7 +3,6 @@ reduction alone and together, the statuses it decides itself, and the duals it r
 (checked through the residuals of the original problem)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
