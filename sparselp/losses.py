@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from .formulations import (binary_auc_data, fscore_data, multiclass_auc_data,
                            precision_at_recall_data)
 from .formulations._base import absent_classes, check_labels, check_scores, describe_absent
+from .chunked import chunked_auc_loss
 from .layer import lp_solve
 
 __all__ = ["AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"]
@@ -105,23 +106,39 @@ class AUCLoss(_LPLoss):
     eps : float
         Margin (the paper uses 0.01 on softmax probabilities).
     surrogate : {"paper", "hinge"}
+    block_size : int, optional
+        Solve the LP block by block, about ``block_size`` pairs at a time (whole positives,
+        at least one per block; :mod:`sparselp.chunked`): the LP is row-separable, so the
+        value and gradient are those of the whole LP while the memory follows the block.
+        None (default) solves it at once.
     options, backend, **layer_kwargs
         Passed to :func:`sparselp.layer.lp_solve`.
 
     Shapes: ``scores`` (n,), ``labels`` (n,) in {0, 1}; returns a scalar.
     """
 
-    def __init__(self, eps: float = 0.01, surrogate: str = "paper", **kwargs):
+    def __init__(self, eps: float = 0.01, surrogate: str = "paper",
+                 block_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if surrogate not in ("paper", "hinge"):
             raise ValueError(f"surrogate must be 'paper' or 'hinge', got {surrogate!r}")
-        self.eps, self.surrogate = eps, surrogate
+        if block_size is not None and (isinstance(block_size, bool) or
+                                       not isinstance(block_size, int) or block_size < 1):
+            raise ValueError(f"block_size must be a positive integer or None, got "
+                             f"{block_size!r}")
+        self.eps, self.surrogate, self.block_size = eps, surrogate, block_size
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y = self._prepare(scores, labels)
         zero = self._missing_binary_class(scores, y)
         if zero is not None:
             return zero
+        if self.block_size is not None:
+            n_pos = int(y.sum())
+            if n_pos * (y.numel() - n_pos) > self.block_size:
+                return chunked_auc_loss(s, y, self.eps, self.surrogate, self.block_size,
+                                        dict(options=self.options, backend=self.backend,
+                                             **self.layer_kwargs))
         data = binary_auc_data(s, y, self.eps, "mean")
         if self.surrogate == "hinge":
             return self._value(data)

@@ -22,8 +22,8 @@ from ..problem import LinearProgram
 from ._base import (LPData, absent_classes, check_binary, check_labels, check_scores,
                     describe_absent, separable_constraints)
 
-__all__ = ["binary_auc", "binary_auc_data", "multiclass_auc", "multiclass_auc_data",
-           "auc_from_hinge"]
+__all__ = ["binary_auc", "binary_auc_data", "binary_auc_pairs_data", "multiclass_auc",
+           "multiclass_auc_data", "auc_from_hinge"]
 
 
 def _pair_gaps(u: Tensor, idx_hi: Tensor, idx_lo: Tensor) -> Tensor:
@@ -44,9 +44,17 @@ def binary_auc_data(scores: Tensor, labels, eps: float = 1.0, reduction: str = "
     s, y = check_binary(scores, labels, "binary AUC")
     pos = torch.nonzero(y == 1).squeeze(1)
     neg = torch.nonzero(y == 0).squeeze(1)
-    gap = _pair_gaps(s, pos, neg) - eps
-    P = gap.shape[0]
-    w = torch.full((P,), 1.0 / P if reduction == "mean" else 1.0, dtype=s.dtype, device=s.device)
+    P = pos.numel() * neg.numel()
+    return binary_auc_pairs_data(s, pos, neg, eps, 1.0 / P if reduction == "mean" else 1.0)
+
+
+def binary_auc_pairs_data(scores: Tensor, pos: Tensor, neg: Tensor, eps: float,
+                          weight: float) -> LPData:
+    """The binary AUC hinge LP of the pairs ``pos x neg`` only (row-major), each pair's
+    variable weighted ``weight`` in the objective: one block of :func:`binary_auc_data`'s
+    LP, which is row-separable, so its blocks are independent LPs."""
+    gap = _pair_gaps(scores, pos, neg) - eps
+    w = torch.full((gap.shape[0],), weight, dtype=scores.dtype, device=scores.device)
     return separable_constraints(gap, w)
 
 
