@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from sparselp.cli import (EPILOG, EXIT_NOT_OPTIMAL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
-                          new_parser, register_solve, run)
+                          new_parser, register_plan, register_solve, run)
 
 __all__ = ["main", "BENCHMARKS", "build_parser"]
 
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "resnet": "benchmarks.resnet",
     "random-lp": "benchmarks.random_lp",
     "ihs": "benchmarks.ihs",
+    "scale": "benchmarks.scale",
 }
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``sparselp`` parser: report, bench and the library's solve."""
     p, sub = new_parser("Solve and differentiate through huge sparse linear programs: solve "
                         "an LP file, run one benchmark, or build the full report.",
-                        "{report,bench,solve}")
+                        "{report,bench,solve,plan}")
     r = sub.add_parser("report", help="run every benchmark and write report/index.html",
                        description="Run the benchmarks behind sections (a)-(e) and write "
                                    "index.html, PNG figures and CSV tables into --out.",
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(handler=_bench)
 
     register_solve(sub)
+    register_plan(sub)
     return p
 
 

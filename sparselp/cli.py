@@ -1,4 +1,4 @@
-"""``sparselp solve``: solve an LP file from the command line.
+"""``sparselp solve`` and ``sparselp plan``: solve an LP file, or plan a loss's memory.
 
 Run as ``python -m sparselp.cli solve FILE``. The full ``sparselp`` console command adds
 the ``bench`` and ``report`` subcommands of :mod:`benchmarks.cli` to the parser built here
@@ -8,7 +8,8 @@ Exit codes (documented in ``sparselp --help`` as well):
 
 - 0: success (for ``solve``: the solver reported an optimal, verified answer);
 - 1: the solver did not reach an optimal answer (iteration limit, infeasible, unbounded,
-  numerical error), or a report section / benchmark failed;
+  numerical error), a report section / benchmark failed, or (``plan``) no way of running
+  fits the memory budget;
 - 2: usage error, or a missing or malformed input file;
 - 3: a component is not available (a benchmark module that is not installed).
 """
@@ -23,17 +24,19 @@ import warnings
 import torch
 
 from sparselp.io import LPFileError, read_lp
-from sparselp.linprog import linprog
+from sparselp.linprog import linprog, scipy_problem
 from sparselp.solution import Status
 
-__all__ = ["main", "run", "new_parser", "register_solve", "build_parser", "solve",
+__all__ = ["main", "run", "new_parser", "register_solve", "register_plan", "build_parser",
+           "solve", "plan_command",
            "EXIT_OK", "EXIT_NOT_OPTIMAL", "EXIT_USAGE", "EXIT_UNAVAILABLE", "EPILOG"]
 
 EXIT_OK, EXIT_NOT_OPTIMAL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 EPILOG = """exit codes:
   0  success (solve: optimal and verified)
-  1  the solver did not reach an optimal answer, or a benchmark/report section failed
+  1  the solver did not reach an optimal answer, a benchmark/report section failed,
+     or (plan) nothing fits the memory budget
   2  usage error, or a missing or malformed input file
   3  a component is not available (benchmark module not installed)
 """
@@ -75,10 +78,58 @@ def register_solve(subparsers) -> argparse.ArgumentParser:
     return s
 
 
+def register_plan(subparsers) -> argparse.ArgumentParser:
+    """Add the ``plan`` subcommand to ``subparsers`` (from :func:`new_parser`)."""
+    s = subparsers.add_parser(
+        "plan", help="predict the peak memory of a loss (or an LP file) and pick what fits",
+        description="Print the planner's table (sparselp.plan): the predicted peak memory "
+                    "of forward + backward for each way of running (as is, chunked, sharded "
+                    "over N ranks, reduced), and the one chosen for the budget.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--loss", choices=("auc", "auc-hinge", "multiclass-auc", "fscore",
+                                         "precision-at-recall"))
+    what.add_argument("--file", metavar="FILE", help="an LP file (.npz or .mps) instead")
+    s.add_argument("--batch-size", type=int, default=None, help="samples in the minibatch")
+    s.add_argument("--positive-fraction", type=float, default=0.5)
+    s.add_argument("--memory", default="8GB", help="budget, e.g. 2GB or 512MiB (default 8GB)")
+    s.add_argument("--device", default=None, help="where it would run (default: cpu)")
+    s.add_argument("--float64", action="store_true", help="float64 scores (default float32)")
+    s.add_argument("--world-sizes", default="2,4,8", help="rank counts to consider")
+    s.add_argument("--reduced-rows", type=int, default=None,
+                   help="(--file) also consider a sketch/SDR projection to this many rows")
+    s.set_defaults(handler=plan_command)
+    return s
+
+
+def plan_command(args) -> int:
+    """``sparselp plan``: print the table; 0 when something fits, 1 when nothing does."""
+    from sparselp.planner import plan
+    try:
+        worlds = tuple(int(w) for w in args.world_sizes.split(",") if w)
+        if args.file:
+            data = read_lp(args.file)
+            target = scipy_problem(**data.linprog_args())[0]
+        else:
+            if args.batch_size is None:
+                raise ValueError("--batch-size is required with --loss")
+            target = args.loss
+        p = plan(target, args.batch_size, args.positive_fraction, args.memory, args.device,
+                 dtype=torch.float64 if args.float64 else torch.float32, world_sizes=worlds,
+                 reduced_rows=args.reduced_rows)
+    except (ValueError, LPFileError) as exc:
+        print(f"sparselp plan: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(p.table())
+    return EXIT_OK if p.fits else EXIT_NOT_OPTIMAL
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m sparselp.cli``: the ``solve`` subcommand only."""
-    p, sub = new_parser("Solve a sparse linear program read from an LP file.", "{solve}")
+    """The parser of ``python -m sparselp.cli``: the ``solve`` and ``plan`` subcommands."""
+    p, sub = new_parser("Solve a sparse linear program read from an LP file, or plan the "
+                        "memory of a loss.", "{solve,plan}")
     register_solve(sub)
+    register_plan(sub)
     return p
 
 

@@ -98,32 +98,8 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
         ``eqlin.marginals`` (sensitivities of ``fun`` to ``b_ub`` and ``b_eq``, as in
         scipy's HiGHS result); ``lower.marginals``, ``upper.marginals``.
     """
-    c_np = np.asarray(c, dtype=np.float64) if not isinstance(c, torch.Tensor) else c
-    if c_np.ndim != 1:  # scipy's linprog solves one problem; batches go to sparselp.solve
-        raise ValueError(f"c must be one-dimensional, got shape {tuple(c_np.shape)}")
-    n = c_np.shape[0]
-    lb, ub = clean_bounds(bounds, n)
     start = time.perf_counter()
-    rows = {}
-    for key, name, M, v in (("A", "A_ub", A_ub, b_ub), ("A_eq", "A_eq", A_eq, b_eq)):
-        M = _matrix(M, name, n)
-        if M is not None and v is not None and M.shape[0] == 0:
-            continue  # no rows: nothing to constrain
-        rhs = None if v is None else (v.reshape(-1) if isinstance(v, torch.Tensor)
-                                      else np.asarray(v, dtype=np.float64).reshape(-1))
-        rows[key], rows["b" if key == "A" else "b_eq"] = _torch(M, dtype, device), \
-            _torch(rhs, dtype, device)
-
-    # Bounds that leave a variable no value make the problem infeasible, which scipy
-    # reports as status 2, not as an error; the cleaner still checks everything else.
-    empty = np.flatnonzero((lb > ub) | (lb == math.inf) | (ub == -math.inf))
-    given = lb, ub
-    if empty.size:
-        lb, ub = lb.copy(), ub.copy()
-        lb[empty], ub[empty] = -math.inf, math.inf
-    # The problem's cleaner checks everything else, naming scipy's arguments.
-    lp = clean_problem(_torch(c_np, dtype, device), lb=_torch(lb, dtype, device),
-                       ub=_torch(ub, dtype, device), names={"A": "A_ub", "b": "b_ub"}, **rows)
+    lp, empty, given = scipy_problem(c, A_ub, b_ub, A_eq, b_eq, bounds, dtype, device)
     if empty.size:
         return _empty_bounds_result(empty, given, time.perf_counter() - start)
     sol = solve(lp, options)
@@ -145,6 +121,39 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
     if A_eq is not None and b_eq is not None:
         res["eqlin"]["residual"] = np.asarray(b_eq, dtype=np.float64) - _apply(A_eq, x)
     return res
+
+
+def scipy_problem(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None),
+                  dtype=torch.float64, device=None):
+    """The :class:`LinearProgram` of scipy-style ``linprog`` arguments, the indices of the
+    variables whose bounds leave no value (their bounds are freed in the problem), and
+    the given ``(lb, ub)``."""
+    c_np = np.asarray(c, dtype=np.float64) if not isinstance(c, torch.Tensor) else c
+    if c_np.ndim != 1:  # scipy's linprog solves one problem; batches go to sparselp.solve
+        raise ValueError(f"c must be one-dimensional, got shape {tuple(c_np.shape)}")
+    n = c_np.shape[0]
+    lb, ub = clean_bounds(bounds, n)
+    rows = {}
+    for key, name, M, v in (("A", "A_ub", A_ub, b_ub), ("A_eq", "A_eq", A_eq, b_eq)):
+        M = _matrix(M, name, n)
+        if M is not None and v is not None and M.shape[0] == 0:
+            continue  # no rows: nothing to constrain
+        rhs = None if v is None else (v.reshape(-1) if isinstance(v, torch.Tensor)
+                                      else np.asarray(v, dtype=np.float64).reshape(-1))
+        rows[key], rows["b" if key == "A" else "b_eq"] = _torch(M, dtype, device), \
+            _torch(rhs, dtype, device)
+
+    # Bounds that leave a variable no value make the problem infeasible, which scipy
+    # reports as status 2, not as an error; the cleaner still checks everything else.
+    empty = np.flatnonzero((lb > ub) | (lb == math.inf) | (ub == -math.inf))
+    given = lb, ub
+    if empty.size:
+        lb, ub = lb.copy(), ub.copy()
+        lb[empty], ub[empty] = -math.inf, math.inf
+    # The problem's cleaner checks everything else, naming scipy's arguments.
+    lp = clean_problem(_torch(c_np, dtype, device), lb=_torch(lb, dtype, device),
+                       ub=_torch(ub, dtype, device), names={"A": "A_ub", "b": "b_ub"}, **rows)
+    return lp, empty, given
 
 
 def _empty_bounds_result(empty, bounds, elapsed: float) -> LinprogResult:

@@ -12,6 +12,11 @@ Shared behaviour (tested):
   ``scores.sum() * 0`` that keeps the autograd graph (so ``backward`` still works);
 - NaN or Inf scores: ``ValueError``;
 - float16/bfloat16 scores: the LP is built and solved in float32 and the loss is float32;
+- ``memory_budget=`` (bytes, or a string such as ``"2GB"``; every loss): the peak of
+  forward + backward is predicted by :func:`sparselp.plan` before the LP is built; a
+  batch that does not fit raises :class:`sparselp.MemoryBudgetError` naming the estimate
+  and the nearest setting that would fit, except that :class:`AUCLoss` first falls back
+  to its chunked solve with the block size the planner picks (``last_block_size``);
 - an LP that is not certified OPTIMAL: infeasible, unbounded or a numerical error raises
   ``RuntimeError``; an iteration limit gives a ``RuntimeWarning`` naming the status and
   the residuals, and the value and gradient at the point reached (see
@@ -35,6 +40,8 @@ from .formulations import (binary_auc_data, fscore_data, multiclass_auc_data,
 from .formulations._base import absent_classes, check_labels, check_scores, describe_absent
 from .chunked import chunked_auc_loss
 from .layer import lp_solve
+from .memory_model import MemoryBudgetError, parse_bytes
+from .planner import chunk_peak_bytes, plan_loss
 
 __all__ = ["AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"]
 
@@ -44,9 +51,12 @@ class _LPLoss(nn.Module):
 
     score_dims = (1,)
 
-    def __init__(self, options=None, backend: str = "sparselp", **layer_kwargs):
+    def __init__(self, options=None, backend: str = "sparselp", memory_budget=None,
+                 **layer_kwargs):
         super().__init__()
         self.options, self.backend, self.layer_kwargs = options, backend, layer_kwargs
+        self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
+        self.last_block_size = None  # the block size of the last chunked call (AUCLoss)
 
     def _prepare(self, scores, labels, num_classes=None):
         s = check_scores(scores, self.score_dims)
@@ -66,6 +76,27 @@ class _LPLoss(nn.Module):
                       stacklevel=stacklevel)
         s = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
         return s.sum() * 0
+
+    def _check_budget(self, s: Tensor, y: Tensor, block_size: int | None = None):
+        """With ``memory_budget``: None when the LP fits as is (or the given chunked
+        ``block_size`` fits), the block size the planner picks when only chunking fits
+        (AUCLoss), else :class:`~sparselp.MemoryBudgetError` before the LP is built."""
+        if self.memory_budget is None:
+            return block_size
+        counts = torch.bincount(y, minlength=getattr(self, "num_classes", 2)).tolist()
+        p = plan_loss(self, s.shape[0], 0.5, self.memory_budget, s.device, s.dtype, (),
+                      counts)
+        what = f"{type(self).__name__} on a batch of {s.shape[0]}"
+        if block_size is not None:
+            peak = chunk_peak_bytes(counts, block_size, s.dtype, s.device)
+            if peak > self.memory_budget:
+                raise MemoryBudgetError(what + f" with block_size={block_size}", peak,
+                                        self.memory_budget, p.suggestion())
+            return block_size
+        if p.chosen is None:
+            raise MemoryBudgetError(what, p.options[0].peak_bytes, self.memory_budget,
+                                    p.suggestion())
+        return p.chosen.settings.get("block_size")
 
     def _value(self, data) -> Tensor:
         _, value = lp_solve(data.c, data.A, data.b, data.A_eq, data.b_eq, data.lb, data.ub,
@@ -133,10 +164,12 @@ class AUCLoss(_LPLoss):
         zero = self._missing_binary_class(scores, y)
         if zero is not None:
             return zero
-        if self.block_size is not None:
+        block_size = self._check_budget(s, y, self.block_size)
+        self.last_block_size = block_size
+        if block_size is not None:
             n_pos = int(y.sum())
-            if n_pos * (y.numel() - n_pos) > self.block_size:
-                return chunked_auc_loss(s, y, self.eps, self.surrogate, self.block_size,
+            if n_pos * (y.numel() - n_pos) > block_size:
+                return chunked_auc_loss(s, y, self.eps, self.surrogate, block_size,
                                         dict(options=self.options, backend=self.backend,
                                              **self.layer_kwargs))
         data = binary_auc_data(s, y, self.eps, "mean")
@@ -193,6 +226,7 @@ class MultiClassAUCLoss(_LPLoss):
                 return self._zero(scores, why)
             warnings.warn(f"MultiClassAUCLoss: {why}; their pairs are left out", UserWarning,
                           stacklevel=2)
+        self._check_budget(s, y)
         return self._value(multiclass_auc_data(s, y, self.P, self.eps, self.reduction,
                                                self.variant, missing="skip"))
 
@@ -215,6 +249,7 @@ class FScoreLoss(_LPLoss):
         zero = self._missing_binary_class(scores, y)
         if zero is not None:
             return zero
+        self._check_budget(s, y)
         return 1.0 + self._value(fscore_data(s, y, self.eps))
 
 
@@ -235,4 +270,5 @@ class PrecisionAtRecallLoss(_LPLoss):
         zero = self._missing_binary_class(scores, y)
         if zero is not None:
             return zero
+        self._check_budget(s, y)
         return self._value(precision_at_recall_data(s, y, self.recall, self.eps))

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from .planner import check_problem
 from .linesearch import LineSearch, RowKinds, make_line_search
 from .linsolve import HessianStrategy, get_strategy
 from .newton import Subproblem, newton_minimise
@@ -64,7 +65,7 @@ __all__ = ["solve", "SolverSetup", "SolverState", "init_state", "outer_step", "f
 
 
 def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
-          **option_kwargs) -> Solution:
+          memory_budget=None, **option_kwargs) -> Solution:
     r"""Solve a linear program (or a batch) by the generalized Newton method.
 
     .. math::
@@ -77,6 +78,9 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     problem : LinearProgram
     options : SolverOptions or dict, optional
         See :class:`~sparselp.SolverOptions`; keyword arguments override single fields.
+    memory_budget : int, float or str, optional
+        Bytes (or ``"2GB"``): when the predicted peak (:func:`sparselp.plan`) exceeds it,
+        :class:`sparselp.MemoryBudgetError` is raised before the solve starts.
 
     Returns
     -------
@@ -97,6 +101,7 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     if not isinstance(problem, LinearProgram):
         raise TypeError(f"problem must be a LinearProgram, got {type(problem).__name__}")
     opt = make_options(options, **option_kwargs)
+    check_problem(problem, memory_budget, "solve")
     if opt.presolve and not problem.batched:
         return _solve_presolved(problem, opt)
     with torch.no_grad():

@@ -6,6 +6,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from ..planner import check_problem
 from ._function import LPConfig, LPFunction
 from ._inputs import batch_inputs
 from .unrolled import unrolled_solve
@@ -24,7 +25,7 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
              sigma: float = 0.1, n_samples: int = 16, generator: torch.Generator | None = None,
              unroll_steps: int = 20, unroll_eps: float = 1e-3, atol: float | None = None,
              linear_solver="auto", return_dual: bool = False, return_value: bool = False,
-             strict: bool = False):
+             strict: bool = False, memory_budget=None):
     r"""Solve an LP and make its solution differentiable.
 
     .. math::
@@ -75,6 +76,10 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
         Python's default filter), and the point reached: ``x`` is the last (polished)
         iterate, the value ``c^T x`` at it, and the gradients those of the active set of
         that point, exact only once it is optimal.
+    memory_budget : int, float or str, optional
+        Bytes (or ``"2GB"``): when the predicted peak of the solve and its backward
+        (:func:`sparselp.plan`) exceeds it, :class:`sparselp.MemoryBudgetError` is raised
+        before solving.
 
     Returns
     -------
@@ -100,6 +105,7 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
         raise ValueError(f"c_grad='perturbed' needs sigma > 0 and n_samples >= 1, got "
                          f"sigma={sigma}, n_samples={n_samples}")
     inp = batch_inputs(c, A, b, A_eq, b_eq, lb, ub)
+    check_problem(inp.problem, memory_budget, "lp_solve")
     if mode == "unrolled":
         x, v, v_eq, fun = unrolled_solve(inp.c, inp.A, inp.b, inp.A_eq, inp.b_eq, inp.lb,
                                          inp.ub, unroll_steps, unroll_eps)
@@ -157,7 +163,7 @@ class LPLayer(nn.Module):
         super().__init__()
         bad = set(kwargs) - {"options", "backend", "mode", "c_grad", "sigma", "n_samples",
                              "generator", "unroll_steps", "unroll_eps", "atol",
-                             "linear_solver", "strict"}
+                             "linear_solver", "strict", "memory_budget"}
         if bad:
             raise TypeError(f"LPLayer got unknown keyword argument(s) {sorted(bad)}")
         self.kwargs = kwargs

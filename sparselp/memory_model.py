@@ -1,0 +1,209 @@
+r"""The memory model of forward + backward, and the plans made from it.
+
+:func:`sparselp.planner.plan` predicts, before anything large is allocated, the peak
+memory of one forward and backward pass of a loss (or of solving and differentiating a :class:`LinearProgram`)
+for each way of running it, and picks the first that fits a budget:
+
+1. ``as is``: the whole LP at once;
+2. ``chunked``: the row-separable binary AUC LP block by block (``AUCLoss(block_size=)``,
+   :mod:`sparselp.chunked`), the block size chosen from the budget;
+3. ``sharded xN``: the loss of a global batch over ``N`` ranks (``process_group=``): the
+   pairwise LPs split their pairs, so each rank holds ``1/N`` of them; the coupled LPs
+   (F-score, precision at recall) are solved whole on every rank;
+4. ``reduced k``: for a :class:`LinearProgram`, the sketched or SDR-projected LP
+   ``(S A, S b)`` with ``k`` rows (dense), when ``reduced_rows`` is given.
+
+The model (bytes; :math:`s` the item size of the dtype, :math:`B` the batch of LPs)
+counts what the solver and the layer keep per row, per column and per nonzero of the
+LP's constraint system (the rows of ``A``, ``A_eq`` and the finite bounds), plus the
+strategy's Newton system:
+
+.. math::
+
+    \text{peak} \approx C_0 + B\,(17\,m + 10\,n)\,s + \mathrm{nnz}\,(s + 16)
+    + \begin{cases} 36 \sum_i \mathrm{nnz}_i^2 + C_{\text{scipy}} & \text{SciPy's sparse LU} \\
+                    3 B n^2 s & \text{dense Cholesky} \\ 0 & \text{diagonal, CG}\end{cases}
+
+The per-row and per-column counts are calibrated on CPU against the resident-set peaks
+that ``benchmarks/scale.py`` (``sparselp bench scale``) measures in fresh processes and
+prints beside these predictions (the pairwise AUC LP has ``m = 2P``, ``n = P``,
+``nnz = 2P`` for ``P`` pairs: 216 bytes a pair in float32, 400 in float64);
+:math:`\sum_i \mathrm{nnz}_i^2` bounds the nonzeros of the normal matrix
+:math:`A^T D A` that SciPy's LU factors. :math:`C_0` = 26 MiB is what a first call costs
+in a fresh interpreter (lazily loaded modules, the autograd engine);
+:math:`C_{\text{scipy}}` = 14 MiB loads SciPy's sparse solvers. On CUDA the model counts
+tensors only (:math:`C_0 = C_{\text{scipy}} = 0`), as ``max_memory_allocated`` does; it is
+not yet checked against a GPU.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Plan", "PlanOption", "MemoryBudgetError", "parse_bytes", "lp_peak_bytes",
+           "LPSize"]
+
+MiB = 2 ** 20
+C0 = 26 * MiB
+C_SCIPY = 14 * MiB
+PER_ROW, PER_COL, PER_NNZ_INDEX, PER_NORMAL_ENTRY = 17, 10, 16, 36
+#: fraction of the budget a chosen setting may use (the model is within about 25%)
+HEADROOM = 0.9
+#: the chunked AUC loss runs fastest with blocks of about this many pairs on CPU
+PREFERRED_BLOCK = 250_000
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+          "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+class MemoryBudgetError(MemoryError):
+    """A request whose predicted peak exceeds ``memory_budget``; raised before the LP is
+    built. ``estimate`` and ``budget`` are in bytes; ``suggestion`` names the nearest
+    setting that fits (or None)."""
+
+    def __init__(self, what: str, estimate: int, budget: int, suggestion: str | None):
+        self.estimate, self.budget, self.suggestion = estimate, budget, suggestion
+        msg = (f"{what}: predicted peak {format_bytes(estimate)} exceeds memory_budget "
+               f"{format_bytes(budget)}")
+        super().__init__(msg + (f"; {suggestion} would fit" if suggestion else
+                                "; no setting of the planner fits"))
+
+
+def parse_bytes(value, name: str = "memory_budget") -> int:
+    """Bytes from an int/float or a string such as ``"8GB"``, ``"512 MiB"``, ``"2G"``
+    (GB = 1e9, GiB and the bare G = 2**30)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of bytes or a string like '8GB', got "
+                         f"{value!r}")
+    if isinstance(value, (int, float)):
+        out = value
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"{name} must look like '8GB', '512MiB' or a number of bytes, "
+                             f"got {value!r}")
+        out = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        raise ValueError(f"{name} must be a number of bytes or a string like '8GB', got "
+                         f"{type(value).__name__}")
+    if not (math.isfinite(out) and out > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return int(out)
+
+
+def format_bytes(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+@dataclass(frozen=True)
+class LPSize:
+    """What the memory model reads off an LP: ``m`` rows of the constraint system (``A``,
+    ``A_eq`` and finite bounds), ``n`` columns, ``nnz`` stored entries (of one matrix, or
+    of all when not shared), ``normal`` = sum over rows of nnz_i^2, the batch, the item
+    size, and whether every row touches one column (the diagonal Newton path)."""
+
+    m: int
+    n: int
+    nnz: int
+    normal: int
+    batch: int = 1
+    itemsize: int = 4
+    separable: bool = False
+
+    @staticmethod
+    def pairs(P: int, itemsize: int) -> "LPSize":
+        """The hinge LP of ``P`` pairs: ``z >= eps - gap``, ``z >= 0`` (rows of one entry)."""
+        return LPSize(2 * P, P, 2 * P, 2 * P, 1, itemsize, True)
+
+
+def strategy_for(size: LPSize, device) -> str:
+    """The Newton strategy that ``linear_solver="auto"`` picks for an LP of this size."""
+    if size.separable:
+        return "diagonal"
+    if torch.device(device or "cpu").type == "cpu":
+        return "scipy"
+    return "cholesky" if size.n <= 3000 else "cg"
+
+
+def lp_peak_bytes(size: LPSize, device=None, strategy: str | None = None) -> int:
+    """Predicted peak bytes of solving and differentiating an LP of ``size``."""
+    cuda = torch.device(device or "cpu").type == "cuda"
+    strategy = strategy or strategy_for(size, device)
+    s, B = size.itemsize, size.batch
+    out = B * (PER_ROW * size.m + PER_COL * size.n) * s + size.nnz * (s + PER_NNZ_INDEX)
+    if strategy == "scipy":
+        out += PER_NORMAL_ENTRY * B * size.normal + (0 if cuda else C_SCIPY)
+    elif strategy == "cholesky":
+        out += 3 * B * size.n ** 2 * s
+    return int(out + (0 if cuda else C0))
+
+
+@dataclass
+class PlanOption:
+    """One way of running: its ``name``, the keyword ``settings`` that select it, its
+    predicted ``peak_bytes``, whether it ``fits``, and a ``note``."""
+
+    name: str
+    peak_bytes: int
+    fits: bool
+    settings: dict = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    """What :func:`sparselp.planner.plan` found: every option, the ``chosen`` one (the
+    first that fits, in the order as is, chunked, sharded, reduced; None when none fits), and its
+    ``peak_bytes`` (the as-is prediction when nothing fits) and ``fits``."""
+
+    what: str
+    memory_budget: int
+    options: list[PlanOption]
+    chosen: PlanOption | None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        return self.chosen is not None
+
+    @property
+    def peak_bytes(self) -> int:
+        return (self.chosen or self.options[0]).peak_bytes
+
+    def suggestion(self) -> str | None:
+        """The nearest setting that fits, in words (for an error message)."""
+        if self.chosen is not None and self.chosen.settings:
+            return ", ".join(f"{k}={v}" for k, v in self.chosen.settings.items())
+        limit = self.details.get("max_batch_as_is")
+        return f"batch_size <= {limit}" if limit else None
+
+    def rows(self) -> list[dict]:
+        return [{"option": o.name, "peak_mb": o.peak_bytes / MiB, "fits": o.fits,
+                 "chosen": o is self.chosen,
+                 "settings": " ".join(f"{k}={v}" for k, v in o.settings.items()),
+                 "note": o.note} for o in self.options]
+
+    def table(self) -> str:
+        head = (f"{self.what}; budget {format_bytes(self.memory_budget)}: "
+                + (f"run {self.chosen.name} ({format_bytes(self.peak_bytes)})"
+                   if self.fits else "nothing fits"))
+        lines = [head, f"  {'option':<14} {'peak':>11}  fits  settings / note"]
+        for o in self.options:
+            mark = "*" if o is self.chosen else " "
+            extra = " ".join(f"{k}={v}" for k, v in o.settings.items())
+            extra = f"{extra} ({o.note})" if extra and o.note else extra or o.note
+            lines.append(f"{mark} {o.name:<14} {format_bytes(o.peak_bytes):>11}  "
+                         f"{'yes' if o.fits else 'no ':<4}  {extra}")
+        if not self.fits:
+            hint = self.suggestion()
+            lines.append(f"  nearest that fits: {hint}" if hint else
+                         "  no batch size fits as is")
+        return "\n".join(lines)
+
+    __str__ = table

@@ -1,0 +1,310 @@
+"""The planner: :func:`plan` weighs the ways of running a loss or a LinearProgram against a
+memory budget, with the model of :mod:`sparselp.memory_model`.
+
+A loss is described without building its LP when the LP is pairwise (its size follows
+from the class counts); the coupled LPs (F-score, precision at recall) have O(n) rows,
+so their size is read off the LP of two small dummy batches and extrapolated (rows,
+columns and nonzeros are linear in n, the normal-matrix count is quadratic).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
+                           Plan, PlanOption, lp_peak_bytes, parse_bytes, strategy_for)
+
+#: bytes per squared LP column of the coupled losses' SuperLU solves on CPU (measured)
+KAPPA = {"fscore": 26.0, "precision-at-recall": 35.0}
+
+__all__ = ["plan", "plan_loss", "plan_problem", "check_problem", "loss_kind",
+           "chunk_peak_bytes",
+           "coupled_peak_bytes"]
+
+_NAMES = {"auc": "auc", "auc-hinge": "auc", "multiclass-auc": "multiclass",
+          "fscore": "coupled", "precision-at-recall": "coupled"}
+
+
+def loss_kind(loss) -> tuple[str, str]:
+    """(kind, label) of a loss instance or name; kind in auc, multiclass, coupled."""
+    if isinstance(loss, str):
+        if loss not in _NAMES:
+            raise ValueError(f"loss must be a loss module, a LinearProgram or one of "
+                             f"{sorted(_NAMES)}, got {loss!r}")
+        return _NAMES[loss], loss
+    name = type(loss).__name__
+    kinds = {"AUCLoss": "auc", "MultiClassAUCLoss": "multiclass", "FScoreLoss": "coupled",
+             "PrecisionAtRecallLoss": "coupled"}
+    if name not in kinds:
+        raise ValueError(f"loss_or_problem must be a sparselp loss, a loss name or a "
+                         f"LinearProgram, got {name}")
+    return kinds[name], name
+
+
+def _class_counts(kind, loss, n, positive_fraction, class_counts):
+    if class_counts is not None:
+        counts = [int(c) for c in class_counts]
+        if sum(counts) != n or min(counts) < 0:
+            raise ValueError(f"class_counts must be non-negative and sum to batch_size={n}, "
+                             f"got {class_counts}")
+        return counts
+    if kind == "multiclass":
+        K = getattr(loss, "num_classes", 10) if not isinstance(loss, str) else 10
+        return [n // K + (k < n % K) for k in range(K)]
+    if not (0 < positive_fraction < 1):
+        raise ValueError(f"positive_fraction must be in (0, 1), got {positive_fraction!r}")
+    n_pos = min(n - 1, max(1, round(n * positive_fraction)))
+    return [n - n_pos, n_pos]
+
+
+def _pairs(kind, loss, counts) -> int:
+    if kind == "auc":
+        return counts[0] * counts[1]
+    n = sum(counts)
+    if not isinstance(loss, str) and getattr(loss, "variant", "mu") == "ova":
+        return sum(c * (n - c) for c in counts)
+    return sum(counts[i] * counts[j] for i in range(len(counts))
+               for j in range(i + 1, len(counts)))
+
+
+def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
+    """The coupled LP's size at batch ``n``, from its LP at two small batches."""
+    from .formulations import fscore_data, precision_at_recall_data
+    name = loss if isinstance(loss, str) else type(loss).__name__
+
+    def measure(k):
+        g = torch.Generator().manual_seed(0)
+        s = torch.rand(k, generator=g, dtype=torch.float64)
+        y = torch.zeros(k, dtype=torch.long)
+        y[:max(1, round(k * n_pos / n))] = 1
+        if name in ("fscore", "FScoreLoss"):
+            d = fscore_data(s, y)
+        else:
+            d = precision_at_recall_data(s, y, getattr(loss, "recall", 0.8))
+        return _size_of(d.c, [d.A, d.A_eq], d.lb, d.ub, 1, itemsize, False)
+
+    a, b = measure(256), measure(512)
+
+    def lin(u, v):  # linear through (256, u) and (512, v)
+        return int(round(u + (v - u) * (n - 256) / 256))
+
+    # normal = alpha n + beta n^2 through both points
+    beta = (b.normal / 512 - a.normal / 256) / 256
+    alpha = a.normal / 256 - beta * 256
+    return LPSize(lin(a.m, b.m), lin(a.n, b.n), lin(a.nnz, b.nnz),
+                  int(max(alpha * n + beta * n * n, 0)), 1, itemsize)
+
+
+def coupled_peak_bytes(loss, size: LPSize, device) -> int:
+    """Peak of a coupled loss (F-score, precision at recall) on the current engine.
+
+    On CPU their Newton systems go to SciPy's SuperLU, whose memory grows as the square of
+    the batch (the dense t column and recall/normalisation row): measured, not derived,
+    ``KAPPA[loss] * n^2`` bytes over the vectors (see ``benchmarks/scale.py``). On CUDA
+    the dense Cholesky or CG of :func:`lp_peak_bytes`.
+    """
+    if torch.device(device or "cpu").type != "cpu":
+        return lp_peak_bytes(size, device)
+    name = loss if isinstance(loss, str) else type(loss).__name__
+    kappa = KAPPA["fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"]
+    return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(kappa * size.n ** 2)
+
+
+def _row_counts(A) -> tuple[int, int, int]:
+    """(rows, nnz, sum of squared row counts) of a torch matrix or a sparselp operator."""
+    if A is None:
+        return 0, 0, 0
+    if hasattr(A, "mv") and hasattr(A, "nnz"):  # a sparselp Operator
+        rows = getattr(A, "rows", None)
+        if rows is None or not torch.is_tensor(rows):
+            return A.m, A.nnz, A.nnz * A.n  # dense or stacked: every row full
+        counts = torch.bincount(rows.reshape(-1) % A.m, minlength=A.m)
+        return A.m, A.nnz, int((counts.double() ** 2).sum())
+    if A.layout == torch.sparse_csr:
+        counts = A.crow_indices().diff()
+    elif A.layout == torch.sparse_coo:
+        counts = torch.bincount(A._indices()[-2], minlength=A.shape[-2])
+    else:
+        return A.shape[-2], A.shape[-2] * A.shape[-1], A.shape[-2] * A.shape[-1] ** 2
+    return A.shape[-2], int(counts.sum()), int((counts.double() ** 2).sum())
+
+
+def _size_of(c, mats, lb, ub, batch, itemsize, separable) -> LPSize:
+    n = c.shape[-1]
+    m = nnz = normal = 0
+    for M in mats:
+        r, z, q = _row_counts(M)
+        m, nnz, normal = m + r, nnz + z, normal + q
+    for bound in (lb, ub):
+        if bound is not None:
+            k = int(torch.isfinite(torch.as_tensor(bound)).reshape(-1, n).any(0).sum()) \
+                if torch.is_tensor(bound) else n
+            m, nnz, normal = m + k, nnz + k, normal + k
+    return LPSize(m, n, nnz, normal, batch, itemsize, separable)
+
+
+def _max_batch(fits_at, lo: int, hi: int) -> int | None:
+    """The largest batch in [lo, hi] for which ``fits_at`` holds (monotone), else None."""
+    if not fits_at(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits_at(mid) else (lo, mid - 1)
+    return lo
+
+
+# Over 60 lines: one branch per kind of loss, each short; kept together so that the
+# order of the options (as is, chunked, sharded) reads in one place.
+def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_sizes,
+              class_counts=None) -> Plan:
+    """:func:`plan` for a loss (instance or name)."""
+    kind, label = loss_kind(loss)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"batch_size must be an integer >= 2 for a loss, got {batch_size!r}")
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = max(itemsize, 4)  # half precision is solved in float32
+    n = batch_size
+    counts = _class_counts(kind, loss, n, positive_fraction, class_counts)
+    score_bytes = 8 * n * (len(counts) if kind == "multiclass" else 1) * itemsize
+
+    def peak_pairs(P):
+        return lp_peak_bytes(LPSize.pairs(P, itemsize), device) + score_bytes
+
+    details = {"batch_size": n, "class_counts": counts, "itemsize": itemsize}
+    if kind == "coupled":
+        size = _coupled_size(loss, n, counts[1], itemsize)
+        as_is = coupled_peak_bytes(loss, size, device)
+        details.update(rows=size.m, columns=size.n, nnz=size.nnz,
+                       strategy=strategy_for(size, device))
+
+        def fits_at(k):
+            sub = _coupled_size(loss, k, max(1, k * counts[1] // n), itemsize)
+            return coupled_peak_bytes(loss, sub, device) <= HEADROOM * budget
+    else:
+        P = _pairs(kind, loss, counts)
+        as_is = peak_pairs(P)
+        details.update(pairs=P, rows=2 * P, columns=P, nnz=2 * P, strategy="diagonal")
+
+        def fits_at(k):
+            sub = _class_counts(kind, loss, k, positive_fraction, None) \
+                if class_counts is None else [max(1, c * k // n) for c in counts]
+            return peak_pairs(_pairs(kind, loss, sub)) <= HEADROOM * budget
+    options = [PlanOption("as is", as_is, as_is <= HEADROOM * budget,
+                          note=f"{details.get('pairs', details['rows']):,} "
+                               f"{'pairs' if kind != 'coupled' else 'rows'}")]
+    if kind == "auc":
+        options.append(_chunked_option(counts, budget, peak_pairs))
+    for w in world_sizes:
+        if kind == "coupled":
+            options.append(PlanOption(f"sharded x{w}", as_is, as_is <= HEADROOM * budget,
+                                      {"world_size": w},
+                                      "coupled LP solved whole on every rank"))
+        else:
+            per = peak_pairs(math.ceil(details["pairs"] / w))
+            options.append(PlanOption(f"sharded x{w}", per, per <= HEADROOM * budget,
+                                      {"world_size": w}, "per rank"))
+    chosen = next((o for o in options if o.fits), None)
+    if chosen is None or chosen.name != "as is":
+        details["max_batch_as_is"] = _max_batch(fits_at, 2, n)
+    what = f"{label}, batch {n}, {torch.empty((), dtype=dtype).dtype}"
+    return Plan(what, budget, options, chosen, details)
+
+
+def chunk_peak_bytes(counts, block_size: int, dtype, device) -> int:
+    """Predicted peak of the chunked binary AUC loss with ``block_size`` (its blocks hold
+    whole positives: ``max(1, block_size // n_neg)`` of them)."""
+    n_neg, n_pos = counts[0], counts[1]
+    itemsize = max(torch.empty((), dtype=dtype).element_size(), 4)
+    per = min(max(1, block_size // max(n_neg, 1)), n_pos)
+    return lp_peak_bytes(LPSize.pairs(per * n_neg, itemsize), device) + 8 * sum(counts) * itemsize
+
+
+def _chunked_option(counts, budget, peak_pairs) -> PlanOption:
+    n_neg, n_pos = counts
+    room = HEADROOM * budget - peak_pairs(0)
+    per_pair = peak_pairs(1) - peak_pairs(0)
+    per = int(room // max(per_pair * n_neg, 1))  # positives a block
+    per = min(per, max(1, PREFERRED_BLOCK // max(n_neg, 1)), n_pos)
+    if per < 1:
+        one = peak_pairs(n_neg)
+        return PlanOption("chunked", one, False, {"block_size": n_neg},
+                          "one positive's pairs already exceed the budget")
+    peak = peak_pairs(per * n_neg)
+    return PlanOption("chunked", peak, True, {"block_size": per * n_neg},
+                      f"{math.ceil(n_pos / per)} blocks")
+
+
+def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
+    """:func:`plan` for a :class:`~sparselp.LinearProgram`."""
+    itemsize = torch.empty((), dtype=lp.dtype).element_size()
+    shared_nnz_batch = lp.batch_size
+    size = _size_of(lp.c, [lp.A, lp.A_eq], lp.lb, lp.ub, shared_nnz_batch, itemsize,
+                    bool(getattr(lp.A, "rows_separable", False)) and lp.A_eq is None)
+    dev = device or lp.c.device
+    as_is = lp_peak_bytes(size, dev)
+    options = [PlanOption("as is", as_is, as_is <= HEADROOM * budget,
+                          note=f"{size.m:,} rows, {size.n:,} columns, {size.nnz:,} nonzeros, "
+                               f"{strategy_for(size, dev)}")]
+    if reduced_rows is not None:
+        k = int(reduced_rows)
+        if k < 1:
+            raise ValueError(f"reduced_rows must be a positive integer, got {reduced_rows!r}")
+        bounds = size.m - _row_counts(lp.A)[0] - _row_counts(lp.A_eq)[0]
+        red = LPSize(k + bounds, size.n, k * size.n + bounds, k * size.n ** 2 + bounds,
+                     lp.batch_size, itemsize)
+        held = size.nnz * (itemsize + 16)  # the original LP, already in memory
+        peak = lp_peak_bytes(red, dev, "cholesky" if size.n <= 3000 else "cg") + held
+        options.append(PlanOption(f"reduced {k}", peak, peak <= HEADROOM * budget,
+                                  {"reduced_rows": k}, "dense (S A, S b)"))
+    chosen = next((o for o in options if o.fits), None)
+    details = {"rows": size.m, "columns": size.n, "nnz": size.nnz,
+               "strategy": strategy_for(size, dev)}
+    return Plan(f"LP {size.m}x{size.n} (batch {lp.batch_size})", budget, options, chosen,
+                details)
+
+
+def plan(loss_or_problem, batch_size: int | None = None, positive_fraction: float = 0.5,
+         memory_budget="8GB", device=None, *, dtype=torch.float32, world_sizes=(2, 4, 8),
+         reduced_rows: int | None = None, class_counts=None) -> Plan:
+    """Predict the peak memory of forward + backward for each way of running, and choose.
+
+    Parameters
+    ----------
+    loss_or_problem : loss module, loss name or LinearProgram
+        An :class:`~sparselp.AUCLoss`, :class:`~sparselp.MultiClassAUCLoss`,
+        :class:`~sparselp.FScoreLoss` or :class:`~sparselp.PrecisionAtRecallLoss`
+        instance, one of the names ``"auc"``, ``"auc-hinge"``, ``"multiclass-auc"``,
+        ``"fscore"``, ``"precision-at-recall"``, or a :class:`~sparselp.LinearProgram`.
+    batch_size : int
+        Samples in the minibatch (losses only).
+    positive_fraction : float in (0, 1)
+        Share of positives (binary losses); multi-class losses assume balanced classes
+        unless ``class_counts`` is given.
+    memory_budget : int, float or str
+        Bytes, or a string such as ``"8GB"`` / ``"512MiB"``.
+    device : str or torch.device, optional
+        Where it would run (CPU by default); decides the Newton strategy and C_0.
+    dtype : torch dtype
+        Of the scores (losses); a LinearProgram's own dtype is used.
+    world_sizes : tuple of int
+        Rank counts for the sharded options.
+    reduced_rows : int, optional
+        Rows ``k`` of a sketch or SDR projection (LinearProgram only).
+    """
+    budget = parse_bytes(memory_budget)
+    if hasattr(loss_or_problem, "c") and hasattr(loss_or_problem, "A"):
+        return plan_problem(loss_or_problem, budget, device, world_sizes, reduced_rows)
+    return plan_loss(loss_or_problem, batch_size, positive_fraction, budget, device, dtype,
+                     world_sizes, class_counts)
+
+
+def check_problem(lp, memory_budget, what: str, device=None) -> None:
+    """Raise :class:`~sparselp.MemoryBudgetError` when solving ``lp`` as is is predicted
+    to exceed ``memory_budget`` (None: no check)."""
+    if memory_budget is None:
+        return
+    p = plan_problem(lp, parse_bytes(memory_budget), device, (), None)
+    if not p.options[0].fits:
+        raise MemoryBudgetError(f"{what} on {p.what}", p.options[0].peak_bytes,
+                                p.memory_budget, None)
