@@ -234,3 +234,17 @@ def test_chunked_auc_shards_sum_to_the_loss(surrogate):
     assert total == pytest.approx(float(AUCLoss(eps=0.2, surrogate=surrogate)(s, y)),
                                   abs=1e-13)
     assert float((grad - t.grad).abs().max()) <= 1e-13
+
+
+def test_ddp_example_takes_the_steps_of_one_process_on_the_global_batch(capsys):
+    from benchmarks.ddp_example import main, train
+    args = dict(steps=4, batch=24, loss="auc", lr=0.5, seed=1, dtype="float64")
+    out = main(["--nproc", "2"] + [f"--{k}={v}" for k, v in args.items()])
+    assert "step   3  global auc loss" in capsys.readouterr().out
+    r0, r1 = out["ranks"]
+    assert r0["params"] == r1["params"] and r0["losses"] == r1["losses"]
+    assert r0["losses"][-1] < r0["losses"][0]
+    # DDP's average times the rescale (world * loss): the one-process SGD on 48 samples
+    ref = train(0, 1, **dict(args, batch=48))
+    assert max(abs(a - b) for a, b in zip(r0["losses"], ref["losses"])) <= 1e-10
+    assert max(abs(a - b) for a, b in zip(r0["params"], ref["params"])) <= 1e-10
