@@ -248,3 +248,21 @@ def test_ddp_example_takes_the_steps_of_one_process_on_the_global_batch(capsys):
     ref = train(0, 1, **dict(args, batch=48))
     assert max(abs(a - b) for a, b in zip(r0["losses"], ref["losses"])) <= 1e-10
     assert max(abs(a - b) for a, b in zip(r0["params"], ref["params"])) <= 1e-10
+
+
+def test_dist_scaling_rows_and_per_rank_memory_halves(tmp_path, capsys):
+    from benchmarks.dist_scaling import main, run
+    # 1e6 pairs: large enough that the LP, not the runtime, holds the memory
+    rows = run((1, 2), "strong", global_batch=2000, timeout=120)
+    one, two = rows
+    assert [r["status"] for r in rows] == ["ok", "ok"], rows
+    assert one["pairs"] == two["pairs"] == 1000 * 1000 and two["rank_pairs"] == 500 * 1000
+    assert two["loss"] == pytest.approx(one["loss"], abs=1e-6)  # the same global loss
+    assert one["peak_mb"] > 50 and 0.4 < two["peak_mb"] / one["peak_mb"] < 0.65
+    assert two["mem_vs_ideal"] == pytest.approx(2 * two["peak_mb"] / one["peak_mb"])
+    with pytest.raises(ValueError, match="mode must be"):
+        run((1,), "medium")
+    out = tmp_path / "scaling.csv"
+    main(["--quick", "--mode", "weak", "--worlds", "2", "--out", str(out)])
+    assert "weak" in capsys.readouterr().out
+    assert out.read_text().splitlines()[1].startswith("weak,2,632,99856,49928,ok,")
