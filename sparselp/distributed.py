@@ -21,7 +21,10 @@ exactly :math:`\partial L / \partial s_{local}` -- as the one-process loss of th
 concatenated batch would give them.
 
 Every rank must call the loss, and its backward, the same number of times in the same
-order: both contain collectives. ``torch.distributed.group.WORLD`` is None until
+order: both contain collectives. Errors that depend on the global batch (a missing class,
+non-finite scores) are decided on every rank alike; an error raised on one rank only (a
+malformed local input, or an uncertified solve of its shard with ``strict=True``) leaves
+the other ranks waiting in the next collective until the process group's timeout. ``torch.distributed.group.WORLD`` is None until
 ``init_process_group`` has run, so a loss built before that can be given
 ``process_group="world"``, resolved at each call.
 
