@@ -22,7 +22,7 @@ from torch import Tensor
 from .formulations.auc import binary_auc_pairs_data
 from .layer import lp_solve
 
-__all__ = ["BlockwiseSum", "positive_blocks", "chunked_auc_loss"]
+__all__ = ["BlockwiseSum", "positive_blocks", "auc_pairs_term", "chunked_auc_loss"]
 
 
 class BlockwiseSum(torch.autograd.Function):
@@ -61,26 +61,46 @@ def positive_blocks(pos: Tensor, n_neg: int, block_size: int):
     return [pos[a:a + per] for a in range(0, pos.numel(), per)]
 
 
+def auc_pairs_term(scores: Tensor, pos: Tensor, neg: Tensor, eps: float, surrogate: str,
+                   pairs: int, solve_kwargs: dict) -> Tensor:
+    r"""The share of the pairs ``pos x neg`` in :class:`~sparselp.losses.AUCLoss`, each pair
+    weighted ``1/pairs`` (``pairs``: the pair count of the whole batch).
+
+    ``surrogate="hinge"``: the optimal value of their hinge LP,
+    :math:`\sum z_{ij} / P`; ``"paper"``: :math:`\sum \operatorname{relu}(\varepsilon -
+    z_{ij}) / (P \varepsilon)` with ``z`` the LP's primal solution (the loss is then one
+    minus the sum of these terms). ``pos`` must not be empty.
+    """
+    data = binary_auc_pairs_data(scores, pos, neg, eps, 1.0 / pairs)
+    if surrogate == "hinge":
+        return lp_solve(data.c, data.A, data.b, return_value=True, **solve_kwargs)[1]
+    z = lp_solve(data.c, data.A, data.b, **solve_kwargs)
+    return (eps - z).clamp_min(0).sum() / (pairs * eps)
+
+
 def chunked_auc_loss(s: Tensor, y: Tensor, eps: float, surrogate: str, block_size: int,
-                     solve_kwargs: dict) -> Tensor:
+                     solve_kwargs: dict, shard: tuple[int, int] = (0, 1)) -> Tensor:
     r""":class:`~sparselp.losses.AUCLoss` of checked scores ``s`` and labels ``y`` (both
     classes present), block by block.
 
     ``surrogate="hinge"``: the mean over pairs of the LP's ``z_ij`` (each block's optimal
     value with weights ``1/P``); ``"paper"``: ``1 - sum relu(eps - z_ij) / (P eps)`` with
-    ``z`` each block's primal solution. ``solve_kwargs`` go to
+    ``z`` each block's primal solution (:func:`auc_pairs_term`). ``solve_kwargs`` go to
     :func:`sparselp.layer.lp_solve`.
+
+    ``shard=(rank, world)``: only the positives ``pos[rank::world]`` (against all
+    negatives), still weighted by the whole batch's pair count ``P``; the paper
+    surrogate's constant becomes ``1/world``. The shards' values sum to the loss
+    (:mod:`sparselp.distributed`).
     """
+    rank, world = shard
     pos = torch.nonzero(y == 1).squeeze(1)
     neg = torch.nonzero(y == 0).squeeze(1)
     pairs = pos.numel() * neg.numel()
 
     def block_fn(scores, block):
-        data = binary_auc_pairs_data(scores, block, neg, eps, 1.0 / pairs)
-        if surrogate == "hinge":
-            return lp_solve(data.c, data.A, data.b, return_value=True, **solve_kwargs)[1]
-        z = lp_solve(data.c, data.A, data.b, **solve_kwargs)
-        return (eps - z).clamp_min(0).sum() / (pairs * eps)
+        return auc_pairs_term(scores, block, neg, eps, surrogate, pairs, solve_kwargs)
 
-    total = BlockwiseSum.apply(s, block_fn, positive_blocks(pos, neg.numel(), block_size))
-    return total if surrogate == "hinge" else 1.0 - total
+    blocks = positive_blocks(pos[rank::world], neg.numel(), block_size)
+    total = BlockwiseSum.apply(s, block_fn, blocks)
+    return total if surrogate == "hinge" else 1.0 / world - total

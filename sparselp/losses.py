@@ -23,6 +23,17 @@ Shared behaviour (tested):
   :func:`sparselp.layer.lp_solve`), or raises with ``strict=True`` (a keyword every loss
   passes on to the layer).
 
+Global batch over ``torch.distributed`` (``process_group=``, every loss): the loss of the
+concatenation over the group's ranks, in rank order, of the local ``(scores, labels)``,
+the same value on every rank, and each rank's local scores get the gradient of that global
+loss (:mod:`sparselp.distributed`). Local batch sizes may differ. The AUC losses are
+sharded: each rank solves the LP of about 1/world of the global pairs, so memory per rank
+falls as 1/world (and ``block_size=`` cuts a rank's share into blocks). The F-score and
+precision-at-recall LPs couple all samples; they are solved whole on every rank
+(replicated: their LP is O(n), not O(n^2)). A missing class is judged on the global
+labels, so every rank warns and returns the zero loss alike. Every rank must call the loss
+and its backward (collectives); non-finite scores on any rank raise on every rank.
+
 References
 ----------
 Meng, Mukherjee, Wu, Singh, Ravi, "Differentiable Optimization of Generalized
@@ -35,10 +46,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from .formulations import (binary_auc_data, fscore_data, multiclass_auc_data,
-                           precision_at_recall_data)
+from .formulations import fscore_data, multiclass_auc_data, precision_at_recall_data
 from .formulations._base import absent_classes, check_labels, check_scores, describe_absent
-from .chunked import chunked_auc_loss
+from .chunked import auc_pairs_term, chunked_auc_loss
+from .distributed import check_group, gather, rank_and_world, resolve_group, sum_over_ranks
 from .layer import lp_solve
 from .memory_model import MemoryBudgetError, parse_bytes
 from .planner import chunk_peak_bytes, plan_loss
@@ -47,29 +58,61 @@ __all__ = ["AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"
 
 
 class _LPLoss(nn.Module):
-    """Common checks and the solve; subclasses build the LP."""
+    """Common checks, the global batch and the solve; subclasses build the LP."""
 
     score_dims = (1,)
 
-    def __init__(self, options=None, backend: str = "sparselp", memory_budget=None,
-                 **layer_kwargs):
+    def __init__(self, options=None, backend: str = "sparselp", process_group=None,
+                 memory_budget=None, **layer_kwargs):
         super().__init__()
         self.options, self.backend, self.layer_kwargs = options, backend, layer_kwargs
+        self.process_group = check_group(process_group)
         self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
         self.last_block_size = None  # the block size of the last chunked call (AUCLoss)
 
     def _prepare(self, scores, labels, num_classes=None):
-        s = check_scores(scores, self.score_dims)
+        """Checked ``(s, y, group)``: the local batch and None, or the global batch gathered
+        over the process group and the group."""
+        group = resolve_group(self.process_group)
+        s = check_scores(scores, self.score_dims, finite=group is None)
         y = check_labels(labels, s.shape[0], num_classes, device=s.device)
-        return s, y
+        self._check_local(s)
+        if group is None:
+            return s, y, None
+        s, y = gather(s, y, group)
+        if not bool(torch.isfinite(s).all()):
+            raise ValueError("scores contains NaN or Inf entries (on some rank of "
+                             "process_group); the LP is undefined")
+        return s, y, group
 
-    def _missing_binary_class(self, scores: Tensor, y: Tensor):
+    def _check_local(self, s: Tensor) -> None:
+        """Shape checks of the local scores beyond ``score_dims`` (before any gather)."""
+
+    @staticmethod
+    def _batch(group) -> str:
+        return "the minibatch" if group is None else \
+            "the global minibatch (all ranks of process_group)"
+
+    def _missing_binary_class(self, scores: Tensor, y: Tensor, group):
         """The zero loss (with a warning) when a binary minibatch lacks a class, else None."""
         absent = absent_classes(y)
         if not absent:
             return None
-        return self._zero(scores, f"the minibatch has no {describe_absent(absent)}",
+        return self._zero(scores, f"{self._batch(group)} has no {describe_absent(absent)}",
                           stacklevel=4)
+
+    @staticmethod
+    def _finish(partial: Tensor, s: Tensor, group, replicated: bool = False) -> Tensor:
+        """The loss from this rank's partial value: itself for the local batch; else the sum
+        over the ranks (``replicated``: every rank computed the whole value, which is
+        divided by the world size first)."""
+        if group is None:
+            return partial
+        if replicated:
+            partial = partial / rank_and_world(group)[1]
+        # `+ s.sum() * 0`: the gather's backward (a collective) runs on every rank even
+        # where this rank's share of the LP has no pair.
+        return sum_over_ranks(partial + s.sum() * 0, group)
 
     def _zero(self, scores: Tensor, why: str, stacklevel: int = 3) -> Tensor:
         warnings.warn(f"{type(self).__name__}: {why}; returning a zero loss", UserWarning,
@@ -77,14 +120,15 @@ class _LPLoss(nn.Module):
         s = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
         return s.sum() * 0
 
-    def _check_budget(self, s: Tensor, y: Tensor, block_size: int | None = None):
-        """With ``memory_budget``: None when the LP fits as is (or the given chunked
-        ``block_size`` fits), the block size the planner picks when only chunking fits
-        (AUCLoss), else :class:`~sparselp.MemoryBudgetError` before the LP is built."""
-        if self.memory_budget is None:
+    def _check_budget(self, s: Tensor, counts: list[int], block_size: int | None = None):
+        """With ``memory_budget``: None when the LP of a batch with these class ``counts``
+        fits as is (or the given chunked ``block_size`` fits), the block size the planner
+        picks when only chunking fits (AUCLoss), else :class:`~sparselp.MemoryBudgetError`
+        before the LP is built. With a process group the counts are those of the global
+        batch (of a rank's share for AUCLoss), the same on every rank."""
+        if self.memory_budget is None or min(counts) == 0:
             return block_size
-        counts = torch.bincount(y, minlength=getattr(self, "num_classes", 2)).tolist()
-        p = plan_loss(self, s.shape[0], 0.5, self.memory_budget, s.device, s.dtype, (),
+        p = plan_loss(self, sum(counts), 0.5, self.memory_budget, s.device, s.dtype, (),
                       counts)
         what = f"{type(self).__name__} on a batch of {s.shape[0]}"
         if block_size is not None:
@@ -103,6 +147,11 @@ class _LPLoss(nn.Module):
                             options=self.options, backend=self.backend, return_value=True,
                             **self.layer_kwargs)
         return value
+
+
+def _binary_counts(y: Tensor) -> list[int]:
+    n_pos = int(y.sum())
+    return [y.numel() - n_pos, n_pos]
 
 
 class AUCLoss(_LPLoss):
@@ -142,6 +191,10 @@ class AUCLoss(_LPLoss):
         at least one per block; :mod:`sparselp.chunked`): the LP is row-separable, so the
         value and gradient are those of the whole LP while the memory follows the block.
         None (default) solves it at once.
+    process_group : torch.distributed.ProcessGroup or "world", optional
+        The loss of the global batch (see the module docstring); rank ``r`` of ``world``
+        solves the pairs of the positives ``[r::world]`` of the global batch against all
+        its negatives, weighted by the global pair count.
     options, backend, **layer_kwargs
         Passed to :func:`sparselp.layer.lp_solve`.
 
@@ -160,24 +213,31 @@ class AUCLoss(_LPLoss):
         self.eps, self.surrogate, self.block_size = eps, surrogate, block_size
 
     def forward(self, scores: Tensor, labels) -> Tensor:
-        s, y = self._prepare(scores, labels)
-        zero = self._missing_binary_class(scores, y)
+        s, y, group = self._prepare(scores, labels)
+        zero = self._missing_binary_class(scores, y, group)
         if zero is not None:
             return zero
-        block_size = self._check_budget(s, y, self.block_size)
+        rank, world = (0, 1) if group is None else rank_and_world(group)
+        pos = torch.nonzero(y == 1).squeeze(1)
+        neg = torch.nonzero(y == 0).squeeze(1)
+        mine = pos[rank::world]  # this rank's positives: all of them for the local batch
+        kw = dict(options=self.options, backend=self.backend, **self.layer_kwargs)
+        paper = self.surrogate == "paper"
+        # The budget applies to a rank's share; every rank checks the largest share, so
+        # that all ranks raise together or none does.
+        block_size = self._check_budget(s, [neg.numel(), -(-pos.numel() // world)],
+                                        self.block_size)
         self.last_block_size = block_size
-        if block_size is not None:
-            n_pos = int(y.sum())
-            if n_pos * (y.numel() - n_pos) > block_size:
-                return chunked_auc_loss(s, y, self.eps, self.surrogate, block_size,
-                                        dict(options=self.options, backend=self.backend,
-                                             **self.layer_kwargs))
-        data = binary_auc_data(s, y, self.eps, "mean")
-        if self.surrogate == "hinge":
-            return self._value(data)
-        z = lp_solve(data.c, data.A, data.b, options=self.options, backend=self.backend,
-                     **self.layer_kwargs)
-        return 1.0 - (self.eps - z).clamp_min(0).mean() / self.eps
+        if block_size is not None and mine.numel() * neg.numel() > block_size:
+            partial = chunked_auc_loss(s, y, self.eps, self.surrogate, block_size, kw,
+                                       shard=(rank, world))
+        elif mine.numel() == 0:  # a rank with no positive of the global batch to solve
+            partial = s.sum() * 0 + (1.0 / world if paper else 0.0)
+        else:
+            term = auc_pairs_term(s, mine, neg, self.eps, self.surrogate,
+                                  pos.numel() * neg.numel(), kw)
+            partial = 1.0 / world - term if paper else term
+        return self._finish(partial, s, group)
 
 
 class MultiClassAUCLoss(_LPLoss):
@@ -198,6 +258,12 @@ class MultiClassAUCLoss(_LPLoss):
         A minibatch lacking a class always warns. ``"zero"`` (default) then returns a zero
         loss; ``"skip"`` averages over the class pairs present (zero loss only when fewer
         than two classes are present).
+    process_group : torch.distributed.ProcessGroup or "world", optional
+        The loss of the global batch (see the module docstring); each rank solves its
+        share of every class pair's pairs (``shard=(rank, world)`` of
+        :func:`~sparselp.formulations.auc.multiclass_auc_data`).
+    options, backend, **layer_kwargs
+        Passed to :func:`sparselp.layer.lp_solve`.
     """
 
     score_dims = (2,)
@@ -214,21 +280,27 @@ class MultiClassAUCLoss(_LPLoss):
         self.reduction, self.missing = reduction, missing
         self.register_buffer("P", None if P is None else torch.as_tensor(P))
 
-    def forward(self, scores: Tensor, labels) -> Tensor:
-        s, y = self._prepare(scores, labels, self.num_classes)
+    def _check_local(self, s: Tensor) -> None:
         if s.shape[1] != self.num_classes:
             raise ValueError(f"scores must have {self.num_classes} columns (num_classes), "
                              f"got shape {tuple(s.shape)}")
+
+    def forward(self, scores: Tensor, labels) -> Tensor:
+        s, y, group = self._prepare(scores, labels, self.num_classes)
         absent = absent_classes(y, self.num_classes)
         if absent:
-            why = f"the minibatch has no {describe_absent(absent, self.num_classes)}"
+            why = f"{self._batch(group)} has no {describe_absent(absent, self.num_classes)}"
             if self.missing == "zero" or self.num_classes - len(absent) < 2:
                 return self._zero(scores, why)
             warnings.warn(f"MultiClassAUCLoss: {why}; their pairs are left out", UserWarning,
                           stacklevel=2)
-        self._check_budget(s, y)
-        return self._value(multiclass_auc_data(s, y, self.P, self.eps, self.reduction,
-                                               self.variant, missing="skip"))
+        self._check_budget(s, torch.bincount(y, minlength=self.num_classes).tolist())
+        shard = None if group is None else rank_and_world(group)
+        data = multiclass_auc_data(s, y, self.P, self.eps, self.reduction, self.variant,
+                                   missing="skip", shard=shard)
+        # A shard may hold no pair (a tiny global batch): its share of the loss is zero.
+        partial = self._value(data) if data.c.numel() else s.sum() * 0
+        return self._finish(partial, s, group)
 
 
 class FScoreLoss(_LPLoss):
@@ -238,6 +310,17 @@ class FScoreLoss(_LPLoss):
     F-score of the ramp-relaxed predictions :math:`\operatorname{clip}(1/2 +
     s/(2\varepsilon), 0, 1)`. The scores enter the LP's matrix, so the gradient is
     :math:`v x^T` on its stored entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
+
+    Parameters
+    ----------
+    eps : float
+        Width of the ramp.
+    process_group : torch.distributed.ProcessGroup or "world", optional
+        The loss of the global batch (see the module docstring). The LP couples every
+        sample to one scale variable, so it is not sharded: every rank solves the whole
+        LP of the gathered batch (replicated; the LP is O(n)).
+    options, backend, **layer_kwargs
+        Passed to :func:`sparselp.layer.lp_solve`.
     """
 
     def __init__(self, eps: float = 1.0, **kwargs):
@@ -245,12 +328,13 @@ class FScoreLoss(_LPLoss):
         self.eps = eps
 
     def forward(self, scores: Tensor, labels) -> Tensor:
-        s, y = self._prepare(scores, labels)
-        zero = self._missing_binary_class(scores, y)
+        s, y, group = self._prepare(scores, labels)
+        zero = self._missing_binary_class(scores, y, group)
         if zero is not None:
             return zero
-        self._check_budget(s, y)
-        return 1.0 + self._value(fscore_data(s, y, self.eps))
+        self._check_budget(s, _binary_counts(y))
+        return self._finish(1.0 + self._value(fscore_data(s, y, self.eps)), s, group,
+                            replicated=True)
 
 
 class PrecisionAtRecallLoss(_LPLoss):
@@ -259,6 +343,19 @@ class PrecisionAtRecallLoss(_LPLoss):
     The optimal value of :func:`sparselp.formulations.precision_at_recall` (Eban et al.
     2017): minimising the false positives while the true positives are held at
     :math:`\beta |\mathcal P|` maximises precision. ``scores`` (n,), ``labels`` (n,).
+
+    Parameters
+    ----------
+    recall : float
+        The recall :math:`\beta` to hold.
+    eps : float
+        Width of the ramp.
+    process_group : torch.distributed.ProcessGroup or "world", optional
+        The loss of the global batch (see the module docstring). The LP couples every
+        sample to one threshold, so it is not sharded: every rank solves the whole LP of
+        the gathered batch (replicated; the LP is O(n)).
+    options, backend, **layer_kwargs
+        Passed to :func:`sparselp.layer.lp_solve`.
     """
 
     def __init__(self, recall: float = 0.8, eps: float = 1.0, **kwargs):
@@ -266,9 +363,11 @@ class PrecisionAtRecallLoss(_LPLoss):
         self.recall, self.eps = recall, eps
 
     def forward(self, scores: Tensor, labels) -> Tensor:
-        s, y = self._prepare(scores, labels)
-        zero = self._missing_binary_class(scores, y)
+        s, y, group = self._prepare(scores, labels)
+        zero = self._missing_binary_class(scores, y, group)
         if zero is not None:
             return zero
-        self._check_budget(s, y)
-        return self._value(precision_at_recall_data(s, y, self.recall, self.eps))
+        self._check_budget(s, _binary_counts(y))
+        return self._finish(self._value(precision_at_recall_data(s, y, self.recall,
+                                                                 self.eps)),
+                            s, group, replicated=True)

@@ -38,8 +38,11 @@ class LPData(NamedTuple):
                              det(self.b_eq), det(self.lb), det(self.ub))
 
 
-def check_scores(scores: Tensor, ndim: tuple[int, ...], name: str = "scores") -> Tensor:
-    """Check shape and finiteness; cast half precision to float32 (the LP runs in >= fp32)."""
+def check_scores(scores: Tensor, ndim: tuple[int, ...], name: str = "scores",
+                 finite: bool = True) -> Tensor:
+    """Check shape and finiteness (unless ``finite=False``: a distributed loss checks the
+    gathered batch, so that every rank raises alike); cast half precision to float32 (the
+    LP runs in >= fp32)."""
     if not isinstance(scores, Tensor):
         raise TypeError(f"{name} must be a torch tensor, got {type(scores).__name__}")
     if scores.dim() not in ndim:
@@ -47,7 +50,7 @@ def check_scores(scores: Tensor, ndim: tuple[int, ...], name: str = "scores") ->
         raise ValueError(f"{name} must have shape {shapes}, got shape {tuple(scores.shape)}")
     if not scores.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating tensor, got dtype {scores.dtype}")
-    if not bool(torch.isfinite(scores).all()):
+    if finite and not bool(torch.isfinite(scores).all()):
         raise ValueError(f"{name} contains NaN or Inf entries; the LP is undefined")
     if scores.dtype in (torch.float16, torch.bfloat16):
         scores = scores.float()
