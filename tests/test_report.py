@@ -26,7 +26,7 @@ def test_quick_report_writes_every_section_figure_and_table(tmp_path):
     summary = report.build_report(out=str(out), quick=True)
     index = (out / "index.html").read_text()
     assert summary["index"] == str(out / "index.html")
-    for key in "abcde":
+    for key in "abcdeg":
         assert f"<h2 id='{key}'>({key})" in index
         assert summary["status"][key] == "ok", (key, summary["status"])
     # Every image the page refers to exists and is a PNG; every CSV link too.
@@ -41,6 +41,7 @@ def test_quick_report_writes_every_section_figure_and_table(tmp_path):
     # The sections this issue owns always measure something.
     assert summary["status"]["b"] in ("ok", "partial") and summary["status"]["c"] == "ok"
     assert "resnet_memory.png" in images and "runtime.png" in images
+    assert "scale_planner.png" in images and "scale_ranks.png" in images
     for key, status in summary["status"].items():
         if status != "ok":
             assert "Not available:" in index

@@ -1,4 +1,4 @@
-"""``sparselp report``: run the benchmarks of sections (a)-(e) and write report/index.html.
+"""``sparselp report``: run the benchmarks of sections (a)-(e) and (g), write report/index.html.
 
 Every benchmark is reached through one contract: a module with ``run(quick=..., ...)``
 returning rows (a list of dicts). The report calls it, writes the rows as CSV beside
@@ -8,7 +8,7 @@ leaves its section with a "not available: <reason>" note; no number is ever fill
 
 Usage::
 
-    sparselp report [--out report] [--quick] [--sections abcde]
+    sparselp report [--out report] [--quick] [--sections abcdeg]
 """
 from __future__ import annotations
 
@@ -108,6 +108,17 @@ SECTIONS = [
             [Source("netlib", "benchmarks.netlib", full={"time_limit": 30.0}),
              Source("random_lp", "benchmarks.random_lp", full={"sizes": (10_000, 100_000)})],
             "accuracy:render_accuracy"),
+    # (f) is the training study's (its issue names it so).
+    Section("g", "Past one device: memory planner, chunked and distributed losses",
+            "The planner predicts the peak memory of forward + backward within 25% of the "
+            "measured peak for every configuration of the grid, and refuses an over-budget "
+            "request with less than 50 MB allocated; the chunked AUCLoss runs 1e8 pairs in "
+            "<= 512 MB and <= 30 s on this CPU and stays within 1.5x the closed-form floor's "
+            "memory at 1e7 pairs; the distributed AUCLoss's per-rank peak falls as 1/world "
+            "within 20%.",
+            # A reduced planner grid (REPORT_GRID); `sparselp bench scale` runs PLANNER_GRID.
+            [Source("scale", "benchmarks.scale")],
+            "scale_section:render_scale"),
 ]
 
 
@@ -185,7 +196,7 @@ def _render(sec: Section, data: dict, out: str, quick: bool):
         return [], [], [f"drawing section ({sec.key}) failed: {type(exc).__name__}: {exc}"]
 
 
-def build_report(out: str = "report", quick: bool = False, sections: str = "abcde",
+def build_report(out: str = "report", quick: bool = False, sections: str = "abcdeg",
                  device: str | None = None, from_csv: str | None = None) -> dict:
     """Run the sections, write ``out/index.html``, PNGs and CSVs; return a summary.
 
@@ -264,5 +275,6 @@ def _intro(quick: bool, device, seconds: float, timings: dict) -> str:
             "<p>Sections: <a href='#a'>(a) LP-layer memory</a> · "
             "<a href='#b'>(b) ResNet-18</a> · "
             "<a href='#c'>(c) runtime</a> · <a href='#d'>(d) reduction</a> · "
-            "<a href='#e'>(e) Netlib and random LPs</a></p>")
+            "<a href='#e'>(e) Netlib and random LPs</a> · "
+            "<a href='#g'>(g) planner, chunked, distributed</a></p>")
 
