@@ -77,20 +77,22 @@ def loss_step(loss: str = "auc", batch: int = 1000, pos_frac: float = 0.5,
 
 def refuse_step(batch: int = 10**6, budget: str = "1GB") -> dict:
     """An over-budget request (AUC_mu over ``batch`` scores): must raise before the LP
-    exists. Returns whether it was refused; the memory is what the child's peak shows."""
+    exists. Returns whether it was refused and ``allocated``: the peak RSS during the call
+    over the RSS just before it (the scores themselves are the caller's)."""
     import torch
     import sparselp
     g = torch.Generator().manual_seed(0)
     s = torch.rand(batch, generator=g)
     scores, labels = torch.stack([s, -s], 1), torch.arange(batch) % 2
     loss = sparselp.MultiClassAUCLoss(2, memory_budget=budget)
-    from benchmarks.peakmem import _reset_peak
-    _reset_peak()  # the scores are the caller's, not the refusal's
+    from benchmarks.peakmem import _peak_now, _reset_peak, current_rss
+    _reset_peak()
+    before = current_rss()
     try:
         loss(scores, labels)
     except sparselp.MemoryBudgetError as exc:
-        return {"refused": True, "error": str(exc)}
-    return {"refused": False, "error": ""}
+        return {"refused": True, "error": str(exc), "allocated": _peak_now() - before}
+    return {"refused": False, "error": "", "allocated": _peak_now() - before}
 
 
 def _predict(cfg: dict) -> int:
@@ -194,7 +196,7 @@ def run_refusal(batch: int = 10**6, budget: str = "1GB") -> list[dict]:
     ok = bool(r["result"] and r["result"]["refused"])
     return [{"part": "refusal", "loss": "multiclass-auc", "dtype": "float32", "batch": batch,
              "pairs": (batch // 2) ** 2, "status": "refused" if ok else "NOT refused",
-             "measured_mb": r["net_rss"] / 2**20 if r["net_rss"] is not None else None,
+             "measured_mb": r["result"]["allocated"] / 2**20 if r["result"] else None,
              "error": (r["result"] or {}).get("error") or r["error"]}]
 
 
