@@ -31,3 +31,21 @@ def test_false_optimal_is_detected():
     assert fuzz_lp._primal_residual(lp, x) > 0.1
     with pytest.raises(ValueError, match="family"):
         fuzz_lp.make_lp("nonsense", 0)
+
+
+def test_a_disagreement_is_excused_only_by_our_certificate():
+    """The badly scaled LP on which HiGHS's vertex violates a row: our duals prove our
+    answer optimal, so it is not counted; zero duals prove nothing."""
+    from types import SimpleNamespace as NS
+    row = fuzz_lp.check_one("badly_scaled", 993, "float64")
+    assert row["agree"] and not row["false_optimal"] and "ours certified" in row["why"]
+    lp = fuzz_lp.make_lp("dense", 1)
+    ref = highs(method="highs", **lp)
+    m, n = len(lp["b_ub"]), len(lp["c"])
+    fake = NS(x=ref.x, ineqlin=NS(marginals=np.zeros(m)), eqlin=NS(marginals=np.zeros(0)),
+              lower=NS(marginals=np.zeros(n)), upper=NS(marginals=np.zeros(n)))
+    dual_res, gap = fuzz_lp._certificate(lp, fake)
+    assert dual_res > 1e-3
+    good = NS(x=ref.x, ineqlin=ref.ineqlin, eqlin=NS(marginals=np.zeros(0)),
+              lower=ref.lower, upper=ref.upper)
+    assert max(fuzz_lp._certificate(lp, good)) < 1e-8
