@@ -27,6 +27,7 @@ BENCHMARKS = {
     "ihs": "benchmarks.ihs",
     "scale": "benchmarks.scale",
     "fuzz": "benchmarks.fuzz_lp",
+    "batched-lp": "benchmarks.batched_lp",
 }
 
 
