@@ -26,6 +26,7 @@ BENCHMARKS = {
     "random-lp": "benchmarks.random_lp",
     "ihs": "benchmarks.ihs",
     "scale": "benchmarks.scale",
+    "netmem": "benchmarks.netmem_check",
 }
 
 
