@@ -95,20 +95,42 @@ def _check(model, input_shape, batch_size, optimizer, dtype) -> tuple[int, ...]:
         raise ValueError(f"input_shape must be the shape of one sample (positive integers, "
                          f"without the batch dimension), e.g. (3, 32, 32); got "
                          f"{input_shape!r}")
-    shape = tuple(input_shape)
-    first = next((m for m in model.modules() if isinstance(
-        m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))), None)
-    if isinstance(first, torch.nn.Linear) and shape[-1] != first.in_features:
-        raise ValueError(f"input_shape {shape} does not fit the model's first layer "
-                         f"(Linear with in_features={first.in_features}): its last entry "
-                         f"must be {first.in_features}")
-    if first is not None and not isinstance(first, torch.nn.Linear):
-        dims = len(first.kernel_size)
-        if len(shape) != dims + 1 or shape[0] != first.in_channels:
-            raise ValueError(f"input_shape must have length {dims + 1} (channels, "
-                             f"{dims} spatial) with {first.in_channels} channels for the "
-                             f"model's first layer ({type(first).__name__}); got {shape}")
-    return shape
+    return tuple(input_shape)
+
+
+class _ShapeError(ValueError):
+    pass
+
+
+def _first_layer_check(model, shape):
+    """Pre-hooks that check the input of the first convolution or linear layer the
+    forward calls against ``input_shape`` (a clear error instead of a kernel's, and no
+    silent unbatched convolution); returns their handles."""
+    kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+    handles, done = [], []
+
+    def check(module, args):
+        if done or not args or not isinstance(args[0], torch.Tensor):
+            return
+        done.append(module)
+        x, name = args[0], type(module).__name__
+        if isinstance(module, torch.nn.Linear):
+            if x.shape[-1] != module.in_features:
+                raise _ShapeError(f"input_shape {shape} does not fit the model's first "
+                                  f"layer ({name} with in_features={module.in_features}), "
+                                  f"which got a tensor of shape {tuple(x.shape)}")
+            return
+        dims = len(module.kernel_size)
+        if x.dim() != dims + 2 or x.shape[1] != module.in_channels:
+            raise _ShapeError(f"input_shape must have length {dims + 1} (channels, {dims} "
+                              f"spatial) with {module.in_channels} channels for the "
+                              f"model's first layer ({name}); got {shape}, so the layer "
+                              f"got a tensor of shape {tuple(x.shape)}")
+
+    for m in model.modules():
+        if isinstance(m, kinds):
+            handles.append(m.register_forward_pre_hook(check))
+    return handles
 
 
 def _meta_copy(model: torch.nn.Module, dtype) -> torch.nn.Module:
@@ -189,6 +211,7 @@ def _trace(meta_model, shape, dtype) -> dict:
 
     hooks = [p.register_post_accumulate_grad_hook(on_grad) for p in params
              if p.requires_grad]
+    checks = []
     timeline = _Timeline(fixed | {input_key}, {}, grads)
     try:
         with timeline:
@@ -196,8 +219,11 @@ def _trace(meta_model, shape, dtype) -> dict:
                 timeline.add(t)
             timeline.sweep()
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                checks = _first_layer_check(meta_model, tuple(shape[1:]))
                 try:
                     out = meta_model(x)
+                except _ShapeError:
+                    raise
                 except (RuntimeError, ValueError, TypeError, IndexError) as exc:
                     raise ValueError(f"input_shape {tuple(shape[1:])}: the model's forward "
                                      f"failed on a batch of shape {tuple(shape)}: "
@@ -212,7 +238,7 @@ def _trace(meta_model, shape, dtype) -> dict:
             timeline.saved, timeline.backward = dict(saved), True
             torch.autograd.backward(outs, [torch.empty_like(o) for o in outs])
     finally:
-        for h in hooks:
+        for h in hooks + checks:
             h.remove()
     return {"activations": activations, "forward_end": forward_end,
             "peak_live": timeline.peak, "backward_transient": timeline.transient}

@@ -122,6 +122,25 @@ def test_bad_inputs_name_the_argument():
         network_peak_bytes(conv, (3, 10, 10), 2)
 
 
+class _HeadFirst(torch.nn.Module):
+    """Registers its head before its convolution: the check must follow the call order."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(4, 2)
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean((2, 3)))
+
+
+def test_shape_check_follows_the_call_order():
+    d = network_peak_bytes(_HeadFirst(), (3, 8, 8), 2)
+    assert d["activations"] > 0
+    with pytest.raises(ValueError, match="input_shape must have length 3.*Conv2d"):
+        network_peak_bytes(_HeadFirst(), (3, 8), 3)  # no silent unbatched convolution
+
+
 def test_plan_with_a_model_adds_the_network_part():
     model = torchvision.models.resnet18(weights=None, num_classes=2)
     base = sparselp.plan("auc", batch_size=64, memory_budget="4GB")
