@@ -28,6 +28,7 @@ BENCHMARKS = {
     "scale": "benchmarks.scale",
     "fuzz": "benchmarks.fuzz_lp",
     "batched-lp": "benchmarks.batched_lp",
+    "netmem": "benchmarks.netmem_check",
 }
 
 

@@ -14,6 +14,7 @@ import torch
 
 from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
                            Plan, PlanOption, lp_peak_bytes, parse_bytes, strategy_for)
+from .network_memory import scale_counts, with_network
 
 #: bytes per squared LP column of the coupled losses' SuperLU solves on CPU (measured)
 KAPPA = {"fscore": 26.0, "precision-at-recall": 35.0}
@@ -266,7 +267,8 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
 
 def plan(loss_or_problem, batch_size: int | None = None, positive_fraction: float = 0.5,
          memory_budget="8GB", device=None, *, dtype=torch.float32, world_sizes=(2, 4, 8),
-         reduced_rows: int | None = None, class_counts=None) -> Plan:
+         reduced_rows: int | None = None, class_counts=None, model=None, input_shape=None,
+         optimizer: str = "sgd") -> Plan:
     """Predict the peak memory of forward + backward for each way of running, and choose.
 
     Parameters
@@ -291,10 +293,31 @@ def plan(loss_or_problem, batch_size: int | None = None, positive_fraction: floa
         Rank counts for the sharded options.
     reduced_rows : int, optional
         Rows ``k`` of a sketch or SDR projection (LinearProgram only).
+    model : torch.nn.Module, optional
+        A network whose training step produces the scores (losses only): every option's
+        peak becomes the network's part (:mod:`sparselp.network_memory`, on the rank's
+        share of the batch when sharded) plus the loss's; ``details["network"]`` has its
+        breakdown.
+    input_shape : tuple of int
+        One sample's shape without the batch dimension, e.g. ``(3, 32, 32)`` (with
+        ``model``).
+    optimizer : {"sgd", "sgd-momentum", "adam"}
+        Its state is counted with ``model``.
     """
     budget = parse_bytes(memory_budget)
+    if (model is None) != (input_shape is None):
+        raise ValueError("model and input_shape go together: give both or neither (got "
+                         f"model={type(model).__name__}, input_shape={input_shape!r})")
     if hasattr(loss_or_problem, "c") and hasattr(loss_or_problem, "A"):
+        if model is not None:
+            raise ValueError("model= applies to a loss, not to a LinearProgram")
         return plan_problem(loss_or_problem, budget, device, world_sizes, reduced_rows)
+    if model is not None:  # the network's training step on top: sparselp.network_memory
+        def loss_at(k, b):
+            return plan_loss(loss_or_problem, k, positive_fraction, b, device, dtype,
+                             world_sizes, scale_counts(class_counts, k))
+        return with_network(loss_at, batch_size, budget, model, input_shape, optimizer,
+                            device, dtype)
     return plan_loss(loss_or_problem, batch_size, positive_fraction, budget, device, dtype,
                      world_sizes, class_counts)
 
