@@ -167,3 +167,26 @@ def test_shared_tensor_helpers():
     assert T.layout == torch.sparse_coo and T.dtype == torch.float64
     np.testing.assert_array_equal(T.to_dense().numpy(), M.toarray())
     assert scipy_to_torch(M, dtype=torch.float32).dtype == torch.float32
+
+
+def test_tiled_identity_pattern_takes_the_repeat_path_and_agrees():
+    """[-I; -I] (the hinge LPs' matrix) is recognised as two identity tiles; its products
+    equal those of the same entries in a shuffled (index) pattern."""
+    from sparselp.formulations._base import separable_constraints
+    from sparselp.problem import as_operator
+    P = 7
+    A = separable_constraints(torch.arange(P, dtype=torch.float64), torch.ones(P)).A
+    cpu = torch.device("cpu")
+    op = as_operator(A, "A", P, 1, torch.float64, cpu)
+    assert op._pattern.tiles() == 2
+    perm = torch.randperm(2 * P)
+    dense = A.to_dense()
+    shuffled = as_operator(dense[perm].to_sparse_csr(), "A", P, 1, torch.float64, cpu)
+    assert shuffled._pattern.tiles() == 0
+    x = torch.randn(3, P, dtype=torch.float64)
+    y = torch.randn(3, 2 * P, dtype=torch.float64)
+    torch.testing.assert_close(op.mv(x), x @ dense.T, rtol=0, atol=0)
+    torch.testing.assert_close(op.rmv(y), y @ dense, rtol=1e-15, atol=0)
+    torch.testing.assert_close(op.sq_rmv(y), y @ dense ** 2, rtol=1e-15, atol=0)
+    torch.testing.assert_close(shuffled.mv(x)[:, perm.argsort()], op.mv(x))
+    torch.testing.assert_close(op.rmv(y[:1]), y[:1] @ dense)

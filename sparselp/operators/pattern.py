@@ -43,6 +43,7 @@ class _Pattern:
         self._by_col = None
         self._separable = None
         self._one = None
+        self._tiles = None
 
     @staticmethod
     def _order(keys: Tensor, other: Tensor, size: int):
@@ -86,6 +87,20 @@ class _Pattern:
                 r.numel() == 0 or bool((r == torch.arange(r.numel(), dtype=r.dtype,
                                                           device=r.device)).all()))
         return self._one
+
+    def tiles(self) -> int:
+        """``k`` when the matrix is ``k`` identity blocks stacked (one entry a row, row
+        ``r`` at column ``r mod n``: the pairwise hinge LPs' ``[-I; -I]``), else 0. Then
+        a gather is a repeat and a scatter a sum over the blocks, without index arithmetic
+        over the ``m`` rows (checked once per pattern)."""
+        if self._tiles is None:
+            m, n = self.shape
+            self._tiles = 0
+            if n and m % n == 0 and self.one_per_row():
+                ar = torch.arange(n, dtype=self.cols.dtype, device=self.cols.device)
+                if bool((self.cols.view(m // n, n) == ar).all()):
+                    self._tiles = m // n
+        return self._tiles
 
     def rows_separable(self) -> bool:
         if self._separable is None and self._crow is not None:

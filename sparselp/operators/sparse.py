@@ -113,7 +113,10 @@ class SparseOperator(Operator):
             mul = torch.mul
         else:
             mul = torch.Tensor.mul_  # in place on the fresh gather
-        if self.shared and x.shape[0] > 1:
+        k = self._pattern.tiles() if self.shared else 0
+        if k:
+            out = x.repeat(1, k)
+        elif self.shared and x.shape[0] > 1:
             out = x.index_select(1, self.cols)
         elif self.shared:
             out = x[0].index_select(0, self.cols)
@@ -130,6 +133,9 @@ class SparseOperator(Operator):
         src = flat * self.vals
         if power == 2:
             src = src * self.vals if src.requires_grad else src.mul_(self.vals)
+        k = self._pattern.tiles() if self.shared else 0
+        if k:
+            return src.reshape(y.shape[0], k, self.n).sum(1)
         if self.shared and y.shape[0] > 1:
             return y.new_zeros(y.shape[0], self.n).index_add_(1, self.cols, src)
         if self.shared:
