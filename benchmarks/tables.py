@@ -20,19 +20,26 @@ def write_csv(rows: list[dict], path: str, columns=None) -> None:
         w.writerows(rows)
 
 
-def fmt(v) -> str:
-    """Short human form of a cell: 4 significant digits, bytes above 10 MB in MiB."""
+_BYTE_WORDS = ("rss", "bytes", "peak", "mem")
+
+
+def fmt(v, column: str = "") -> str:
+    """Short human form of a cell: 4 significant digits; integers above 1e7 in MiB in a
+    column of bytes (its name says rss, bytes, peak or mem), else as ``1.000e+08``."""
     if isinstance(v, float):
         return f"{v:.4g}"
-    if isinstance(v, int) and v > 10_000_000:
-        return f"{v / 2**20:.0f}M"
+    if isinstance(v, int) and not isinstance(v, bool) and v > 10_000_000:
+        if any(w in column.lower() for w in _BYTE_WORDS):
+            return f"{v / 2**20:.0f}M"
+        return f"{v:.4g}"
     return "" if v is None else str(v)
 
 
 def print_table(rows: list[dict], columns, file=None) -> None:
     """Print ``rows`` as an aligned text table (to ``sys.stdout`` as it is at call time)."""
     file = file if file is not None else sys.stdout
-    cells = [[str(c) for c in columns]] + [[fmt(r.get(c)) for c in columns] for r in rows]
+    cells = [[str(c) for c in columns]] + [[fmt(r.get(c), str(c)) for c in columns]
+                                        for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths)), file=file)

@@ -34,3 +34,10 @@ def test_random_lp_quick(tmp_path):
     assert rows[1]["mem_ratio"] < 30
     assert rows[0]["mem_ratio"] != rows[0]["mem_ratio"]  # NaN
     assert len(list(csv.DictReader(open(out)))) == 2
+
+
+def test_table_cells_show_counts_as_counts_and_bytes_in_mib():
+    from benchmarks.tables import fmt
+    assert fmt(100_000_000, "pairs") == "1e+08"
+    assert fmt(100 * 2**20, "peak_rss") == "100M"
+    assert fmt(12345, "pairs") == "12345" and fmt(None) == "" and fmt(0.123456) == "0.1235"
