@@ -60,7 +60,8 @@ def line_panels(path: str, panels: list[dict], title: str = "", width: float = 5
     """Draw one row of line panels and save to ``path``; returns the file name.
 
     Each panel: ``series`` (from :func:`series`), ``xlabel``, ``ylabel``, ``title``,
-    ``logx``, ``logy`` (default True), optional ``hlines`` [(y, label)].
+    ``logx``, ``logy`` (default True), optional ``hlines`` [(y, label)] and, on a linear y
+    axis, ``ymin``.
     """
     import matplotlib
     import matplotlib.ticker
@@ -93,6 +94,8 @@ def line_panels(path: str, panels: list[dict], title: str = "", width: float = 5
                 ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         if p.get("logy", True):
             ax.set_yscale("log")
+        elif "ymin" in p:
+            ax.set_ylim(bottom=p["ymin"])
         ax.set_xlabel(p.get("xlabel", ""))
         ax.set_ylabel(p.get("ylabel", ""))
         ax.set_title(p.get("title", ""), fontsize=10)
