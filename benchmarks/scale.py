@@ -25,7 +25,7 @@ __all__ = ["loss_step", "refuse_step", "run", "run_planner", "run_chunked", "run
 
 _PRELOAD = ("sparselp.losses",)
 COLUMNS = ("part", "loss", "dtype", "batch", "pairs", "block_size", "status", "predicted_mb",
-           "measured_mb", "ratio", "total_s", "loss_value", "error")
+           "measured_mb", "ratio", "total_s", "loss_value", "note")
 
 
 def _data(loss: str, batch: int, pos_frac: float, num_classes: int, dtype, seed: int):
@@ -125,7 +125,7 @@ def _measure(part: str, cfgs, timeout: float, progress: bool) -> list[dict]:
                "batch": cfg["batch"], "pairs": n_pos * (cfg["batch"] - n_pos)
                if cfg["loss"].startswith("auc") else None,
                "block_size": cfg.get("block_size"), "status": r["status"],
-               "predicted_mb": pred, "error": r["error"]}
+               "predicted_mb": pred, "note": r["error"]}
         if r["net_rss"] is not None and r["status"] == "ok":
             row["measured_mb"] = r["net_rss"] / 2**20
             row["ratio"] = pred / row["measured_mb"]
@@ -172,7 +172,7 @@ def run_chunked(batches=(6325, 20000), budget: str = "512MB", timeout: float = 6
                      (block.settings.get("block_size") if block else None)})
     rows = _measure("chunked", cfgs, timeout, progress)
     for r in rows:
-        r["error"] = r["error"] or f"budget {budget}"
+        r["note"] = r["note"] or f"budget {budget}"
     from benchmarks.memory_lp import step  # noqa: F401  (the floor's child function)
     from benchmarks.peakmem import run_isolated
     for b in batches:
@@ -184,7 +184,7 @@ def run_chunked(batches=(6325, 20000), budget: str = "512MB", timeout: float = 6
                      "pairs": (b // 2) * (b - b // 2), "status": f["status"],
                      "measured_mb": f["net_rss"] / 2**20 if f["net_rss"] else None,
                      "total_s": f["result"]["total_s"] if f["result"] else None,
-                     "error": "closed form z = relu(eps - gap)"})
+                     "note": "closed form z = relu(eps - gap)"})
     return rows
 
 
@@ -197,7 +197,7 @@ def run_refusal(batch: int = 10**6, budget: str = "1GB") -> list[dict]:
     return [{"part": "refusal", "loss": "multiclass-auc", "dtype": "float32", "batch": batch,
              "pairs": (batch // 2) ** 2, "status": "refused" if ok else "NOT refused",
              "measured_mb": r["result"]["allocated"] / 2**20 if r["result"] else None,
-             "error": (r["result"] or {}).get("error") or r["error"]}]
+             "note": (r["result"] or {}).get("error") or r["error"]}]
 
 
 def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
@@ -217,7 +217,7 @@ def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
                    "block_size": r.get("rank_pairs"), "status": r["status"],
                    "predicted_mb": pred, "measured_mb": r.get("peak_mb"),
                    "total_s": r.get("seconds"), "loss_value": r.get("loss"),
-                   "error": r.get("error") or (f"mem/ideal {r['mem_vs_ideal']:.2f}, cpu "
+                   "note": r.get("error") or (f"mem/ideal {r['mem_vs_ideal']:.2f}, cpu "
                                                f"{r['cpu_seconds']:.2f} s"
                                                if r.get("mem_vs_ideal") else "")}
             if row["measured_mb"]:

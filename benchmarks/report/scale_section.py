@@ -109,7 +109,7 @@ def _chunked_part(rows, body, verdicts):
                 "block size (column block_size: pairs a block) from the budget; "
                 "<i>floor</i> is the closed form, one number a pair.</p>")
     body.append(html.table(ch, ["loss", "batch", "pairs", "block_size", "status",
-                                "predicted_mb", "measured_mb", "total_s", "error"]))
+                                "predicted_mb", "measured_mb", "total_s", "note"]))
     big = max((r for r in ch if r["loss"] == "auc"), key=lambda r: num(r["pairs"]))
     ok = chunked_ok(num(big.get("measured_mb")), num(big.get("total_s"))) \
         if is_ok(big) and num(big["pairs"]) >= 1e8 else None
@@ -167,7 +167,7 @@ def render_scale(data: dict, out: str, quick: bool = False):
                            "(process_group=): strong scaling (global batch fixed) should "
                            "fall as 1/ranks, weak scaling (pairs per rank fixed) stay flat."))
         body.append(html.table(dist, ["part", "batch", "pairs", "block_size", "predicted_mb",
-                                      "measured_mb", "ratio", "total_s", "error"]))
+                                      "measured_mb", "ratio", "total_s", "note"]))
         strong = [r for r in dist if r["mode"] == "strong" and is_ok(r)]
         one = next((r for r in strong if r["world"] == 1), None)
         ratios = [num(r["measured_mb"]) * r["world"] / num(one["measured_mb"])
