@@ -26,6 +26,7 @@ BENCHMARKS = {
     "random-lp": "benchmarks.random_lp",
     "ihs": "benchmarks.ihs",
     "scale": "benchmarks.scale",
+    "loss-scaling": "benchmarks.loss_scaling",
 }
 
 
