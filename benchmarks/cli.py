@@ -29,6 +29,7 @@ BENCHMARKS = {
     "fuzz": "benchmarks.fuzz_lp",
     "batched-lp": "benchmarks.batched_lp",
     "netmem": "benchmarks.netmem_check",
+    "loss-scaling": "benchmarks.loss_scaling",
 }
 
 

@@ -298,7 +298,13 @@ class ExactLineSearch(LineSearch):
         t = exact_step(u, s, sub.system.eq, lin0, lin1, sub.sigma, todo, self.iters)
         accepted = torch.isfinite(t)
         t = torch.where(accepted, t, torch.zeros_like(t)).unsqueeze(-1)
-        return Step(x + t * d, u + t * s, accepted, False)
+        move = t * d
+        # A step that no longer moves x (the exact minimiser along d is at round-off
+        # distance) means the gradient is at its precision floor: a float32 solve of a
+        # coupled LP otherwise spends max_inner steps there every outer step.
+        eps = torch.finfo(x.dtype).eps
+        moved = inf_norm(move) > 8 * eps * (1 + inf_norm(x))
+        return Step(x + move, u + t * s, accepted, not bool((moved & todo).any()))
 
 
 class SeparableLineSearch(LineSearch):

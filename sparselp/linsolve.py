@@ -17,6 +17,9 @@ here are exact:
 - ``"cholesky"``: dense Cholesky of the ``n x n`` matrix, for small ``n``;
 - ``"cg"``: matrix-free conjugate gradients with a Jacobi preconditioner, using only
   products with ``A`` and ``A^T``;
+- ``"structured"``: separable rows plus a few dense rows and columns (the F-score and
+  precision-at-recall LPs): diagonal plus low rank, solved by a Schur complement and
+  Woodbury in O(nnz) (:mod:`sparselp.structured`; CPU and CUDA);
 - ``"scipy"``: sparse direct factorization of ``H`` with SciPy's SuperLU (CPU only).
 
 Strategies that approximate ``H`` (the Hessian sketches of :mod:`sketching`) implement the
@@ -32,9 +35,10 @@ import torch
 from torch import Tensor
 
 from .operators import Operator
+from .structured import DENSE_CAP, analyse
 
 __all__ = ["cg", "NewtonSystem", "HessianStrategy", "DiagonalHessian", "CholeskyHessian",
-           "CGHessian", "ScipyHessian", "get_strategy", "STRATEGIES"]
+           "CGHessian", "StructuredHessian", "ScipyHessian", "get_strategy", "STRATEGIES"]
 
 
 def cg(matvec: Callable[[Tensor], Tensor], rhs: Tensor, precond: Tensor | None = None,
@@ -169,6 +173,33 @@ class CGHessian(HessianStrategy):
         return solve
 
 
+class StructuredHessian(HessianStrategy):
+    """Diagonal plus at most ``cap`` dense lines: Schur complement and Woodbury in O(nnz).
+
+    ``supports(op)`` holds when every row has at most one entry outside a few dense
+    columns, apart from a few dense rows, with ``k <= cap`` dense lines per batch element
+    (found from the index pattern, :func:`sparselp.structured.analyse`). At most ``refine``
+    steps of iterative refinement on the exact ``H`` follow a solve whose Woodbury part
+    may have lost accuracy (see the module).
+    """
+
+    name = "structured"
+
+    def __init__(self, cap: int = DENSE_CAP, refine: int = 3):
+        self.cap, self.refine = cap, refine
+
+    def supports(self, op):
+        return analyse(op, self.cap) is not None
+
+    def factor(self, system):
+        lay = analyse(system.op, self.cap)
+        if lay is None:
+            raise ValueError(f"linear_solver='structured' needs a sparse constraint matrix "
+                             f"whose rows have at most one entry outside at most {self.cap} "
+                             f"dense rows and columns")
+        return lay.factor(system.op, system.w, system.shift, self.refine)
+
+
 class ScipyHessian(HessianStrategy):
     """Sparse direct solve by SciPy's SuperLU, on the smaller of the two sides (CPU).
 
@@ -214,14 +245,15 @@ class ScipyHessian(HessianStrategy):
 
 
 STRATEGIES = {"diagonal": DiagonalHessian, "cholesky": CholeskyHessian, "cg": CGHessian,
-              "scipy": ScipyHessian}
+              "structured": StructuredHessian, "scipy": ScipyHessian}
 
 
 def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> HessianStrategy:
     """Pick the Newton-system strategy: a given instance, a name, or ``"auto"``.
 
-    ``"auto"``: diagonal when ``A`` is row-separable; SciPy's sparse direct solver for
-    sparse ``A`` on CPU; otherwise Cholesky of the ``n x n`` Hessian (formed from the
+    ``"auto"``: diagonal when ``A`` is row-separable; the structured solve when ``A`` is
+    separable apart from a few dense rows and columns (any device); SciPy's sparse direct
+    solver for other sparse ``A`` on CPU; otherwise Cholesky of the ``n x n`` Hessian (formed from the
     active rows) when ``n <= dense_max_n``, else matrix-free CG. CG is last because the
     Newton systems of the augmented Lagrangian grow ill-conditioned as sigma grows.
     """
@@ -231,6 +263,8 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
     if name == "auto":
         if op.rows_separable:
             name = "diagonal"
+        elif op.is_sparse and StructuredHessian().supports(op):
+            name = "structured"
         elif op.is_sparse and op.device.type == "cpu":
             name = "scipy"
         else:
@@ -241,5 +275,13 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
     strat = STRATEGIES[name]()
     if not strat.supports(op):
         raise ValueError(f"linear_solver={name!r} does not support this problem "
-                         f"({'rows not separable' if name == 'diagonal' else 'device ' + str(op.device)})")
+                         f"({_why_not(name, op)})")
     return strat
+
+
+def _why_not(name: str, op: Operator) -> str:
+    if name == "diagonal":
+        return "rows not separable"
+    if name == "structured":
+        return "not separable apart from a few dense rows and columns"
+    return "device " + str(op.device)

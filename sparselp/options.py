@@ -31,7 +31,7 @@ class SolverOptions:
         penalty ``eps c^T y + 1/2 ||(A y - b)_+||^2`` with a decreasing eps
         (continuation, warm-started), the multiplier held at zero.
     linear_solver : str or HessianStrategy
-        ``"auto"``, ``"diagonal"``, ``"cholesky"``, ``"cg"``, ``"scipy"`` or a
+        ``"auto"``, ``"diagonal"``, ``"cholesky"``, ``"cg"``, ``"structured"``, ``"scipy"`` or a
         :class:`~sparselp.linsolve.HessianStrategy` instance (for example a Hessian sketch).
     sigma0, sigma_growth, sigma_max : float
         Initial penalty parameter (1/eps) on the equilibrated problem, its growth factor per
@@ -52,6 +52,14 @@ class SolverOptions:
         Try the active-set primal/dual (:mod:`sparselp.polish`) after each outer step once
         the worst residual is below ``polish_below``; kept only where it is better.
     polish_below : float
+    mixed_precision : bool, optional
+        Float32 problems only: measure the residuals (the certificate) and run the polish
+        in float64, on a float64 copy of the equilibrated rows; the iterations stay in
+        float32. A float32 residual cannot fall below its own round-off (about
+        ``sqrt(n) eps``, seen at 1e-5 = ``tol`` for the F-score LP of a batch of 4,096),
+        so without it such solves end at the iteration limit. ``None`` (default): on for
+        sparse constraint matrices that are not row-separable (the copy costs a float64
+        value per nonzero); dense and row-separable ones stay in float32.
     rho : float
         Regularisation added to the Newton system when there is no proximal term.
     scaling_iters : int
@@ -99,6 +107,7 @@ class SolverOptions:
     balance: float = 5.0
     polish: bool = True
     polish_below: float = 1e-3
+    mixed_precision: bool | None = None
     rho: float = 1e-9
     scaling_iters: int = 10
     line_search: str = "exact"

@@ -27,10 +27,9 @@ from .scaling import RowSystem, inf_norm
 __all__ = ["polish"]
 
 
-def _refined_solve(strategy: HessianStrategy, system: NewtonSystem, rhs: Tensor,
-                   exact_matvec, steps: int = 3) -> Tensor:
-    """Solve ``(K_J^T K_J) d = rhs`` via the regularized factor, refining on the exact one."""
-    solve = strategy.factor(system)
+def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
+    """Solve ``(K_J^T K_J) d = rhs`` via the regularized factor ``solve``, refining on the
+    exact one."""
     d = solve(rhs)
     floor = 10 * torch.finfo(rhs.dtype).eps * inf_norm(rhs)
     for _ in range(steps):
@@ -39,8 +38,6 @@ def _refined_solve(strategy: HessianStrategy, system: NewtonSystem, rhs: Tensor,
             break  # exact up to round-off already (e.g. the diagonal strategy)
         d = d + solve(r)
     return d
-
-
 
 
 def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
@@ -58,20 +55,20 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     w = J.to(x.dtype)
     del J
     shift = torch.full_like(x, delta)
-    newton = NewtonSystem(K, w, shift)
+    solve = strategy.factor(NewtonSystem(K, w, shift))  # once, for the primal and the dual
 
     def gram(v):  # K_J^T K_J v, without the regularisation
         return K.rmv(K.mv(v).mul_(w))
 
     # Primal: least-squares correction d of x so that K_J (x + d) = k_J.
     r = (kf - K.mv(x)).mul_(w)
-    d = _refined_solve(strategy, newton, K.rmv(r), gram)
+    d = _refined_solve(solve, K.rmv(r), gram)
     del r
     x_p = x + d
     del d
     # Dual: lam_J + w * K z with K_J^T (lam + w K z) = -c, i.e. (K_J^T K_J) z = -c - K^T lam.
     g = (system.c + K.rmv(w * lam)).neg_()
-    z = _refined_solve(strategy, newton, g, gram)
+    z = _refined_solve(solve, g, gram)
     lam_p = K.mv(z).add_(lam).mul_(w)
     lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) else lam_p.clamp_min_(0)
     return x_p, lam_p

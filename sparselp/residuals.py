@@ -51,6 +51,13 @@ class Residuals:
             1 + self.primal_obj.abs() + self.dual_obj.abs())
         self.worst = torch.maximum(torch.maximum(self.primal, self.dual), self.gap)
 
+    def to(self, dtype: torch.dtype) -> "Residuals":
+        """The same numbers in ``dtype`` (residuals measured in float64, reported to a
+        float32 solve: the values are accurate, only their own last digits round)."""
+        for name in ("primal_obj", "dual_obj", "primal", "dual", "gap", "worst"):
+            setattr(self, name, getattr(self, name).to(dtype))
+        return self
+
 
 def certificates(system: RowSystem, dv: Tensor, dx: Tensor, tol: float):
     """Primal-infeasibility and unboundedness certificates in the scaled space."""

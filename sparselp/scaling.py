@@ -41,6 +41,14 @@ class RowSystem:
     k_scale: Tensor | None = None  # (B, 1)
     k_finite: bool | None = None   # every entry of k finite (no switched-off row); None: unknown
 
+    def astype(self, dtype: torch.dtype) -> "RowSystem":
+        """The same system in ``dtype`` (the float64 shadow of a float32 solve)."""
+        def cast(t):
+            return None if t is None else t.to(dtype)
+        return RowSystem(self.K.astype(dtype), cast(self.k), self.eq, cast(self.c), self.sizes,
+                         self.lb_idx, self.ub_idx, cast(self.r), cast(self.s),
+                         cast(self.c_scale), cast(self.k_scale), self.k_finite)
+
     def all_finite(self) -> bool:
         if self.k_finite is None:
             self.k_finite = bool(torch.isfinite(self.k).all())

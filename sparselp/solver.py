@@ -51,6 +51,7 @@ from torch import Tensor
 from .planner import check_problem
 from .linesearch import LineSearch, RowKinds, make_line_search
 from .linsolve import HessianStrategy, get_strategy
+from .mixed import STALL_PATIENCE, Best, keep_best, residuals, shadow_system
 from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
 from .polish import polish
@@ -134,6 +135,8 @@ class SolverSetup:
     scales: ResidualScales       # for residuals on the unscaled problem
     separable: bool              # every row of K has at most one nonzero
     started: float               # time.perf_counter() at init_state
+    shadow: RowSystem | None = None  # float64 copy of `system` (mixed precision), or None
+    shadow_scales: ResidualScales | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class SolverState:
     nit: int = 0           # Newton steps so far, all outer steps together
     outer: int = 0         # outer steps so far
     stop_reason: str | None = None  # set when the loop is to stop
+    best: Best | None = None  # mixed precision: the best point seen (returned if uncertified)
 
 
 def init_state(problem: LinearProgram, options: SolverOptions | dict | None = None) -> SolverState:
@@ -170,9 +174,11 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
     exact_diag = separable and strategy.name == "diagonal"
     max_cond = math.inf if exact_diag else (1e12 if dt == torch.float64 else 1e5)
     schedule = make_schedule(opt, tol, max_cond)
+    shadow = shadow_system(opt, system, separable)
     setup = SolverSetup(problem, opt, tol, system, RowKinds(system.eq, dt), strategy,
                         make_line_search(opt, separable), schedule, ResidualScales(system),
-                        separable, time.perf_counter())
+                        separable, time.perf_counter(), shadow,
+                        None if shadow is None else ResidualScales(shadow))
     sigma0 = opt.sigma0 if opt.sigma0 is not None else (1 / tol if exact_diag else 1.0)
     tau0 = opt.tau0 if opt.tau0 is not None else (1 / tol if exact_diag else 1.0)
     full = dict(dtype=dt, device=dev)
@@ -198,11 +204,14 @@ def outer_step(state: SolverState) -> SolverState:
     keep = state.done.unsqueeze(-1)  # decided elements keep their answer
     dx, dv = x_new - state.x, lam_new - state.lam
     x, lam = torch.where(keep, state.x, x_new), torch.where(keep, state.lam, lam_new)
-    res = Residuals(su.system, x, lam, sc=su.scales)
+    res = _residuals(su, x, lam)
     polished = state.polished
     # Polish what is close but not yet within tol: a point already within tol is a valid
     # answer, and the polish would cost as much as a Newton step.
-    if opt.polish and bool(((res.worst < opt.polish_below) & (res.worst > su.tol)
+    # With a float64 shadow the polish's dual is what repairs a float32 dual residual (a
+    # coupling column sums n rounded terms), so it is tried on the primal side and gap.
+    near = torch.maximum(res.primal, res.gap) if su.shadow is not None else res.worst
+    if opt.polish and bool(((near < opt.polish_below) & (res.worst > su.tol)
                             & ~state.done).any()):
         x, lam, res, polished = _try_polish(su, x, lam, res, state.done, polished)
     status, done, ray_steps = _classify(su, x, res, dx, dv, state)
@@ -211,9 +220,10 @@ def outer_step(state: SolverState) -> SolverState:
         print(f"outer {outer:4d} nit {nit:5d} primal {res.primal.max():.2e} "
               f"dual {res.dual.max():.2e} gap {res.gap.max():.2e} "
               f"sigma {state.sigma.max():.1e} tau {state.tau.max():.1e}")
+    best = None if su.shadow is None else keep_best(state.best, x, lam, res, done)
     new = replace(state, x=x, lam=lam, done=done, status=status, polished=polished,
-                  ray_steps=ray_steps, residuals=res, nit=nit, outer=outer,
-                  stop_reason=_stop_reason(su, done, nit, outer))
+                  ray_steps=ray_steps, residuals=res, nit=nit, outer=outer, best=best,
+                  stop_reason=_stop_reason(su, done, nit, outer, best))
     if new.stop_reason is not None:
         return new
     sigma, tau = su.schedule.update(state.sigma, state.tau, res)
@@ -224,10 +234,18 @@ def outer_step(state: SolverState) -> SolverState:
     return replace(new, sigma=sigma, tau=tau, inner_tol=inner_tol)
 
 
-def _stop_reason(su: SolverSetup, done: Tensor, nit: int, outer: int) -> str | None:
+def _residuals(su: SolverSetup, x: Tensor, lam: Tensor) -> Residuals:
+    return residuals(su.system, su.scales, su.shadow, su.shadow_scales, x, lam)
+
+
+def _stop_reason(su: SolverSetup, done: Tensor, nit: int, outer: int,
+                 best: Best | None = None) -> str | None:
     opt = su.options
     if bool(done.all()):
         return "every element decided"
+    if best is not None and best.since >= STALL_PATIENCE:
+        return (f"stalled: {STALL_PATIENCE} outer steps without halving the worst residual "
+                f"(float32 round-off; the best point seen is returned)")
     if nit >= opt.max_iter:
         return f"iteration limit: max_iter={opt.max_iter} Newton steps reached"
     if opt.time_limit is not None and time.perf_counter() - su.started > opt.time_limit:
@@ -277,10 +295,14 @@ def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor
 def _try_polish(su: SolverSetup, x, lam, res, done, polished):
     """Active-set polish; kept per element only where it lowers the residuals."""
     try:
-        x_pol, lam_pol = polish(su.system, su.strategy, x, lam)
+        if su.shadow is not None and su.strategy.exact:  # in float64, then rounded
+            x_pol, lam_pol = polish(su.shadow, su.strategy, x.double(), lam.double())
+            x_pol, lam_pol = x_pol.to(x.dtype), lam_pol.to(x.dtype)
+        else:
+            x_pol, lam_pol = polish(su.system, su.strategy, x, lam)
     except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
         return x, lam, res, polished
-    res_pol = Residuals(su.system, x_pol, lam_pol, sc=su.scales)
+    res_pol = _residuals(su, x_pol, lam_pol)
     better = (res_pol.worst < res.worst) & ~done & torch.isfinite(res_pol.worst)
     if not bool(better.any()):
         return x, lam, res, polished
@@ -290,10 +312,25 @@ def _try_polish(su: SolverSetup, x, lam, res, done, polished):
             return x_pol, lam_pol, res_pol, polished
         keep = done.unsqueeze(-1)
         x_pol, lam_pol = torch.where(keep, x, x_pol), torch.where(keep, lam, lam_pol)
-        return x_pol, lam_pol, Residuals(su.system, x_pol, lam_pol, sc=su.scales), polished
+        return x_pol, lam_pol, _residuals(su, x_pol, lam_pol), polished
     sel = better.unsqueeze(-1)
     x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
-    return x, lam, Residuals(su.system, x, lam, sc=su.scales), polished
+    return x, lam, _residuals(su, x, lam), polished
+
+
+def _with_best(state: SolverState):
+    """The state with its open elements at their best point, and the residuals to report."""
+    open_ = torch.tensor([st is None for st in state.status], device=state.x.device)
+    best, res = state.best, state.residuals
+    use = open_ & (best.worst < res.worst)
+    if not bool(use.any()):
+        return state, res
+    sel = use.unsqueeze(-1)
+    out = Residuals.__new__(Residuals)
+    for name in ("primal", "dual", "gap", "worst"):
+        setattr(out, name, torch.where(use, getattr(best, name), getattr(res, name)))
+    return replace(state, x=torch.where(sel, best.x, state.x),
+                   lam=torch.where(sel, best.lam, state.lam)), out
 
 
 def finish(state: SolverState) -> Solution:
@@ -301,6 +338,8 @@ def finish(state: SolverState) -> Solution:
     su, lp, res = state.setup, state.setup.problem, state.residuals
     system = su.system  # the equilibrated rows
     m, m_eq, n_lb, n_ub = system.sizes
+    if state.best is not None:  # uncertified elements: the best point seen
+        state, res = _with_best(state)
     x = state.x * system.k_scale * system.s
     v = state.lam * system.c_scale * system.r
     parts = torch.split(v, [m, m_eq, n_lb, n_ub], dim=1) \

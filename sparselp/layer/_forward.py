@@ -103,9 +103,21 @@ def active_set(lp: LinearProgram, x: Tensor, atol: float, strategy="auto") -> Ac
     # vertex it changes the solves only at round-off level.
     delta = 1e-12 if x.dtype == torch.float64 else 1e-6
     shift = tight_lb + tight_ub + delta
-    strat = get_strategy(strategy, op)
-    return ActiveSet(tight_rows, tight_lb, tight_ub, strat.factor(NewtonSystem(op, w, shift)),
+    return ActiveSet(tight_rows, tight_lb, tight_ub, _lazy_solve(strategy, op, w, shift),
                      b_finite, lb_finite, ub_finite)
+
+
+def _lazy_solve(strategy, op, w: Tensor, shift: Tensor) -> Callable[[Tensor], Tensor]:
+    """``rhs -> H^{-1} rhs``, choosing the strategy and factoring ``H`` at the first call:
+    a polished, certified forward of a loss on the optimal value never solves with it."""
+    factor = None
+
+    def solve(rhs: Tensor) -> Tensor:
+        nonlocal factor
+        if factor is None:
+            factor = get_strategy(strategy, op).factor(NewtonSystem(op, w, shift))
+        return factor(rhs)
+    return solve
 
 
 def _pick(ok: Tensor, new: Tensor, old: Tensor) -> Tensor:

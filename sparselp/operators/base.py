@@ -66,6 +66,11 @@ class Operator:
         """The operator ``diag(r) A diag(s)`` with ``r`` of shape (B, m), ``s`` (B, n)."""
         raise NotImplementedError
 
+    def astype(self, dtype: torch.dtype) -> "Operator":
+        """The same matrices with values in ``dtype`` (a sparse copy shares the index
+        pattern); the solver's float64 residuals and polish of a float32 problem."""
+        raise NotImplementedError
+
     def weighted_rows(self, w: Tensor, b: int = 0) -> Tensor:
         """``diag(sqrt(w)) A`` of batch element ``b`` restricted to the rows with ``w > 0``.
 

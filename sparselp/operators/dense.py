@@ -69,6 +69,9 @@ class DenseOperator(Operator):
         data = r.unsqueeze(-1) * self.data * s.unsqueeze(-2)
         return DenseOperator(data, self.batch_size)
 
+    def astype(self, dtype):
+        return DenseOperator(self.data.detach().to(dtype), self.batch_size)
+
     def weighted_rows(self, w, b=0):
         a = self.dense_block(b)
         idx = torch.nonzero(w > 0).squeeze(-1)

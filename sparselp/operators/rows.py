@@ -72,6 +72,10 @@ class SelectionOperator(Operator):
         return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, self.dtype,
                                  self.device, scale)
 
+    def astype(self, dtype):
+        return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, dtype,
+                                 self.device, self.scale.detach().to(dtype))
+
     def weighted_rows(self, w, b=0):
         keep = torch.nonzero(w > 0).squeeze(-1)
         sc = self._expand(self.scale, self.m)[b]
@@ -164,6 +168,9 @@ class StackedOperator(Operator):
 
     def scaled(self, r, s):
         return StackedOperator([p.scaled(rk, s) for p, rk in zip(self.parts, self._split(r))])
+
+    def astype(self, dtype):
+        return StackedOperator([p.astype(dtype) for p in self.parts])
 
     def weighted_rows(self, w, b=0):
         blocks = [p.weighted_rows(wk, b) for p, wk in zip(self.parts, torch.split(w, self.sizes))]

@@ -206,6 +206,10 @@ class SparseOperator(Operator):
         return SparseOperator(None, self.cols, vals, self.m, self.n, self.batch_size,
                               self.shared, self._pattern)
 
+    def astype(self, dtype):
+        return SparseOperator(None, self.cols, self.vals.detach().to(dtype), self.m, self.n,
+                              self.batch_size, self.shared, self._pattern)
+
     def _unshare(self) -> "SparseOperator":
         B, nz = self.batch_size, self.vals.numel()
         off = torch.arange(B, device=self.device).repeat_interleave(nz)

@@ -92,11 +92,39 @@ def csr_tensor(crow: Tensor, cols: Tensor, vals: Tensor, shape) -> Tensor:
     crow : tensor of shape (m + 1,)
     cols : tensor of shape (nnz,), same integer dtype as ``crow``
     vals : tensor of shape (nnz,)
-        May require gradients: the CSR tensor is then differentiable in its values.
+        May require gradients: the CSR tensor is then differentiable in its values, through
+        :class:`_CSRFromValues` (torch's own backward of the constructor densifies the
+        gradient: an (m, n) array, 69 GB for the F-score LP of a batch of 65,536).
     shape : tuple (m, n)
     """
+    if vals.requires_grad and torch.is_grad_enabled():
+        return _CSRFromValues.apply(vals, crow, cols, tuple(shape))
     with quiet_sparse():
         return torch.sparse_csr_tensor(crow, cols, vals, tuple(shape), check_invariants=False)
+
+
+class _CSRFromValues(torch.autograd.Function):
+    """A CSR tensor from differentiable values; the backward returns the gradient of the
+    stored entries only (``Tensor.values()`` hands it a CSR gradient on the same pattern;
+    a dense gradient, from ``to_dense``, is gathered at the stored positions)."""
+
+    @staticmethod
+    def forward(ctx, vals, crow, cols, shape):
+        ctx.save_for_backward(crow, cols)
+        with quiet_sparse():
+            return torch.sparse_csr_tensor(crow, cols, vals.detach(), shape,
+                                           check_invariants=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        crow, cols = ctx.saved_tensors
+        if grad.layout == torch.sparse_csr and grad.values().numel() == cols.numel() \
+                and torch.equal(grad.col_indices(), cols):
+            return grad.values(), None, None, None
+        if grad.layout != torch.strided:
+            grad = grad.to_dense()
+        rows = crow_to_rows(crow, torch.long)
+        return grad[rows, cols.long()], None, None, None
 
 
 def coo_tensor(indices: Tensor, vals: Tensor, shape, **kwargs) -> Tensor:
