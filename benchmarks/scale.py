@@ -139,15 +139,17 @@ def _measure(part: str, cfgs, timeout: float, progress: bool) -> list[dict]:
 
 
 #: the memory benchmark's grid for AUCLoss (benchmarks/memory_lp.py, "ours"), and the
-#: other losses at the sizes where their current solves finish in seconds
+#: other losses from 1,024 to 65,536 samples
 PLANNER_GRID = (
     [{"loss": "auc", "batch": b} for b in (16, 64, 200, 1000, 2000, 4000, 6325)]
     + [{"loss": "auc", "batch": b, "pos_frac": 0.1} for b in (200, 2000, 6325)]
     + [{"loss": "auc", "batch": b, "dtype": "float64"} for b in (632, 2000, 4000)]
     + [{"loss": "auc-hinge", "batch": 2000}]
     + [{"loss": "multiclass-auc", "batch": b} for b in (1000, 3000)]
-    + [{"loss": "fscore", "batch": b} for b in (128, 512, 1024)]
-    + [{"loss": "precision-at-recall", "batch": b} for b in (256, 1024, 4096)]
+    + [{"loss": "fscore", "batch": b} for b in (1024, 4096, 16384, 65536)]
+    + [{"loss": "precision-at-recall", "batch": b} for b in (1024, 4096, 65536)]
+    + [{"loss": "fscore", "batch": 16384, "dtype": "float64"},
+       {"loss": "precision-at-recall", "batch": 65536, "dtype": "float64"}]
     + [{"loss": "auc", "batch": 6325, "block_size": k} for k in (50_000, 250_000, 1_000_000)])
 QUICK_GRID = ({"loss": "auc", "batch": 64}, {"loss": "auc", "batch": 632},
               {"loss": "auc", "batch": 632, "block_size": 20_000},
@@ -231,8 +233,8 @@ def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
 REPORT_GRID = (
     [{"loss": "auc", "batch": b} for b in (16, 64, 160, 1000, 2000, 6325)]
     + [{"loss": "auc", "batch": b, "pos_frac": 0.1} for b in (160, 2000, 6325)]
-    + [{"loss": "multiclass-auc", "batch": 1000}, {"loss": "fscore", "batch": 512},
-       {"loss": "precision-at-recall", "batch": 1024},
+    + [{"loss": "multiclass-auc", "batch": 1000}, {"loss": "fscore", "batch": 16384},
+       {"loss": "precision-at-recall", "batch": 65536},
        {"loss": "auc", "batch": 6325, "block_size": 250_000}])
 
 

@@ -22,6 +22,7 @@ strategy's Newton system:
 
     \text{peak} \approx C_0 + B\,(17\,m + 10\,n)\,s + \mathrm{nnz}\,(s + 16)
     + \begin{cases} 36 \sum_i \mathrm{nnz}_i^2 + C_{\text{scipy}} & \text{SciPy's sparse LU} \\
+                    w_s B (m + n) + C_{\text{str}} & \text{structured (Schur/Woodbury)} \\
                     3 B n^2 s & \text{dense Cholesky} \\ 0 & \text{diagonal, CG}\end{cases}
 
 The per-row and per-column counts are calibrated on CPU against the resident-set peaks
@@ -31,7 +32,9 @@ prints beside these predictions (the pairwise AUC LP has ``m = 2P``, ``n = P``,
 :math:`\sum_i \mathrm{nnz}_i^2` bounds the nonzeros of the normal matrix
 :math:`A^T D A` that SciPy's LU factors. :math:`C_0` = 26 MiB is what a first call costs
 in a fresh interpreter (lazily loaded modules, the autograd engine);
-:math:`C_{\text{scipy}}` = 14 MiB loads SciPy's sparse solvers. On CUDA the model counts
+:math:`C_{\text{scipy}}` = 14 MiB loads SciPy's sparse solvers, :math:`C_{\text{str}}` = 3 MiB
+the structured path, whose work per row and column is :math:`w_s` = 272 bytes in float32
+(float64 copies for mixed precision) and 160 in float64. On CUDA the model counts
 tensors only (:math:`C_0 = C_{\text{scipy}} = 0`), as ``max_memory_allocated`` does; it is
 not yet checked against a GPU.
 """
@@ -50,6 +53,12 @@ MiB = 2 ** 20
 C0 = 26 * MiB
 C_SCIPY = 14 * MiB
 PER_ROW, PER_COL, PER_NNZ_INDEX, PER_NORMAL_ENTRY = 17, 10, 16, 36
+#: bytes per row and column of the structured (Schur/Woodbury) Newton path, by item size:
+#: its float64 work vectors, plus in float32 the float64 copy of the rows that mixed
+#: precision keeps (calibrated on the F-score and precision-at-recall losses, batch 1,024
+#: to 65,536)
+PER_STRUCTURED_LINE = {4: 272, 8: 160}
+C_STRUCTURED = 3 * MiB
 #: fraction of the budget a chosen setting may use (the model is within about 25%)
 HEADROOM = 0.9
 #: the chunked AUC loss runs fastest with blocks of about this many pairs on CPU
@@ -123,7 +132,9 @@ class LPSize:
 
 
 def strategy_for(size: LPSize, device) -> str:
-    """The Newton strategy that ``linear_solver="auto"`` picks for an LP of this size."""
+    """The Newton strategy that ``linear_solver="auto"`` picks for an LP of this size, when
+    only sizes are known (the planner asks the real pattern where it has one: the
+    structured path of separable-plus-dense-lines matrices needs it)."""
     if size.separable:
         return "diagonal"
     if torch.device(device or "cpu").type == "cpu":
@@ -141,6 +152,9 @@ def lp_peak_bytes(size: LPSize, device=None, strategy: str | None = None) -> int
         out += PER_NORMAL_ENTRY * B * size.normal + (0 if cuda else C_SCIPY)
     elif strategy == "cholesky":
         out += 3 * B * size.n ** 2 * s
+    elif strategy == "structured":
+        out += PER_STRUCTURED_LINE.get(s, 272) * B * (size.m + size.n) + \
+            (0 if cuda else C_STRUCTURED)
     return int(out + (0 if cuda else C0))
 
 

@@ -12,12 +12,10 @@ import math
 
 import torch
 
-from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
+from .memory_model import (HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
                            Plan, PlanOption, lp_peak_bytes, parse_bytes, strategy_for)
 from .network_memory import scale_counts, with_network
 
-#: bytes per squared LP column of the coupled losses' SuperLU solves on CPU (measured)
-KAPPA = {"fscore": 26.0, "precision-at-recall": 35.0}
 
 __all__ = ["plan", "plan_loss", "plan_problem", "check_problem", "loss_kind",
            "chunk_peak_bytes",
@@ -98,18 +96,11 @@ def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
 
 
 def coupled_peak_bytes(loss, size: LPSize, device) -> int:
-    """Peak of a coupled loss (F-score, precision at recall) on the current engine.
-
-    On CPU their Newton systems go to SciPy's SuperLU, whose memory grows as the square of
-    the batch (the dense t column and recall/normalisation row): measured, not derived,
-    ``KAPPA[loss] * n^2`` bytes over the vectors (see ``benchmarks/scale.py``). On CUDA
-    the dense Cholesky or CG of :func:`lp_peak_bytes`.
-    """
-    if torch.device(device or "cpu").type != "cpu":
-        return lp_peak_bytes(size, device)
-    name = loss if isinstance(loss, str) else type(loss).__name__
-    kappa = KAPPA["fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"]
-    return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(kappa * size.n ** 2)
+    """Peak of a coupled loss (F-score, precision at recall): their constraint matrices
+    are separable apart from a few dense lines (the t column, the recall or normalisation
+    row), so ``linear_solver="auto"`` solves their Newton systems by the structured
+    (Schur/Woodbury) path in O(nnz) memory on every device."""
+    return lp_peak_bytes(size, device, "structured")
 
 
 def _row_counts(A) -> tuple[int, int, int]:
@@ -176,8 +167,7 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
     if kind == "coupled":
         size = _coupled_size(loss, n, counts[1], itemsize)
         as_is = coupled_peak_bytes(loss, size, device)
-        details.update(rows=size.m, columns=size.n, nnz=size.nnz,
-                       strategy=strategy_for(size, device))
+        details.update(rows=size.m, columns=size.n, nnz=size.nnz, strategy="structured")
 
         def fits_at(k):
             sub = _coupled_size(loss, k, max(1, k * counts[1] // n), itemsize)
@@ -236,6 +226,21 @@ def _chunked_option(counts, budget, peak_pairs) -> PlanOption:
                       f"{math.ceil(n_pos / per)} blocks")
 
 
+def _auto_strategy(lp, size: LPSize, device) -> str:
+    """The strategy ``linear_solver="auto"`` picks for ``lp``'s constraint rows (the
+    structured path needs the pattern, not just the sizes)."""
+    if size.separable:
+        return "diagonal"
+    from .linsolve import get_strategy
+    from .scaling import build_rows
+    try:
+        name = get_strategy("auto", build_rows(lp).K).name
+    except ValueError:
+        return strategy_for(size, device)
+    on_cpu = torch.device(device or "cpu").type == "cpu"
+    return name if on_cpu or name != "scipy" else strategy_for(size, device)
+
+
 def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
     """:func:`plan` for a :class:`~sparselp.LinearProgram`."""
     itemsize = torch.empty((), dtype=lp.dtype).element_size()
@@ -243,10 +248,11 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
     size = _size_of(lp.c, [lp.A, lp.A_eq], lp.lb, lp.ub, shared_nnz_batch, itemsize,
                     bool(getattr(lp.A, "rows_separable", False)) and lp.A_eq is None)
     dev = device or lp.c.device
-    as_is = lp_peak_bytes(size, dev)
+    strategy = _auto_strategy(lp, size, dev)
+    as_is = lp_peak_bytes(size, dev, strategy)
     options = [PlanOption("as is", as_is, as_is <= HEADROOM * budget,
                           note=f"{size.m:,} rows, {size.n:,} columns, {size.nnz:,} nonzeros, "
-                               f"{strategy_for(size, dev)}")]
+                               f"{strategy}")]
     if reduced_rows is not None:
         k = int(reduced_rows)
         if k < 1:
@@ -259,8 +265,7 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
         options.append(PlanOption(f"reduced {k}", peak, peak <= HEADROOM * budget,
                                   {"reduced_rows": k}, "dense (S A, S b)"))
     chosen = next((o for o in options if o.fits), None)
-    details = {"rows": size.m, "columns": size.n, "nnz": size.nnz,
-               "strategy": strategy_for(size, dev)}
+    details = {"rows": size.m, "columns": size.n, "nnz": size.nnz, "strategy": strategy}
     return Plan(f"LP {size.m}x{size.n} (batch {lp.batch_size})", budget, options, chosen,
                 details)
 

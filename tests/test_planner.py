@@ -93,12 +93,12 @@ def test_coupled_plan_reads_the_lp_size_off_small_batches():
 
 
 def test_nothing_fits_names_the_largest_batch_that_would():
-    p = plan("fscore", batch_size=20000, memory_budget="200MB")
+    p = plan("fscore", batch_size=20000, memory_budget="40MB")
     assert not p.fits and p.chosen is None
     limit = p.details["max_batch_as_is"]
     assert 2 <= limit < 20000
-    assert plan("fscore", batch_size=limit, memory_budget="200MB").fits
-    assert not plan("fscore", batch_size=limit + 50, memory_budget="200MB").fits
+    assert plan("fscore", batch_size=limit, memory_budget="40MB").fits
+    assert not plan("fscore", batch_size=limit + 50, memory_budget="40MB").fits
     assert f"batch_size <= {limit}" in p.table()
 
 
@@ -123,8 +123,9 @@ def test_over_budget_loss_raises_before_building_the_lp():
     with pytest.raises(MemoryBudgetError, match=r"FScoreLoss on a batch of 5000: predicted "
                                                 r"peak .* exceeds memory_budget .*"
                                                 r"batch_size <= \d+ would fit") as info:
-        FScoreLoss(memory_budget="60MB")(torch.rand(5000), torch.arange(5000) % 2)
-    assert info.value.estimate > info.value.budget == 60 * 10**6
+        FScoreLoss(memory_budget="35MB")(torch.rand(5000), torch.arange(5000) % 2)
+    assert info.value.estimate > 0.9 * info.value.budget
+    assert info.value.budget == 35 * 10**6
     with pytest.raises(MemoryBudgetError, match="block_size=1000000"):
         AUCLoss(memory_budget="50MB", block_size=10**6)(torch.rand(4000),
                                                          torch.arange(4000) % 2)
@@ -186,7 +187,7 @@ def test_cli_plan_exit_codes(capsys):
     assert main(["plan", "--loss", "auc", "--batch-size", "20000", "--memory", "2GB"]) == 0
     out = capsys.readouterr().out
     assert "* chunked" in out and "block_size=250000" in out
-    assert main(["plan", "--loss", "fscore", "--batch-size", "20000", "--memory", "200MB"]) == 1
+    assert main(["plan", "--loss", "fscore", "--batch-size", "20000", "--memory", "40MB"]) == 1
     assert "nearest that fits: batch_size <=" in capsys.readouterr().out
     assert main(["plan", "--loss", "auc"]) == 2
     assert "--batch-size" in capsys.readouterr().err
