@@ -22,7 +22,8 @@ strategy's Newton system:
 
     \text{peak} \approx C_0 + B\,(17\,m + 10\,n)\,s + \mathrm{nnz}\,(s + 16)
     + \begin{cases} 36 \sum_i \mathrm{nnz}_i^2 + C_{\text{scipy}} & \text{SciPy's sparse LU} \\
-                    3 B n^2 s & \text{dense Cholesky} \\ 0 & \text{diagonal, CG}\end{cases}
+                    3 B n^2 s & \text{dense Cholesky} \\ 0 & \text{diagonal, CG, structured}
+      \end{cases}
 
 The per-row and per-column counts are calibrated on CPU against the resident-set peaks
 that ``benchmarks/scale.py`` (``sparselp bench scale``) measures in fresh processes and
@@ -33,7 +34,8 @@ prints beside these predictions (the pairwise AUC LP has ``m = 2P``, ``n = P``,
 in a fresh interpreter (lazily loaded modules, the autograd engine);
 :math:`C_{\text{scipy}}` = 14 MiB loads SciPy's sparse solvers. On CUDA the model counts
 tensors only (:math:`C_0 = C_{\text{scipy}} = 0`), as ``max_memory_allocated`` does; it is
-not yet checked against a GPU.
+not yet checked against a GPU. The coupled losses add a measured per-sample term
+(``sparselp.planner.STRUCTURED_PER_SAMPLE``).
 """
 from __future__ import annotations
 

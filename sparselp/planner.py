@@ -12,11 +12,19 @@ import math
 
 import torch
 
+from .operators import StackedOperator
+from .structured import analyse
 from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
                            Plan, PlanOption, lp_peak_bytes, parse_bytes, strategy_for)
 
-#: bytes per squared LP column of the coupled losses' SuperLU solves on CPU (measured)
+#: bytes per squared LP column of the coupled losses' SuperLU solves on CPU (measured;
+#: with linear_solver="scipy")
 KAPPA = {"fscore": 26.0, "precision-at-recall": 35.0}
+#: bytes per sample the coupled losses hold beyond the model's vectors with the structured
+#: Newton systems (the default), by item size: the formulation's index arithmetic, the
+#: float64 factor, and for float32 the float64 copy of the rows (measured on CPU by
+#: benchmarks/loss_scaling.py at batches 16,384 to 65,536)
+STRUCTURED_PER_SAMPLE = {"fscore": {4: 1400, 8: 900}, "precision-at-recall": {4: 900, 8: 550}}
 
 __all__ = ["plan", "plan_loss", "plan_problem", "check_problem", "loss_kind",
            "chunk_peak_bytes",
@@ -96,19 +104,34 @@ def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
                   int(max(alpha * n + beta * n * n, 0)), 1, itemsize)
 
 
+def coupled_strategy(loss) -> str:
+    """The Newton strategy of a coupled loss: ``"structured"`` (what ``"auto"`` picks), or
+    the ``linear_solver`` the loss was given."""
+    chosen = None
+    if not isinstance(loss, str):
+        chosen = getattr(loss, "layer_kwargs", {}).get("linear_solver")
+        opts = getattr(loss, "options", None)
+        chosen = (opts.get("linear_solver") if isinstance(opts, dict)
+                  else getattr(opts, "linear_solver", None)) or chosen
+    return chosen if isinstance(chosen, str) and chosen != "auto" else "structured"
+
+
 def coupled_peak_bytes(loss, size: LPSize, device) -> int:
     """Peak of a coupled loss (F-score, precision at recall) on the current engine.
 
-    On CPU their Newton systems go to SciPy's SuperLU, whose memory grows as the square of
-    the batch (the dense t column and recall/normalisation row): measured, not derived,
-    ``KAPPA[loss] * n^2`` bytes over the vectors (see ``benchmarks/scale.py``). On CUDA
-    the dense Cholesky or CG of :func:`lp_peak_bytes`.
+    Their Newton systems are diagonal plus rank two (the t / threshold column and the
+    normalisation / recall row): the structured strategy holds O(n) more, measured, not
+    derived, as ``STRUCTURED_PER_SAMPLE`` bytes per sample over the model's vectors. With
+    ``linear_solver="scipy"`` on CPU, SciPy's SuperLU grows as the square of the batch:
+    ``KAPPA[loss] * n^2`` bytes (see ``benchmarks/scale.py``).
     """
-    if torch.device(device or "cpu").type != "cpu":
-        return lp_peak_bytes(size, device)
     name = loss if isinstance(loss, str) else type(loss).__name__
-    kappa = KAPPA["fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"]
-    return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(kappa * size.n ** 2)
+    key = "fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"
+    cpu = torch.device(device or "cpu").type == "cpu"
+    if coupled_strategy(loss) == "scipy" and cpu:
+        return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(KAPPA[key] * size.n ** 2)
+    per = STRUCTURED_PER_SAMPLE[key][8 if size.itemsize >= 8 else 4]
+    return lp_peak_bytes(size, device, "cg") + per * size.n
 
 
 def _row_counts(A) -> tuple[int, int, int]:
@@ -176,7 +199,7 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
         size = _coupled_size(loss, n, counts[1], itemsize)
         as_is = coupled_peak_bytes(loss, size, device)
         details.update(rows=size.m, columns=size.n, nnz=size.nnz,
-                       strategy=strategy_for(size, device))
+                       strategy=coupled_strategy(loss))
 
         def fits_at(k):
             sub = _coupled_size(loss, k, max(1, k * counts[1] // n), itemsize)
@@ -235,6 +258,18 @@ def _chunked_option(counts, budget, peak_pairs) -> PlanOption:
                       f"{math.ceil(n_pos / per)} blocks")
 
 
+def _problem_strategy(lp, size: LPSize, device) -> str:
+    """What ``linear_solver="auto"`` picks: :func:`strategy_for`, or ``"structured"`` when
+    the constraint rows are separable apart from a few dense lines (read off the index
+    pattern, as the solver does)."""
+    mats = [M for M in (lp.A, lp.A_eq) if M is not None]
+    if not size.separable and mats and all(getattr(M, "is_sparse", False) for M in mats):
+        op = mats[0] if len(mats) == 1 else StackedOperator(mats)
+        if analyse(op) is not None:
+            return "structured"
+    return strategy_for(size, device)
+
+
 def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
     """:func:`plan` for a :class:`~sparselp.LinearProgram`."""
     itemsize = torch.empty((), dtype=lp.dtype).element_size()
@@ -242,10 +277,11 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
     size = _size_of(lp.c, [lp.A, lp.A_eq], lp.lb, lp.ub, shared_nnz_batch, itemsize,
                     bool(getattr(lp.A, "rows_separable", False)) and lp.A_eq is None)
     dev = device or lp.c.device
-    as_is = lp_peak_bytes(size, dev)
+    strategy = _problem_strategy(lp, size, dev)
+    as_is = lp_peak_bytes(size, dev, strategy)
     options = [PlanOption("as is", as_is, as_is <= HEADROOM * budget,
                           note=f"{size.m:,} rows, {size.n:,} columns, {size.nnz:,} nonzeros, "
-                               f"{strategy_for(size, dev)}")]
+                               f"{strategy}")]
     if reduced_rows is not None:
         k = int(reduced_rows)
         if k < 1:
@@ -258,8 +294,7 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
         options.append(PlanOption(f"reduced {k}", peak, peak <= HEADROOM * budget,
                                   {"reduced_rows": k}, "dense (S A, S b)"))
     chosen = next((o for o in options if o.fits), None)
-    details = {"rows": size.m, "columns": size.n, "nnz": size.nnz,
-               "strategy": strategy_for(size, dev)}
+    details = {"rows": size.m, "columns": size.n, "nnz": size.nnz, "strategy": strategy}
     return Plan(f"LP {size.m}x{size.n} (batch {lp.batch_size})", budget, options, chosen,
                 details)
 
