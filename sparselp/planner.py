@@ -12,12 +12,13 @@ import math
 
 import torch
 
-from .memory_model import (HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
+from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
                            Plan, PlanOption, lp_peak_bytes, parse_bytes, strategy_for)
 from .network_memory import scale_counts, with_network
 
 
 __all__ = ["plan", "plan_loss", "plan_problem", "check_problem", "loss_kind",
+           "coupled_strategy",
            "chunk_peak_bytes",
            "coupled_peak_bytes"]
 
@@ -95,12 +96,37 @@ def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
                   int(max(alpha * n + beta * n * n, 0)), 1, itemsize)
 
 
+#: bytes per squared LP column of the coupled losses' SuperLU solves on CPU, measured;
+#: used only when the loss is given linear_solver="scipy"
+KAPPA = {"fscore": 26.0, "precision-at-recall": 35.0}
+
+
+def coupled_strategy(loss) -> str:
+    """The Newton strategy of a coupled loss: ``"structured"`` (what ``"auto"`` picks), or
+    the ``linear_solver`` the loss was given (in its keywords or its options)."""
+    chosen = None
+    if not isinstance(loss, str):
+        chosen = getattr(loss, "layer_kwargs", {}).get("linear_solver")
+        opts = getattr(loss, "options", None)
+        chosen = (opts.get("linear_solver") if isinstance(opts, dict)
+                  else getattr(opts, "linear_solver", None)) or chosen
+    return chosen if isinstance(chosen, str) and chosen != "auto" else "structured"
+
+
 def coupled_peak_bytes(loss, size: LPSize, device) -> int:
     """Peak of a coupled loss (F-score, precision at recall): their constraint matrices
     are separable apart from a few dense lines (the t column, the recall or normalisation
     row), so ``linear_solver="auto"`` solves their Newton systems by the structured
-    (Schur/Woodbury) path in O(nnz) memory on every device."""
-    return lp_peak_bytes(size, device, "structured")
+    (Schur/Woodbury) path in O(nnz) memory on every device. With
+    ``linear_solver="scipy"`` on CPU, SciPy's SuperLU grows as the square of the batch:
+    ``KAPPA[loss] * n^2`` bytes over the vectors, measured."""
+    strategy = coupled_strategy(loss)
+    if strategy == "scipy" and torch.device(device or "cpu").type == "cpu":
+        name = loss if isinstance(loss, str) else type(loss).__name__
+        key = "fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"
+        return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(KAPPA[key] * size.n ** 2)
+    return lp_peak_bytes(size, device, strategy if strategy in ("structured", "cg",
+                                                                "cholesky") else "structured")
 
 
 def _row_counts(A) -> tuple[int, int, int]:
@@ -167,7 +193,8 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
     if kind == "coupled":
         size = _coupled_size(loss, n, counts[1], itemsize)
         as_is = coupled_peak_bytes(loss, size, device)
-        details.update(rows=size.m, columns=size.n, nnz=size.nnz, strategy="structured")
+        details.update(rows=size.m, columns=size.n, nnz=size.nnz,
+                       strategy=coupled_strategy(loss))
 
         def fits_at(k):
             sub = _coupled_size(loss, k, max(1, k * counts[1] // n), itemsize)

@@ -43,6 +43,10 @@ class ALMSchedule:
         opt = self.opt
         ratio = (res.primal / res.dual.clamp_min(1e-300)).unsqueeze(-1)
         up = (ratio > opt.balance) & (res.primal > self.tol).unsqueeze(-1)
+        # Feasible on both sides but the gap open (multipliers left on rows that are not
+        # active, as in nearly degenerate LPs): a stiffer penalty zeroes them faster.
+        up |= ((res.gap > self.tol) & (res.primal <= self.tol)
+               & (res.dual <= self.tol)).unsqueeze(-1)
         down = (ratio < 1 / opt.balance) & (res.dual > self.tol).unsqueeze(-1)
         sigma = torch.where(up, sigma * opt.sigma_growth,
                             torch.where(down, sigma / opt.sigma_growth, sigma))

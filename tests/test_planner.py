@@ -192,3 +192,14 @@ def test_cli_plan_exit_codes(capsys):
     assert main(["plan", "--loss", "auc"]) == 2
     assert "--batch-size" in capsys.readouterr().err
     assert main(["plan", "--loss", "auc", "--batch-size", "10", "--memory", "lots"]) == 2
+
+
+def test_coupled_plan_follows_the_loss_linear_solver():
+    """The structured path (auto) is linear in the batch; a loss pinned to SciPy's LU gets
+    the measured n^2 model."""
+    auto = plan(FScoreLoss(), 4096, memory_budget="8GB")
+    lu = plan(FScoreLoss(linear_solver="scipy"), 4096, memory_budget="8GB")
+    assert auto.details["strategy"] == "structured" and lu.details["strategy"] == "scipy"
+    assert lu.peak_bytes > 5 * auto.peak_bytes
+    small, big = (plan("fscore", b, memory_budget="8GB").peak_bytes for b in (16384, 65536))
+    assert (big - C0) < 4.5 * (small - C0)  # linear, not quadratic

@@ -94,10 +94,17 @@ def test_schedules():
     torch.testing.assert_close(pen.shift(tau), torch.full_like(tau, opt.rho))
     # ALM: primal residual far above the dual one stiffens sigma; the reverse softens it.
     res = SimpleNamespace(primal=torch.tensor([1e-2, 1e-9], dtype=torch.float64),
-                          dual=torch.tensor([1e-9, 1e-2], dtype=torch.float64))
+                          dual=torch.tensor([1e-9, 1e-2], dtype=torch.float64),
+                          gap=torch.tensor([1e-2, 1e-2], dtype=torch.float64))
     s, t = alm.update(sigma, tau, res)
     assert float(s[0]) == opt.sigma_growth and float(s[1]) == 1 / opt.sigma_growth
     torch.testing.assert_close(t, tau * opt.tau_growth)
+    # Both residuals within tol and the gap open: sigma stiffens; all within tol: it stays.
+    done = SimpleNamespace(primal=torch.tensor([1e-9, 1e-9], dtype=torch.float64),
+                           dual=torch.tensor([1e-9, 1e-9], dtype=torch.float64),
+                           gap=torch.tensor([1e-6, 1e-9], dtype=torch.float64))
+    s, _ = alm.update(sigma, tau, done)
+    assert s.squeeze(-1).tolist() == [opt.sigma_growth, 1.0]
     # sigma * tau stays below max_cond.
     s, t = ALMSchedule(opt, 1e-8, 10.0).update(sigma, tau, res)
     assert bool((s * t <= 10.0 * (1 + 1e-12)).all())
