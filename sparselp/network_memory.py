@@ -48,7 +48,7 @@ trainable parameters. Where the constants come from:
 With a loss (:func:`sparselp.plan` with ``model=``) the loss part is added without its own
 first-call constant ``C_0`` (:mod:`sparselp.memory_model`): :data:`C_NET` already holds
 those one-off costs (measured: the AUC loss on ResNet-18's logit difference adds 0.1 to
-7.7 MiB over cross-entropy, against ``C_0`` = 26 MiB). The sum is an upper bound: the
+7.7 MiB over cross-entropy, against ``C_0`` = 16 MiB). The sum is an upper bound: the
 loss's LP lives during the loss's forward and backward, when the network holds its saved
 activations but not yet its gradients.
 """
