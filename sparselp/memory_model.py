@@ -33,7 +33,9 @@ prints beside these predictions (the pairwise AUC LP has ``m = 2P``, ``n = P``,
 :math:`A^T D A` that SciPy's LU factors. :math:`C_0` = 16 MiB is what a first call costs
 in a fresh interpreter that has imported ``sparselp.losses`` (lazily loaded modules, the
 autograd engine; it was 24-26 MiB before the structured solver moved imports to load
-time, so it follows the import layout and is re-measured by ``benchmarks/scale.py``);
+time, so it follows the import layout and is re-measured by ``benchmarks/scale.py``; a fresh
+clone of the same code on the same machine measured 26 MiB: for problems of a few MiB this
+constant, not the model, decides the ratio);
 :math:`C_{\text{scipy}}` = 14 MiB loads SciPy's sparse solvers, :math:`C_{\text{str}}` = 3 MiB
 the structured path, whose work per row and column is :math:`w_s` = 272 bytes in float32
 (float64 copies for mixed precision) and 160 in float64. On CUDA the model counts
