@@ -171,13 +171,10 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--out", default=os.path.join("results", "batched_lp.csv"))
     a = p.parse_args(argv)
-    from benchmarks.tables import print_table, write_csv
+    from benchmarks.tables import emit
     rows = run(a.batches, a.n, tuple(a.methods.split(",")), quick=a.quick,
                progress=not a.quick)
-    print_table(rows, COLUMNS)
-    write_csv(rows, a.out, COLUMNS)
-    print(f"wrote {a.out}")
-    return rows
+    return emit(rows, a.out, COLUMNS)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def main(argv=None) -> list[dict]:
                    help="world sizes 1 and 2, 1e5 pairs (about half a minute)")
     p.add_argument("--out", default=os.path.join("results", "dist_scaling.csv"))
     a = p.parse_args(argv)
-    from benchmarks.tables import print_table, write_csv
+    from benchmarks.tables import emit
     worlds, batch, per_rank = a.worlds or (1, 2, 4), a.global_batch, a.pairs_per_rank
     if a.quick:
         worlds, batch, per_rank = a.worlds or (1, 2), 632, 50_000
@@ -175,10 +175,7 @@ def main(argv=None) -> list[dict]:
     for mode in (("strong", "weak") if a.mode == "both" else (a.mode,)):
         rows += run(worlds, mode, per_rank, batch, a.dtype, threads=a.threads,
                     timeout=a.timeout, progress=not a.quick)
-    print_table(rows, COLUMNS)
-    write_csv(rows, a.out, COLUMNS)
-    print(f"wrote {a.out}")
-    return rows
+    return emit(rows, a.out, COLUMNS)
 
 
 if __name__ == "__main__":

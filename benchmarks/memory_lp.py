@@ -213,7 +213,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=os.path.join("results", "memory_lp.csv"))
     a = p.parse_args(argv)
-    from benchmarks.tables import print_table, write_csv
+    from benchmarks.tables import emit
     if a.quick:
         rows = run(a.sizes or QUICK_SIZES, ("balanced",), tuple(a.versions.split(",")),
                    a.device, a.dtype, timeout=20.0, dense_mem_cap=5e8, mem_limit=2e9,
@@ -226,10 +226,7 @@ def main(argv=None) -> list[dict]:
         rows = run(a.sizes or SIZES, bals, tuple(a.versions.split(",")), a.device,
                    a.dtype, timeout=a.timeout, dense_mem_cap=a.dense_mem_cap,
                    threads=a.threads, progress=True)
-    print_table(rows, COLUMNS)
-    write_csv(rows, a.out, COLUMNS)
-    print(f"wrote {a.out}")
-    return rows
+    return emit(rows, a.out, COLUMNS)
 
 
 if __name__ == "__main__":

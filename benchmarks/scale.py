@@ -267,15 +267,12 @@ def main(argv=None) -> list[dict]:
     unknown = set(parts) - {"planner", "chunked", "refusal", "distributed"}
     if unknown:
         p.error(f"--parts: unknown {sorted(unknown)}")
-    from benchmarks.tables import print_table, write_csv
+    from benchmarks.tables import emit
     rows = []
     if "planner" in parts:  # the full grid here; the report runs REPORT_GRID
         rows += run_planner(QUICK_GRID if a.quick else PLANNER_GRID, progress=not a.quick)
     rows += run(a.quick, [x for x in parts if x != "planner"], a.budget, not a.quick)
-    print_table(rows, COLUMNS)
-    write_csv(rows, a.out, COLUMNS)
-    print(f"wrote {a.out}")
-    return rows
+    return emit(rows, a.out, COLUMNS)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import csv
 import os
 import sys
 
-__all__ = ["write_csv", "print_table", "fmt"]
+__all__ = ["write_csv", "print_table", "fmt", "emit"]
 
 
 def write_csv(rows: list[dict], path: str, columns=None) -> None:
@@ -45,3 +45,10 @@ def print_table(rows: list[dict], columns, file=None) -> None:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths)), file=file)
 
 
+def emit(rows: list[dict], out: str, columns, shown=None) -> list[dict]:
+    """What every benchmark's command line ends with: the table (of ``shown`` columns,
+    default all) on stdout, the CSV of ``columns`` at ``out``, and where it went."""
+    print_table(rows, columns if shown is None else shown)
+    write_csv(rows, out, columns)
+    print(f"wrote {out}")
+    return rows

@@ -8,6 +8,7 @@ columns and nonzeros are linear in n, the normal-matrix count is quadratic).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -68,21 +69,28 @@ def _pairs(kind, loss, counts) -> int:
                for j in range(i + 1, len(counts)))
 
 
+@functools.lru_cache(maxsize=256)
+def _probe(fscore: bool, k: int, k_pos: int, recall: float, itemsize: int) -> LPSize:
+    """The size of a coupled LP of ``k`` samples, ``k_pos`` positive, built on dummy scores
+    (cached: a loss with ``memory_budget`` asks at every call, and the planner's search
+    for the largest batch that fits asks for the same few probes)."""
+    from .formulations import fscore_data, precision_at_recall_data
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(k, generator=g, dtype=torch.float64)
+    y = torch.zeros(k, dtype=torch.long)
+    y[:k_pos] = 1
+    d = fscore_data(s, y) if fscore else precision_at_recall_data(s, y, recall)
+    return _size_of(d.c, [d.A, d.A_eq], d.lb, d.ub, 1, itemsize, False)
+
+
 def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
     """The coupled LP's size at batch ``n``, from its LP at two small batches."""
-    from .formulations import fscore_data, precision_at_recall_data
     name = loss if isinstance(loss, str) else type(loss).__name__
+    fscore = name in ("fscore", "FScoreLoss")
+    recall = float(getattr(loss, "recall", 0.8))
 
     def measure(k):
-        g = torch.Generator().manual_seed(0)
-        s = torch.rand(k, generator=g, dtype=torch.float64)
-        y = torch.zeros(k, dtype=torch.long)
-        y[:max(1, round(k * n_pos / n))] = 1
-        if name in ("fscore", "FScoreLoss"):
-            d = fscore_data(s, y)
-        else:
-            d = precision_at_recall_data(s, y, getattr(loss, "recall", 0.8))
-        return _size_of(d.c, [d.A, d.A_eq], d.lb, d.ub, 1, itemsize, False)
+        return _probe(fscore, k, max(1, round(k * n_pos / n)), recall, itemsize)
 
     a, b = measure(256), measure(512)
 
