@@ -188,3 +188,18 @@ def test_layer_strict_option():
         LPLayer(strict=True, options={"max_iter": 1, "polish": False})(c, A, b)
     torch.testing.assert_close(LPLayer(strict=True)(c, A, b), torch.tensor([1.0, 2.0],
                                                                             dtype=torch.float64))
+
+
+@pytest.mark.parametrize("cls,kw", LOSSES)
+def test_binary_losses_take_n_by_1_scores_and_labels(cls, kw):
+    """A network's single output (n, 1) is the (n,) column: same value and gradient; (n, 2)
+    is still refused, naming the shapes."""
+    s, y = _binary(n=12, seed=3)
+    col = s[:, None].clone().requires_grad_()
+    flat = s.clone().requires_grad_()
+    a, b = cls(**kw)(col, y[:, None]), cls(**kw)(flat, y)
+    torch.testing.assert_close(a, b)
+    a.backward(), b.backward()
+    torch.testing.assert_close(col.grad[:, 0], flat.grad)
+    with pytest.raises(ValueError, match=r"scores must have shape \(n,\) or \(n, 1\)"):
+        cls(**kw)(torch.randn(12, 2, dtype=F64), y)

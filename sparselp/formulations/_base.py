@@ -42,11 +42,15 @@ def check_scores(scores: Tensor, ndim: tuple[int, ...], name: str = "scores",
                  finite: bool = True) -> Tensor:
     """Check shape and finiteness (unless ``finite=False``: a distributed loss checks the
     gathered batch, so that every rank raises alike); cast half precision to float32 (the
-    LP runs in >= fp32)."""
+    LP runs in >= fp32). A binary loss (``ndim == (1,)``) also takes scores of shape
+    (n, 1), a network's usual single output, as the (n,) column."""
     if not isinstance(scores, Tensor):
         raise TypeError(f"{name} must be a torch tensor, got {type(scores).__name__}")
+    if ndim == (1,) and scores.dim() == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
     if scores.dim() not in ndim:
         shapes = " or ".join({1: "(n,)", 2: "(n, K)"}[d] for d in ndim)
+        shapes += " or (n, 1)" if ndim == (1,) else ""
         raise ValueError(f"{name} must have shape {shapes}, got shape {tuple(scores.shape)}")
     if not scores.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating tensor, got dtype {scores.dtype}")
@@ -58,8 +62,10 @@ def check_scores(scores: Tensor, ndim: tuple[int, ...], name: str = "scores",
 
 
 def check_labels(labels, n: int, num_classes: int | None = None, device=None) -> Tensor:
-    """Integer labels of shape (n,), in {0, 1} (binary) or {0..K-1}."""
+    """Integer labels of shape (n,) (or (n, 1)), in {0, 1} (binary) or {0..K-1}."""
     labels = torch.as_tensor(labels, device=device)
+    if labels.dim() == 2 and labels.shape == (n, 1):
+        labels = labels[:, 0]
     if labels.dtype.is_floating_point or labels.dtype.is_complex:
         if not bool((labels == labels.round()).all()):
             raise ValueError("labels must be integers, got non-integral floating values")
