@@ -1,7 +1,7 @@
-"""The ``sparselp`` console command: ``solve`` (from :mod:`sparselp.cli`), ``bench`` and
-``report``.
+"""The ``sparselp`` console command: ``solve`` and ``plan`` (from :mod:`sparselp.cli`),
+``bench``, ``train`` and ``report``.
 
-The library builds the parser and its ``solve`` subcommand; this module adds the two
+The library builds the parser and its ``solve`` subcommand; this module adds the
 subcommands that need the benchmarks, so that the dependency runs one way (benchmarks use
 the library). Exit codes: see :mod:`sparselp.cli` and ``sparselp --help``.
 """
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "batched-lp": "benchmarks.batched_lp",
     "netmem": "benchmarks.netmem_check",
     "loss-scaling": "benchmarks.loss_scaling",
+    "train": "benchmarks.train_grid",
 }
 
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``sparselp`` parser: report, bench and the library's solve."""
     p, sub = new_parser("Solve and differentiate through huge sparse linear programs: solve "
                         "an LP file, run one benchmark, or build the full report.",
-                        "{report,bench,solve,plan}")
+                        "{report,bench,train,solve,plan}")
     r = sub.add_parser("report", help="run every benchmark and write report/index.html",
                        description="Run the benchmarks behind sections (a)-(e) and (g) and write "
                                    "index.html, PNG figures and CSV tables into --out.",
@@ -62,9 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     b.set_defaults(handler=_bench)
 
+    t = sub.add_parser("train", help="train a network with an LP loss on imbalanced images "
+                                     "(arguments go to it; try train --help)",
+                       description="Train one network (benchmarks/train.py); every argument "
+                                   "is passed on (try sparselp train --help).",
+                       add_help=False)
+    t.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the run")
+    t.set_defaults(handler=_train)
+
     register_solve(sub)
     register_plan(sub)
     return p
+
+
+def _train(args) -> int:
+    return _call(_train_main(), list(args.args))
+
+
+def _call(entry, argv: list[str]) -> int:
+    """``entry(argv)`` as an exit code (argparse's SystemExit included)."""
+    try:
+        rc = entry(argv)
+    except SystemExit as exc:  # a benchmark's argparse exits on --help or bad arguments
+        code = exc.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_NOT_OPTIMAL)
+    # Benchmarks return an exit code, None, or (for scripting) their rows: all mean success.
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else EXIT_OK
 
 
 def _bench(args) -> int:
@@ -75,13 +99,7 @@ def _bench(args) -> int:
         print(f"sparselp bench: benchmark {args.name!r} is not available ({module_name}: "
               f"{exc})", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    try:
-        rc = module.main(list(args.args))
-    except SystemExit as exc:  # a benchmark's argparse exits on --help or bad arguments
-        code = exc.code
-        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_NOT_OPTIMAL)
-    # Benchmarks return an exit code, None, or (for scripting) their rows: all mean success.
-    return rc if isinstance(rc, int) and not isinstance(rc, bool) else EXIT_OK
+    return _call(module.main, list(args.args))
 
 
 def _report(args) -> int:
@@ -103,7 +121,16 @@ def _report(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sparselp`` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # every option goes to the run (argparse's REMAINDER would
+        return _call(_train_main(), argv[1:])  # stop at a leading --option)
     return run(build_parser(), argv)
+
+
+def _train_main():
+    from benchmarks.train import main as train_main
+
+    return train_main
 
 
 if __name__ == "__main__":

@@ -1,0 +1,231 @@
+"""``sparselp train``: train a network with an LP loss (or cross-entropy, or LibAUC) on
+imbalanced images, resumably, and write its test metrics.
+
+One run writes into ``--out``:
+
+- ``checkpoint.pt`` after every epoch (model, optimizer, the loss's own state, the
+  minibatch sampler's generator, the learning curve): a run that is stopped resumes from
+  its last finished epoch when started again with the same ``--out``; a finished run is
+  extended by asking for more ``--epochs`` (the other settings must match, else it refuses
+  and names them);
+- ``curve.csv``: per epoch the mean training loss, the validation AUC (AUC_mu for
+  multi-class), wall and CPU seconds and seconds per step;
+- ``metrics.json``: the settings, the data's description and source, and the test
+  metrics of the last epoch (:mod:`benchmarks.train_metrics`);
+- ``scores.npz``: the test scores and labels (for ROC curves).
+
+Data, protocols and minibatches: :mod:`benchmarks.train_data`; models:
+:mod:`benchmarks.train_models`; losses and their optimizers: :mod:`benchmarks.
+train_objectives`. Exit codes: 0 done, 2 bad arguments, 3 data or LibAUC not installed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .tables import write_csv
+from .train_data import DATASET_NAMES, PROTOCOLS, StratifiedBatches, make_task
+from .train_metrics import auc_mu, binary_metrics, multiclass_metrics
+from .train_models import MODELS, build_model
+from .train_objectives import LOSSES, make_objective
+
+__all__ = ["TrainConfig", "train", "main", "add_arguments", "config_from_args"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The settings of one run (``None``: the loss's or the optimizer's default)."""
+    dataset: str = "digits"
+    protocol: str = "libauc"
+    imratio: float = 0.05
+    loss: str = "ce"
+    model: str = "cnn"
+    epochs: int = 4
+    batch_size: int = 256
+    seed: int = 0
+    lr: float | None = None
+    eps: float | None = None
+    recall: float = 0.8
+    epoch_decay: float = 2e-3
+    val_fraction: float = 0.1
+    data_dir: str | None = None
+    device: str = "cpu"
+
+
+def _scores(model, X: torch.Tensor, device, chunk: int = 1024) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat([model(X[i:i + chunk].to(device)).float().cpu()
+                         for i in range(0, len(X), chunk)])
+    model.train()
+    return out.numpy()[:, 0] if out.shape[1] == 1 else out.numpy()
+
+
+def _save(obj, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a run killed while saving keeps its previous checkpoint
+
+
+def _resume(path: str, cfg: TrainConfig, model, opt, objective, batches):
+    """``(first epoch, curve)`` from the checkpoint at ``path``, or ``(0, [])``."""
+    if not os.path.exists(path):
+        return 0, []
+    state = torch.load(path, map_location=cfg.device, weights_only=False)
+    mine, theirs = dataclasses.asdict(cfg), dict(state["config"])
+    differ = [k for k in mine if k != "epochs" and mine[k] != theirs.get(k)]
+    if differ:
+        raise ValueError(f"{path} holds a run with other settings ("
+                         + ", ".join(f"{k}={theirs.get(k)!r} here, {mine[k]!r} asked" for k in differ)
+                         + "); use another --out or --no-resume")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    objective.load_state_dict(state["objective"])
+    batches.set_state(state["sampler"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["epoch"], state["curve"]
+
+
+def _epoch(model, objective, opt, batches, task, device, desc, progress) -> dict:
+    """One epoch of training; the row of the learning curve (without validation)."""
+    model.train()
+    wall, cpu = time.perf_counter(), time.process_time()
+    total, steps = 0.0, 0
+    for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        x, y = task.X_train[idx].to(device), task.y_train[idx].to(device)
+        loss = objective.loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total, steps = total + float(loss.detach()), steps + 1
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"train_loss": total / steps, "seconds": wall, "cpu_seconds": cpu,
+            "seconds_per_step": wall / steps, "steps": steps}
+
+
+def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True) -> dict:
+    """Run (or resume) ``cfg``, writing into ``out``; returns the content of metrics.json."""
+    os.makedirs(out, exist_ok=True)
+    ckpt = os.path.join(out, "checkpoint.pt")
+    if not resume and os.path.exists(ckpt):
+        os.remove(ckpt)
+    task = make_task(cfg.dataset, cfg.protocol, cfg.imratio, cfg.seed, cfg.val_fraction,
+                     cfg.data_dir)
+    device = torch.device(cfg.device)
+    objective = make_objective(cfg.loss, task.num_classes, lr=cfg.lr, eps=cfg.eps,
+                               recall=cfg.recall, epoch_decay=cfg.epoch_decay, device=device)
+    torch.manual_seed(cfg.seed)  # the same initial weights for every loss of a seed
+    model = build_model(cfg.model, tuple(task.X_train.shape[-2:]),
+                        1 if task.binary else task.num_classes).to(device)
+    opt = objective.make_optimizer(model.parameters())
+    batches = StratifiedBatches(task.y_train, cfg.batch_size, cfg.seed, objective.positive_rate)
+    first, curve = _resume(ckpt, cfg, model, opt, objective, batches) if resume else (0, [])
+    for epoch in range(first, cfg.epochs):
+        objective.epoch_start(epoch, cfg.epochs, opt)
+        row = {"epoch": epoch + 1, **_epoch(model, objective, opt, batches, task, device,
+                                            f"{cfg.loss} epoch {epoch + 1}/{cfg.epochs}",
+                                            progress)}
+        val = _scores(model, task.X_val, device)
+        row["val_auc"] = (binary_metrics(task.y_val, val)["auc"] if task.binary
+                          else auc_mu(task.y_val.numpy(), val))
+        curve.append(row)
+        _save({"config": dataclasses.asdict(cfg), "epoch": epoch + 1, "curve": curve,
+               "model": model.state_dict(), "optimizer": opt.state_dict(),
+               "objective": objective.state_dict(), "sampler": batches.state(),
+               "torch_rng": torch.get_rng_state()}, ckpt)
+        write_csv(curve, os.path.join(out, "curve.csv"))
+        if progress:
+            print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val AUC "
+                  f"{row['val_auc']:.4f}  {row['seconds']:.1f} s", file=sys.stderr)
+    test, val = _scores(model, task.X_test, device), _scores(model, task.X_val, device)
+    y_test = task.y_test.numpy()
+    metrics = (binary_metrics(y_test, test, task.y_val.numpy(), val) if task.binary
+               else multiclass_metrics(y_test, test))
+    np.savez_compressed(os.path.join(out, "scores.npz"), scores=test, labels=y_test)
+    steps = [r["seconds_per_step"] for r in curve]
+    result = {"config": dataclasses.asdict(cfg), "data": task.description,
+              "source": task.source, "epochs_done": len(curve), "metrics": metrics,
+              "val_auc": curve[-1]["val_auc"] if curve else None,
+              "seconds_per_step": float(np.median(steps)) if steps else None}
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(result, fh, indent=2)
+    return result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of one run (shared with ``sparselp bench train``)."""
+    d = TrainConfig()
+    p.add_argument("--dataset", choices=DATASET_NAMES, default=d.dataset)
+    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
+                   help="libauc: positives cut to --imratio of training; seed: negatives "
+                        "kept at fraction --imratio; longtail: 10 classes decaying to "
+                        "--imratio (default: libauc)")
+    p.add_argument("--imratio", type=float, default=d.imratio)
+    p.add_argument("--model", choices=MODELS, default=d.model)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 1e-3 Adam; 0.1 PESG for libauc-aucm)")
+    p.add_argument("--eps", type=float, default=None, help="LP loss margin (its default)")
+    p.add_argument("--recall", type=float, default=d.recall,
+                   help="precision-at-recall's recall target")
+    p.add_argument("--epoch-decay", type=float, default=d.epoch_decay, help="LibAUC PESG's")
+    p.add_argument("--data-dir", default=None, help="a folder with the four IDX files")
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_from_args(args, **over) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed arguments (``over`` replaces fields)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values.update(over)
+    return TrainConfig(**values)
+
+
+def _check(cfg: TrainConfig) -> str | None:
+    if cfg.epochs < 1:
+        return f"--epochs must be at least 1, got {cfg.epochs}"
+    if cfg.batch_size < 2:
+        return f"--batch-size must be at least 2, got {cfg.batch_size}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sparselp train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--loss", choices=LOSSES, default="ce")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds "
+                                                            "a checkpoint")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    cfg = config_from_args(args)
+    bad = _check(cfg)
+    if bad:
+        print(f"sparselp train: error: {bad}", file=sys.stderr)
+        return 2
+    try:
+        result = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    except (ImportError, FileNotFoundError) as exc:
+        print(f"sparselp train: {exc}", file=sys.stderr)
+        return 3
+    except ValueError as exc:
+        print(f"sparselp train: error: {exc}", file=sys.stderr)
+        return 2
+    print(result["data"])
+    print("  ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+    print(f"wrote {os.path.join(args.out, 'metrics.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

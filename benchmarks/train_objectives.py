@@ -1,0 +1,136 @@
+"""What each ``--loss`` of ``sparselp train`` trains with: the loss, its optimizer, its
+minibatch sampling and its schedule.
+
+Every method gets the protocol it is used with:
+
+- ``ce``: cross-entropy (binary: ``BCEWithLogitsLoss`` on the single logit; multi-class:
+  ``cross_entropy``), Adam.
+- the LP losses (``auc``, ``auc-hinge``, ``fscore``, ``precision-at-recall``,
+  ``multiclass-auc``) of :mod:`sparselp.losses` on the raw scores, Adam.
+- ``libauc-aucm``: LibAUC 2.0's ``AUCMLoss`` on ``sigmoid(scores)`` with its ``PESG``
+  optimizer, as in LibAUC's own examples: minibatches half positive (its ``DualSampler``
+  with ``sampling_rate=0.5``), momentum 0.9, weight decay 1e-4, margin 1.0, learning rate
+  and ``epoch_decay`` given (its examples use 0.1 and 2e-3 / 3e-3; choose them on the
+  validation split), and the learning rate divided by 10 with the regulariser reset
+  (``update_regularizer``) at 50% and 75% of the epochs. Optional: ``pip install
+  --no-deps libauc==2.0.1``; :func:`libauc_available` says why it is missing.
+
+Every minibatch holds both classes for every method (:class:`~benchmarks.train_data.
+StratifiedBatches`), cross-entropy included.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sparselp.losses import AUCLoss, FScoreLoss, MultiClassAUCLoss, PrecisionAtRecallLoss
+
+__all__ = ["Objective", "make_objective", "LOSSES", "BINARY_LOSSES", "libauc_available",
+           "DEFAULT_LR"]
+
+BINARY_LOSSES = ("ce", "auc", "auc-hinge", "fscore", "precision-at-recall", "libauc-aucm")
+LOSSES = BINARY_LOSSES + ("multiclass-auc",)
+#: the learning rate each family uses unless told otherwise
+DEFAULT_LR = {"adam": 1e-3, "libauc-aucm": 0.1}
+
+
+def libauc_available() -> str | None:
+    """None when LibAUC imports, else the reason it does not."""
+    try:
+        import libauc.losses  # noqa: F401
+        import libauc.optimizers  # noqa: F401
+    except Exception as exc:  # ImportError, or a dependency it lacks
+        return (f"LibAUC is not installed or does not import ({type(exc).__name__}: {exc}); "
+                f"pip install --no-deps libauc==2.0.1")
+    return None
+
+
+class Objective:
+    """One method: ``loss(outputs, labels)``, ``make_optimizer(params)``, ``epoch_start``
+    (a schedule hook), ``positive_rate`` (None: the training proportions in every batch)
+    and any state of the loss itself (``state_dict``; LibAUC's a, b, alpha)."""
+
+    positive_rate: float | None = None
+
+    def __init__(self, name: str, loss_fn, lr: float, weight_decay: float = 0.0):
+        self.name, self.loss_fn, self.lr, self.weight_decay = name, loss_fn, lr, weight_decay
+
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(outputs, labels)
+
+    def make_optimizer(self, params):
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def epoch_start(self, epoch: int, epochs: int, optimizer) -> None:
+        """Called before epoch ``epoch`` (0-based) of ``epochs``."""
+
+    def state_dict(self) -> dict:
+        return self.loss_fn.state_dict() if isinstance(self.loss_fn, nn.Module) else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(self.loss_fn, nn.Module):
+            self.loss_fn.load_state_dict(state)
+
+
+def _bce(outputs, labels):
+    return F.binary_cross_entropy_with_logits(outputs.reshape(-1), labels.float())
+
+
+class _LibAUC(Objective):
+    positive_rate = 0.5
+
+    def __init__(self, lr: float, epoch_decay: float, device):
+        from libauc.losses import AUCMLoss
+
+        super().__init__("libauc-aucm", AUCMLoss(margin=1.0, device=device), lr, 1e-4)
+        self.epoch_decay, self.device = epoch_decay, device
+
+    def loss(self, outputs, labels):
+        return self.loss_fn(torch.sigmoid(outputs.reshape(-1, 1)), labels.reshape(-1, 1).float())
+
+    def make_optimizer(self, params):
+        from libauc.optimizers import PESG
+
+        return PESG(list(params), loss_fn=self.loss_fn, lr=self.lr, momentum=0.9, margin=1.0,
+                    epoch_decay=self.epoch_decay, weight_decay=self.weight_decay,
+                    device=self.device, verbose=False)
+
+    def epoch_start(self, epoch, epochs, optimizer):
+        if epoch > 0 and epoch in {int(0.5 * epochs), int(0.75 * epochs)}:
+            optimizer.update_regularizer(decay_factor=10)
+
+
+def make_objective(loss: str, num_classes: int = 2, *, lr: float | None = None,
+                   eps: float | None = None, recall: float = 0.8,
+                   epoch_decay: float = 2e-3, device="cpu") -> Objective:
+    """The :class:`Objective` of ``loss`` (one of :data:`LOSSES`). ``eps`` overrides the LP
+    loss's margin/ramp width (each loss's own default otherwise); ``recall`` is the
+    precision-at-recall target; ``epoch_decay`` is LibAUC's."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if num_classes > 2 and loss not in ("ce", "multiclass-auc"):
+        raise ValueError(f"loss {loss!r} is binary; a {num_classes}-class task takes 'ce' or "
+                         f"'multiclass-auc'")
+    if num_classes == 2 and loss == "multiclass-auc":
+        raise ValueError("loss 'multiclass-auc' needs a multi-class task (protocol longtail)")
+    if loss == "libauc-aucm":
+        why = libauc_available()
+        if why:
+            raise ImportError(why)
+        return _LibAUC(DEFAULT_LR["libauc-aucm"] if lr is None else lr, epoch_decay, device)
+    lr = DEFAULT_LR["adam"] if lr is None else lr
+    kw = {} if eps is None else {"eps": eps}
+    if loss == "ce":
+        fn = _bce if num_classes == 2 else F.cross_entropy
+    elif loss == "auc":
+        fn = AUCLoss(**kw)
+    elif loss == "auc-hinge":
+        fn = AUCLoss(surrogate="hinge", **kw)
+    elif loss == "fscore":
+        fn = FScoreLoss(**kw)
+    elif loss == "precision-at-recall":
+        fn = PrecisionAtRecallLoss(recall=recall, **kw)
+    else:
+        fn = MultiClassAUCLoss(num_classes, **kw)
+    return Objective(loss, fn, lr)
