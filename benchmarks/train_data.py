@@ -82,7 +82,8 @@ class Task:
 
 
 def _subsample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(idx, size=max(1, min(len(idx), n)), replace=False))
+    """``n`` of ``idx`` at random (at least 2, so that the validation split keeps one)."""
+    return np.sort(rng.choice(idx, size=max(2, min(len(idx), n)), replace=False))
 
 
 def _imbalance(y: np.ndarray, protocol: str, imratio: float, rng) -> tuple[np.ndarray, np.ndarray]:
