@@ -31,6 +31,7 @@ BENCHMARKS = {
     "netmem": "benchmarks.netmem_check",
     "loss-scaling": "benchmarks.loss_scaling",
     "train": "benchmarks.train_grid",
+    "train-timing": "benchmarks.train_timing",
 }
 
 
