@@ -7,7 +7,7 @@ One run writes into ``--out``:
   minibatch sampler's generator, the learning curve): a run that is stopped resumes from
   its last finished epoch when started again with the same ``--out``; a finished run is
   extended by asking for more ``--epochs`` (the other settings must match, else it refuses
-  and names them);
+  and names them; fewer epochs than it holds are refused too);
 - ``curve.csv``: per epoch the mean training loss, the validation AUC (AUC_mu for
   multi-class), wall and CPU seconds and seconds per step;
 - ``metrics.json``: the settings, the data's description and source, and the test
@@ -86,6 +86,10 @@ def _resume(path: str, cfg: TrainConfig, model, opt, objective, batches):
         raise ValueError(f"{path} holds a run with other settings ("
                          + ", ".join(f"{k}={theirs.get(k)!r} here, {mine[k]!r} asked" for k in differ)
                          + "); use another --out or --no-resume")
+    if state["epoch"] > cfg.epochs:
+        raise ValueError(f"{path} holds {state['epoch']} epochs, more than the epochs="
+                         f"{cfg.epochs} asked; ask for at least {state['epoch']}, use another "
+                         f"--out or --no-resume")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     objective.load_state_dict(state["objective"])

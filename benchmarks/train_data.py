@@ -120,8 +120,14 @@ def make_task(dataset: str = "digits", protocol: str = "libauc", imratio: float 
     rng = np.random.default_rng(seed)
     keep, t_tr = _imbalance(y_tr, protocol, imratio, rng)
     t_te = y_te if protocol == "longtail" else (y_te >= 5).astype(np.int64)
-    i_tr, i_val = train_test_split(np.arange(len(keep)), test_size=val_fraction,
-                                   stratify=t_tr, random_state=seed)
+    try:
+        i_tr, i_val = train_test_split(np.arange(len(keep)), test_size=val_fraction,
+                                       stratify=t_tr, random_state=seed)
+    except ValueError as exc:  # a class too small to stratify (e.g. digits, longtail 0.01)
+        raise ValueError(f"{dataset} {protocol} imratio={imratio}: the training class counts "
+                         f"{np.bincount(t_tr).tolist()} allow no stratified validation split "
+                         f"with val_fraction={val_fraction} ({exc}); use a larger imratio, "
+                         f"val_fraction or dataset") from exc
     X_keep = X_tr[keep]
     mean, std = float(X_keep[i_tr].mean()), float(X_keep[i_tr].std())
     norm = lambda a: torch.from_numpy((a - mean) / std)  # noqa: E731
@@ -141,8 +147,8 @@ class StratifiedBatches:
     size so that no batch lacks a class), one piece per batch: every sample is seen once
     per epoch and each batch has the training proportions. With ``positive_rate`` (binary
     labels): each batch holds ``round(positive_rate * batch_size)`` positives (at least
-    one), drawn by cycling through reshuffled positives, and the rest negatives, every
-    negative once per epoch (LibAUC's ``DualSampler``).
+    one, at most ``batch_size - 1``), drawn by cycling through reshuffled positives, and
+    the rest negatives, every negative once per epoch (LibAUC's ``DualSampler``).
     """
 
     def __init__(self, labels: torch.Tensor, batch_size: int, seed: int = 0,
@@ -158,11 +164,13 @@ class StratifiedBatches:
         self.groups = [np.flatnonzero(self.labels == k) for k in classes]
         if positive_rate is not None and len(classes) != 2:
             raise ValueError("positive_rate needs binary labels")
+        # positives per batch: at least one, and at least one negative beside them
+        self.n_pos = (None if positive_rate is None
+                      else min(batch_size - 1, max(1, round(positive_rate * batch_size))))
 
     def __len__(self) -> int:
         if self.positive_rate is not None:
-            n_pos = max(1, round(self.positive_rate * self.batch_size))
-            return max(1, -(-len(self.groups[0]) // (self.batch_size - n_pos)))
+            return max(1, -(-len(self.groups[0]) // (self.batch_size - self.n_pos)))
         n = -(-len(self.labels) // self.batch_size)
         return max(1, min(n, min(len(g) for g in self.groups)))
 
@@ -172,7 +180,7 @@ class StratifiedBatches:
             pieces = [np.array_split(self.rng.permutation(g), k) for g in self.groups]
             batches = [np.concatenate(parts) for parts in zip(*pieces)]
         else:
-            n_pos = max(1, round(self.positive_rate * self.batch_size))
+            n_pos = self.n_pos
             neg = np.array_split(self.rng.permutation(self.groups[0]), k)
             reps = -(-k * n_pos // len(self.groups[1]))
             pos = np.concatenate([self.rng.permutation(self.groups[1]) for _ in range(reps)])
