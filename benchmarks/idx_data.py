@@ -38,9 +38,13 @@ _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16):
 #: split -> (images file, labels file), without the ``.gz`` suffix
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-#: dataset name -> the folders searched, in order (the project's data/ first)
-DATASETS = {"mnist": ("data/mnist",),
-            "fashion-mnist": ("data/fashion-mnist", "/usr/share/datasets/fashion-mnist")}
+#: the checkout's data/ folder (where ``make data`` puts MNIST), whatever the working folder
+_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+#: dataset name -> the folders searched, in order: ./data/<name>, the checkout's
+#: data/<name>, then the system's copy
+DATASETS = {"mnist": ("data/mnist", os.path.join(_DATA, "mnist")),
+            "fashion-mnist": ("data/fashion-mnist", os.path.join(_DATA, "fashion-mnist"),
+                              "/usr/share/datasets/fashion-mnist")}
 
 
 def _open(path: str):

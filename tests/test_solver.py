@@ -144,3 +144,37 @@ def test_property_matches_highs(m, n, seed, integer):
     if sol.status == Status.OPTIMAL:
         assert max(float(sol.primal_residual), float(sol.dual_residual), float(sol.gap)) <= 1e-8
     assert_matches_highs(sol, c, A, b, lb=-4.0, ub=4.0)
+
+
+def test_small_cpu_solves_run_on_one_thread_and_restore_the_count(monkeypatch):
+    """serial_if_small: one intra-op thread inside a small CPU solve (a waiting OpenMP
+    thread costs milliseconds per CSR product on a loaded machine), the caller's count
+    after it, also when the solve raises; a large LP keeps every thread."""
+    import sparselp.solver as solver_mod
+    from sparselp import LinearProgram
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lp = LinearProgram(torch.ones(3, dtype=torch.float64),
+                           -torch.eye(3, dtype=torch.float64),
+                           torch.zeros(3, dtype=torch.float64))
+        with solver_mod.serial_if_small(lp):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"):
+            with solver_mod.serial_if_small(lp):
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(solver_mod, "SERIAL_SIZE", 4)  # the same LP is now "large"
+        with solver_mod.serial_if_small(lp):
+            assert torch.get_num_threads() == 2
+        seen = []
+        monkeypatch.setattr(solver_mod, "SERIAL_SIZE", 1 << 15)
+        real = solver_mod._solve
+        monkeypatch.setattr(solver_mod, "_solve",
+                            lambda p, o: seen.append(torch.get_num_threads()) or real(p, o))
+        sol = solver_mod.solve(lp)
+        assert seen == [1] and sol.status.name == "OPTIMAL" and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
