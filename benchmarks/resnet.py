@@ -26,7 +26,8 @@ import statistics
 import sys
 import time
 
-__all__ = ["LOSSES", "make_loss", "train_step", "time_losses", "run", "main"]
+__all__ = ["LOSSES", "PHASES", "make_loss", "train_step", "time_losses", "quartiles", "run",
+           "main"]
 
 LOSSES = ("ce", "dense", "ours")
 EPS = 0.01  # the paper's margin; both AUC losses use the paper's surrogate with it
@@ -71,16 +72,22 @@ def _batch(batch: int, size: int, pos_frac: float, seed: int, device):
 
 
 class _Clock:
-    """Wall time between laps, with the device synchronised at each (CUDA runs async)."""
+    """Wall time between laps, with the device synchronised at each (CUDA runs async).
+
+    ``cpu`` holds the process's CPU time over the last lap (``time.process_time``: all its
+    threads, so it may exceed the wall time; time spent waiting for a busy core is not in
+    it). On CUDA the wall time after synchronisation stays the number that counts.
+    """
 
     def __init__(self, device):
         self.device = device
         _sync(device)
-        self.t = time.perf_counter()
+        self.t, self.c, self.cpu = time.perf_counter(), time.process_time(), 0.0
 
     def lap(self) -> float:
         _sync(self.device)
-        t, self.t = self.t, time.perf_counter()
+        (t, c), self.t, self.c = (self.t, self.c), time.perf_counter(), time.process_time()
+        self.cpu = self.c - c
         return self.t - t
 
 
@@ -145,13 +152,68 @@ def train_step(loss: str = "ce", batch: int = 16, size: int = 32, device: str = 
     return row
 
 
-def time_losses(batch: int = 64, size: int = 32, losses=LOSSES, repeats: int = 5,
+#: The phases :func:`time_losses` times: the step's forward (network and loss) and
+#: backward, their sum, and the loss alone on detached logits.
+PHASES = ("forward", "backward", "iteration", "loss_forward", "loss_backward")
+
+
+def _round(model, opt, x, y, fn, device) -> dict:
+    """One timed training step with ``fn``: ``{phase: (wall_s, cpu_s)}``."""
+    opt.zero_grad(set_to_none=True)
+    clock = _Clock(device)
+    logits = model(x)
+    out = fn(logits, y)
+    t = {"forward": (clock.lap(), clock.cpu)}
+    out.backward()
+    t["backward"] = (clock.lap(), clock.cpu)
+    opt.step()
+    t["iteration"] = tuple(a + b for a, b in zip(t["forward"], t["backward"]))
+    # The loss alone, on a detached copy of the same logits.
+    z = logits.detach().requires_grad_(True)
+    clock = _Clock(device)
+    lz = fn(z, y)
+    t["loss_forward"] = (clock.lap(), clock.cpu)
+    lz.backward()
+    t["loss_backward"] = (clock.lap(), clock.cpu)
+    return t
+
+
+def quartiles(values) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile) of ``values``, linearly interpolated
+    (numpy's default; one value gives it three times)."""
+    import numpy as np
+
+    q25, med, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return float(q25), float(med), float(q75)
+
+
+def _summary(wall: dict, cpu: dict, ratios) -> dict:
+    """A row's numbers: per phase the median wall time ``<phase>_s`` with its quartiles
+    ``<phase>_s_q25``/``_q75`` and the median CPU time ``<phase>_cpu_s``; then the median
+    and quartiles of the per-round ratio to cross-entropy (None where ce was not timed)."""
+    row = {}
+    for phase in PHASES:
+        q25, row[f"{phase}_s"], q75 = quartiles(wall[phase])
+        row[f"{phase}_s_q25"], row[f"{phase}_s_q75"] = q25, q75
+        row[f"{phase}_cpu_s"] = quartiles(cpu[phase])[1]
+    q25, med, q75 = quartiles(ratios) if ratios else (None, None, None)
+    row.update(ratio_to_ce=med, ratio_to_ce_q25=q25, ratio_to_ce_q75=q75)
+    return row
+
+
+def time_losses(batch: int = 64, size: int = 32, losses=LOSSES, repeats: int = 7,
                 device: str = "cpu", seed: int = 0) -> list[dict]:
     """Time one training step per loss side by side, interleaved, in this process.
 
-    Interleaving the losses (ce, dense, ours, ce, ...) spreads the noise of a shared machine
-    evenly over them; the median over ``repeats`` is returned. The loss's own forward and
-    backward time are separated from the network's by timing the loss on detached logits.
+    One untimed warm-up round, then ``repeats`` rounds; a round runs one training step of
+    every loss, in reverse order every other round (ce, ours; ours, ce; ...), so that the
+    noise of a shared machine, and any drift within a round, falls on all losses alike.
+    Each row gives, per phase (:data:`PHASES`), the median wall time over the rounds with
+    its 25th and 75th percentiles, and the median CPU time of the process. ``ratio_to_ce``
+    (with ``_q25``/``_q75``) is the step time (``iteration``: forward + backward) over
+    cross-entropy's step *in the same round*, summarised over the rounds: a per-round ratio
+    cancels load that changes between rounds. The loss's own forward and backward time are
+    separated from the network's by timing the loss on detached logits.
     """
     import torch
     import torchvision
@@ -166,38 +228,25 @@ def time_losses(batch: int = 64, size: int = 32, losses=LOSSES, repeats: int = 5
             fns[name] = make_loss(name)
         except ImportError as exc:  # a loss that has not landed: say so in its row
             unavailable[name] = f"{type(exc).__name__}: {exc}"
-    rec = {name: {"forward_s": [], "backward_s": [], "loss_forward_s": [],
-                  "loss_backward_s": []} for name in fns}
-    for rep in range(repeats + 1):  # the first round warms up and is dropped
-        for name, fn in fns.items():
-            opt.zero_grad(set_to_none=True)
-            clock = _Clock(device)
-            logits = model(x)
-            out = fn(logits, y)
-            laps = [clock.lap()]
-            out.backward()
-            laps.append(clock.lap())
-            opt.step()
-            # The loss alone, on a detached copy of the same logits.
-            z = logits.detach().requires_grad_(True)
-            clock = _Clock(device)
-            lz = fn(z, y)
-            laps.append(clock.lap())
-            lz.backward()
-            laps.append(clock.lap())
-            if rep:
-                for k, v in zip(rec[name], laps):
-                    rec[name][k].append(v)
+    wall = {name: {p: [] for p in PHASES} for name in fns}
+    cpu = {name: {p: [] for p in PHASES} for name in fns}
+    for rep in range(repeats + 1):
+        for name in list(fns) if rep % 2 else list(fns)[::-1]:
+            t = _round(model, opt, x, y, fns[name], device)
+            if rep:  # the first round warms up and is dropped
+                for phase, (w, c) in t.items():
+                    wall[name][phase].append(w)
+                    cpu[name][phase].append(c)
     rows = []
     for name in losses:
         row = {"loss": name, "batch": batch, "size": size, "device": str(device),
                "repeats": repeats, "status": "ok", "error": ""}
         if name in unavailable:
             row.update(status="unavailable", error=unavailable[name])
-            rows.append(row)
-            continue
-        row.update({k: statistics.median(v) for k, v in rec[name].items()})
-        row["iteration_s"] = row["forward_s"] + row["backward_s"]
+        else:
+            ce = wall.get("ce", {}).get("iteration")
+            ratios = [a / b for a, b in zip(wall[name]["iteration"], ce)] if ce else []
+            row.update(_summary(wall[name], cpu[name], ratios))
         rows.append(row)
     return rows
 
@@ -296,10 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(rows, args.out, COLUMNS)
     print(f"wrote {args.out}")
     if args.timing_out:
-        timing = time_losses(batch=64, size=32, losses=("ce", "ours"), repeats=5,
+        timing = time_losses(batch=64, size=32, losses=("ce", "ours"),
                              device=rows[0]["device"] if rows else "cpu")
-        print_table(timing, ["loss", "batch", "forward_s", "backward_s", "iteration_s",
-                             "loss_forward_s", "loss_backward_s", "status"])
+        print_table(timing, ["loss", "batch", "repeats", "iteration_s", "iteration_s_q25",
+                             "iteration_s_q75", "iteration_cpu_s", "ratio_to_ce",
+                             "ratio_to_ce_q25", "ratio_to_ce_q75", "loss_forward_s",
+                             "loss_backward_s", "status"])
         write_csv(timing, args.timing_out)
         print(f"wrote {args.timing_out}")
     return 0

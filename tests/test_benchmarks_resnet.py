@@ -127,11 +127,64 @@ def test_run_measures_each_configuration_in_a_fresh_process():
     assert dense["status"] == "skipped" and "max_dense_pairs" in dense["error"]
 
 
-def test_time_losses_interleaves_and_reports_unavailable_losses():
-    rows = resnet.time_losses(batch=4, size=32, losses=("ce", "ours"), repeats=1)
+def test_time_losses_reports_medians_quartiles_cpu_time_and_per_round_ratios():
+    rows = resnet.time_losses(batch=4, size=32, losses=("ce", "ours"), repeats=3)
     by = {r["loss"]: r for r in rows}
-    assert by["ce"]["status"] == "ok"
-    assert by["ce"]["iteration_s"] == pytest.approx(by["ce"]["forward_s"] +
-                                                    by["ce"]["backward_s"])
+    assert by["ce"]["status"] == "ok" and by["ours"]["status"] == "ok", by["ours"]["error"]
+    for r in rows:
+        assert r["repeats"] == 3
+        for phase in resnet.PHASES:
+            med, q25, q75 = (r[f"{phase}_s{q}"] for q in ("", "_q25", "_q75"))
+            assert 0 < q25 <= med <= q75, (r["loss"], phase)
+            assert r[f"{phase}_cpu_s"] > 0, (r["loss"], phase)
+        assert r["ratio_to_ce_q25"] <= r["ratio_to_ce"] <= r["ratio_to_ce_q75"]
+    # Cross-entropy against itself, round by round: exactly 1.
+    assert by["ce"]["ratio_to_ce"] == by["ce"]["ratio_to_ce_q25"] == \
+        by["ce"]["ratio_to_ce_q75"] == 1.0
+    assert by["ours"]["ratio_to_ce"] > 0
     assert by["ce"]["loss_forward_s"] > 0 and by["ce"]["loss_backward_s"] > 0
-    assert by["ours"]["status"] == "ok", by["ours"]["error"]
+
+
+def test_time_losses_alternates_the_order_and_drops_the_warm_up(monkeypatch):
+    calls = []
+    real = resnet.make_loss
+
+    def spy(name):
+        fn = real(name)
+
+        def wrapped(logits, labels):
+            if not logits.is_leaf:  # the training step, not the loss alone
+                calls.append(name)
+            return fn(logits, labels)
+        return wrapped
+    monkeypatch.setattr(resnet, "make_loss", spy)
+    rows = resnet.time_losses(batch=4, size=32, losses=("ce", "ours"), repeats=2)
+    # warm-up (reversed), round 1, round 2 (reversed)
+    assert calls == ["ours", "ce", "ce", "ours", "ours", "ce"]
+    assert [r["loss"] for r in rows] == ["ce", "ours"]
+
+
+def test_time_losses_without_cross_entropy_has_no_ratio():
+    (row,) = resnet.time_losses(batch=4, size=32, losses=("ours",), repeats=1)
+    assert row["status"] == "ok" and row["ratio_to_ce"] is None
+    # One round: its quartiles are its value.
+    assert row["iteration_s_q25"] == row["iteration_s"] == row["iteration_s_q75"]
+
+
+def test_quartiles():
+    assert resnet.quartiles([4.0, 1.0, 3.0, 2.0, 5.0]) == (2.0, 3.0, 4.0)
+    assert resnet.quartiles([2.0]) == (2.0, 2.0, 2.0)
+
+
+def test_time_losses_reports_a_loss_that_cannot_be_imported(monkeypatch):
+    real = resnet.make_loss
+
+    def make_loss(name):
+        if name == "ours":
+            raise ImportError("no sparselp.losses here")
+        return real(name)
+    monkeypatch.setattr(resnet, "make_loss", make_loss)
+    ce, ours = resnet.time_losses(batch=4, size=32, losses=("ce", "ours"), repeats=1)
+    assert ce["status"] == "ok" and ce["ratio_to_ce"] == 1.0
+    assert ours["status"] == "unavailable" and "no sparselp.losses" in ours["error"]
+    assert "iteration_s" not in ours

@@ -233,6 +233,51 @@ def test_resnet_timing_verdicts(tmp_path, ours_s, backward_s, step_word, backwar
     assert by == {"step": step_word, "loss": backward_word}
 
 
+def _timing_rows_with_spread():
+    """Rows as time_losses writes them: the ratio of the medians (1.5) is not the median of
+    the per-round ratios (1.05), which the verdict must use."""
+    rows = []
+    for loss, t, ratio in (("ce", 1.0, (1.0, 1.0, 1.0)), ("ours", 1.5, (0.98, 1.05, 1.12))):
+        rows.append({"loss": loss, "batch": 64, "size": 32, "device": "cpu", "repeats": 7,
+                     "status": "ok", "error": "", "iteration_s": t, "iteration_s_q25": 0.9 * t,
+                     "iteration_s_q75": 1.2 * t, "iteration_cpu_s": 2.5 * t,
+                     "loss_forward_s": 1e-3, "loss_backward_s": 1e-4, "ratio_to_ce_q25": ratio[0],
+                     "ratio_to_ce": ratio[1], "ratio_to_ce_q75": ratio[2]})
+    rows.append({"loss": "dense", "batch": 64, "size": 32, "device": "cpu", "repeats": 7,
+                 "status": "unavailable", "error": "ImportError: no dense port"})
+    return rows
+
+
+def test_resnet_timing_shows_the_median_per_round_ratio_with_its_spread(tmp_path):
+    from benchmarks.tables import write_csv
+
+    write_csv(_timing_rows_with_spread(), str(tmp_path / "resnet_timing.csv"))
+    rows = report.load_rows(str(tmp_path / "resnet_timing.csv"))  # as --from-csv reads them
+    body, found, _ = report_sections.render_resnet({"resnet_timing": rows}, str(tmp_path))
+    page = "\n".join(body)
+    step = next(v for v in found if v["target"].startswith("our step time"))
+    assert step["ok"] is True
+    assert step["measured"].startswith("1.05x (0.98-1.12): median (IQR) of per-round ratios "
+                                       "over 7 interleaved rounds")
+    assert "CPU time 1.50x" in step["measured"]
+    assert "1.05x (0.98-1.12)" in page and "1.00x (1.00-1.00)" in page
+    assert "1.5 (1.35-1.8)" in page  # wall time with its range, CPU time beside it
+    assert "<th>step CPU s, median</th>" in page and "<td>3.75</td>" in page
+    assert "interquartile range" in page and "ImportError: no dense port" in page
+    assert "written before" not in page
+
+
+def test_resnet_timing_from_an_older_csv_renders_without_spread(tmp_path):
+    old = [{k: r[k] for k in ("loss", "batch", "size", "device", "repeats", "status", "error",
+                              "iteration_s", "loss_forward_s", "loss_backward_s")}
+           for r in _timing_rows_with_spread()[:2]]
+    body, found, _ = report_sections.render_resnet({"resnet_timing": old}, str(tmp_path))
+    page = "\n".join(body)
+    step = next(v for v in found if v["target"].startswith("our step time"))
+    assert step["ok"] is False and step["measured"] == "1.50x: ratio of the median step times"
+    assert "1.50x" in page and "1.50x (" not in page and "written before" in page
+
+
 @pytest.mark.parametrize("met, word", [
     ([False, True], "met"), ([False, False], "not met"),
 ])

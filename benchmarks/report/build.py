@@ -74,9 +74,10 @@ SECTIONS = [
                     full={"timeout": 90.0, "dense_timeout": 45.0}),
              Source("resnet_timing", "benchmarks.resnet:time_losses",
                     # The dense port's step time is in the per-configuration rows; here
-                    # it would cost minutes per repeat at batch 64.
-                    quick={"batch": 64, "size": 32, "repeats": 2, "losses": ("ce", "ours")},
-                    full={"batch": 64, "size": 32, "repeats": 5, "losses": ("ce", "ours")})],
+                    # it would cost minutes per repeat at batch 64. A round (one step per
+                    # loss) takes about 1 s on an idle 2-core CPU: 7 rounds for quartiles.
+                    quick={"batch": 64, "size": 32, "repeats": 3, "losses": ("ce", "ours")},
+                    full={"batch": 64, "size": 32, "repeats": 7, "losses": ("ce", "ours")})],
             "sections:render_resnet"),
     Section("c", "Runtime against batch size: ours, blackbox differentiation, cvxpylayers",
             "At batch 128 and equal accuracy, ours is at least 10x faster than the blackbox-"
