@@ -23,6 +23,7 @@ positives, the positives recycled as LibAUC's ``DualSampler`` does (its
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,9 +38,12 @@ DATASET_NAMES = ("digits", "mnist", "fashion-mnist")
 PROTOCOLS = ("libauc", "seed", "longtail")
 
 
+@functools.lru_cache(maxsize=4)
 def load_images(dataset: str, data_dir: str | None = None):
     """``(X_train, y_train, X_test, y_test, source)``: float32 images (N, 1, H, W) scaled
-    to [0, 1], int64 labels 0..9, and where they came from (a folder or "scikit-learn")."""
+    to [0, 1], int64 labels 0..9, and where they came from (a folder or "scikit-learn").
+    Cached per process (a grid of runs reads the files once); callers must not modify the
+    arrays."""
     if dataset == "digits":
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split

@@ -89,10 +89,15 @@ def run(quick: bool = False, dataset: str | None = None, model: str = "cnn",
         imratios=(0.01, 0.05), seeds=(0, 1, 2), epochs: int = 4, batch_size: int = 256,
         batch_sizes=(64, 256, 1024, 4096), size_losses=("ce", "auc-hinge", "fscore"),
         size_imratio: float = 0.05, longtail: bool = True, libauc_lrs=(0.1, 0.03, 0.01),
-        studies=("grid", "size", "longtail"), runs: str = "runs/bench-train",
+        studies=("grid", "size", "longtail"), runs: str | None = "runs/bench-train",
         progress: bool = False, base: TrainConfig | None = None) -> list[dict]:
     """Every run's row (see the module docstring). ``quick``: digits, the MLP, 1 epoch,
-    two seeds and small minibatches (seconds; the test suite runs it)."""
+    one seed and small minibatches (seconds; the test suite runs it). ``runs`` None: a
+    fresh temporary folder (no run is read back; the report's choice)."""
+    if runs is None:
+        import tempfile
+
+        runs = tempfile.mkdtemp(prefix="sparselp-train-")
     if quick:
         dataset, model, epochs, seeds, imratios = "digits", "mlp", 1, (0,), (0.1,)
         batch_size, batch_sizes, libauc_lrs = 64, (32, 128), (0.1, 0.01)

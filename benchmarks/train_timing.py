@@ -35,11 +35,16 @@ def _step(model, objective, opt, x, y) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def time_steps(dataset: str = "digits", model: str = "cnn", batch: int = 256,
+def time_steps(dataset: str | None = "digits", model: str = "cnn", batch: int = 256,
                imratio: float = 0.05, losses=("ce", "auc", "auc-hinge", "fscore",
                                               "precision-at-recall"),
                repeats: int = 15, seed: int = 0, device: str = "cpu") -> list[dict]:
-    """One row per loss (see the module docstring); ``losses`` must start with ``"ce"``."""
+    """One row per loss (see the module docstring); ``losses`` must start with ``"ce"``;
+    ``dataset`` None: Fashion-MNIST when installed, else digits."""
+    if dataset is None:
+        from .train_grid import default_dataset
+
+        dataset = default_dataset()
     if losses[0] != "ce":
         raise ValueError("losses must start with 'ce', the baseline of the ratios")
     task = make_task(dataset, "libauc", imratio, seed)
@@ -83,8 +88,6 @@ def time_steps(dataset: str = "digits", model: str = "cnn", batch: int = 256,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train_grid import default_dataset
-
     p = argparse.ArgumentParser(prog="sparselp bench train-timing",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default=None, help="default: fashion-mnist if installed")
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--losses", default="ce,auc,auc-hinge,fscore,precision-at-recall")
     p.add_argument("--out", default="results/train_timing.csv")
     args = p.parse_args(argv)
-    rows = time_steps(args.dataset or default_dataset(), args.model, args.batch,
+    rows = time_steps(args.dataset, args.model, args.batch,
                       losses=tuple(args.losses.split(",")), repeats=args.repeats)
     emit(rows, args.out, ["loss", "model", "batch", "dataset", "repeats", "status", "step_s",
                           "step_s_q25", "step_s_q75", "cpu_s", "ratio_to_ce",

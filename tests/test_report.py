@@ -26,7 +26,7 @@ def test_quick_report_writes_every_section_figure_and_table(tmp_path):
     summary = report.build_report(out=str(out), quick=True)
     index = (out / "index.html").read_text()
     assert summary["index"] == str(out / "index.html")
-    for key in "abcdeg":
+    for key in "abcdefg":
         assert f"<h2 id='{key}'>({key})" in index
         assert summary["status"][key] == "ok", (key, summary["status"])
     # Every image the page refers to exists and is a PNG; every CSV link too.

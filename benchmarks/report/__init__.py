@@ -1,4 +1,4 @@
-"""``sparselp report``: run the benchmarks of sections (a)-(e) and (g) and write one HTML page.
+"""``sparselp report``: run the benchmarks of sections (a)-(g) and write one HTML page.
 
 - :mod:`.build`: the sections, their sources and :func:`build_report`, the one entry point;
 - :mod:`.sections` (a)-(c) and :mod:`.accuracy` (d)-(e): each section's renderer, rows to
