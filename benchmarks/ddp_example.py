@@ -43,7 +43,7 @@ def make_loss(name: str, group):
     """The loss module for ``--loss``, on ``group`` (None: the local batch)."""
     from sparselp.losses import AUCLoss, FScoreLoss, PrecisionAtRecallLoss
     if name == "auc":  # the paper's surrogate on probabilities
-        return AUCLoss(eps=0.05, process_group=group)
+        return AUCLoss(eps=0.05, surrogate="paper", process_group=group)
     if name == "auc-hinge":
         return AUCLoss(eps=0.5, surrogate="hinge", process_group=group)
     if name == "fscore":

@@ -82,7 +82,7 @@ def _one_step(version, batch, pos_frac, eps, seed, device, dtype) -> dict:
         loss = dense_port_auc_loss(scores, labels, eps)
     elif version == "ours":
         from sparselp.losses import AUCLoss
-        loss = AUCLoss(eps=eps)(scores, labels)
+        loss = AUCLoss(eps=eps, surrogate="paper")(scores, labels)
     elif version == "floor":
         pos, neg = scores[labels == 1], scores[labels == 0]
         z = (eps - (pos.unsqueeze(1) - neg.unsqueeze(0))).clamp_min(0)

@@ -47,7 +47,7 @@ def predict(loss: str, batch: int, size: int, model=None, device: str = "cpu") -
         return {"total": net, "network": net, "loss": 0}
     if loss != "ours":
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    p = sparselp.plan(sparselp.AUCLoss(eps=EPS), batch_size=batch, positive_fraction=0.5,
+    p = sparselp.plan(sparselp.AUCLoss(eps=EPS, surrogate="paper"), batch_size=batch, positive_fraction=0.5,
                       memory_budget=2 ** 50, device=device, model=model,
                       input_shape=(3, size, size))
     net = p.details["network"]["total"]

@@ -46,7 +46,7 @@ def make_loss(name: str):
     if name == "ours":
         from sparselp.losses import AUCLoss
 
-        auc = AUCLoss(eps=EPS)
+        auc = AUCLoss(eps=EPS, surrogate="paper")
         return lambda logits, labels: auc(logits[:, 1] - logits[:, 0], labels)
     if name == "dense":
         from benchmarks.dense_port import dense_port_auc_loss

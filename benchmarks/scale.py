@@ -46,7 +46,7 @@ def make_loss(loss: str, num_classes: int = 10, block_size: int | None = None, *
     ``fscore``, ``precision-at-recall``)."""
     from sparselp.losses import AUCLoss, FScoreLoss, MultiClassAUCLoss, PrecisionAtRecallLoss
     if loss == "auc":
-        return AUCLoss(block_size=block_size, **kwargs)
+        return AUCLoss(surrogate="paper", block_size=block_size, **kwargs)
     if loss == "auc-hinge":
         return AUCLoss(surrogate="hinge", block_size=block_size, **kwargs)
     if loss == "multiclass-auc":

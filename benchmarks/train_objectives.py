@@ -5,8 +5,10 @@ Every method gets the protocol it is used with:
 
 - ``ce``: cross-entropy (binary: ``BCEWithLogitsLoss`` on the single logit; multi-class:
   ``cross_entropy``), Adam.
-- the LP losses (``auc``, ``auc-hinge``, ``fscore``, ``precision-at-recall``,
-  ``multiclass-auc``) of :mod:`sparselp.losses` on the raw scores, Adam.
+- the LP losses of :mod:`sparselp.losses` on the raw scores, Adam: ``auc-hinge`` is
+  ``AUCLoss()`` (the pairwise hinge, eps 1), ``auc`` the paper's ramp surrogate
+  ``AUCLoss(surrogate="paper")`` (eps 1), ``fscore``, ``precision-at-recall`` (recall
+  0.8) and ``multiclass-auc``; ``--eps`` overrides a loss's eps.
 - ``libauc-aucm``: LibAUC 2.0's ``AUCMLoss`` on ``sigmoid(scores)`` with its ``PESG``
   optimizer, as in LibAUC's own examples: minibatches half positive (its ``DualSampler``
   with ``sampling_rate=0.5``), momentum 0.9, weight decay 1e-4, margin 1.0, learning rate
@@ -124,9 +126,9 @@ def make_objective(loss: str, num_classes: int = 2, *, lr: float | None = None,
     if loss == "ce":
         fn = _bce if num_classes == 2 else F.cross_entropy
     elif loss == "auc":
-        fn = AUCLoss(**kw)
+        fn = AUCLoss(surrogate="paper", **kw)
     elif loss == "auc-hinge":
-        fn = AUCLoss(surrogate="hinge", **kw)
+        fn = AUCLoss(**kw)
     elif loss == "fscore":
         fn = FScoreLoss(**kw)
     elif loss == "precision-at-recall":

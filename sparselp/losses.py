@@ -167,7 +167,11 @@ class AUCLoss(_LPLoss):
     whose solution is :math:`z_{ij} = \max(0, \varepsilon - (s_i - s_j))`.
     ``A = [-I; -I]`` is row-separable, so the solver's Newton Hessian is diagonal.
 
-    ``surrogate="paper"`` (default) is the loss of the paper's released code,
+    ``surrogate="hinge"`` (default) is the LP's optimal value
+    :math:`\operatorname{mean}_{ij} z^*_{ij}`, the pairwise hinge loss, whose gradient
+    comes from the dual: every pair ranked within the margin ``eps`` (misranked pairs
+    included) pulls its two scores apart. ``surrogate="paper"`` is the loss of the
+    paper's released code,
 
     .. math::
 
@@ -176,16 +180,25 @@ class AUCLoss(_LPLoss):
 
     computed from the LP's primal solution and differentiated implicitly; it equals
     :math:`1 - \mathrm{AUC}` when every pair gap :math:`|s_i - s_j|` is at least
-    :math:`\varepsilon` (only pairs with :math:`0 < s_i - s_j < \varepsilon` get a
-    gradient, as in the paper). ``surrogate="hinge"`` is the LP's optimal value
-    :math:`\operatorname{mean}_{ij} z^*_{ij}`, the pairwise hinge loss, whose gradient
-    comes from the dual.
+    :math:`\varepsilon`. It is the ramp :math:`1 - \operatorname{mean}
+    \operatorname{clip}((s_i - s_j)/\varepsilon, 0, 1)`: only pairs with
+    :math:`0 < s_i - s_j < \varepsilon` get a gradient, misranked pairs none.
+
+    Why the defaults (hinge, ``eps=1``): the paper applies its surrogate with
+    ``eps=0.01`` to softmax probabilities. On raw logits (a network's usual output)
+    that leaves almost no pair with a gradient once training has spread the scores:
+    training a CNN on binary Fashion-MNIST (5% positives) for 3 epochs, 0.03% of a
+    minibatch's pairs had ``0 < gap < 0.01`` while 3.3% were misranked and got no
+    gradient; validation AUC 0.959 against cross-entropy's 0.968. The hinge with
+    ``eps=1`` reached 0.978 (``eps=0.1``: 0.979, ``eps=3``: 0.976; the paper surrogate
+    with ``eps=1``: 0.972). Measured by ``benchmarks/train.py`` on the validation split.
 
     Parameters
     ----------
     eps : float
-        Margin (the paper uses 0.01 on softmax probabilities).
-    surrogate : {"paper", "hinge"}
+        Margin of the pairwise hinge, in units of the scores (default 1.0; the paper
+        uses 0.01 on softmax probabilities).
+    surrogate : {"hinge", "paper"}
     block_size : int, optional
         Solve the LP block by block, about ``block_size`` pairs at a time (whole positives,
         at least one per block; :mod:`sparselp.chunked`): the LP is row-separable, so the
@@ -201,7 +214,7 @@ class AUCLoss(_LPLoss):
     Shapes: ``scores`` (n,), ``labels`` (n,) in {0, 1}; returns a scalar.
     """
 
-    def __init__(self, eps: float = 0.01, surrogate: str = "paper",
+    def __init__(self, eps: float = 1.0, surrogate: str = "hinge",
                  block_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if surrogate not in ("paper", "hinge"):

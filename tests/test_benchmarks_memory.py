@@ -14,7 +14,7 @@ def test_dense_port_matches_our_loss_and_gradient():
     s = torch.rand(16, generator=g, dtype=torch.float64)
     y = (torch.arange(16) % 2 == 0).long()
     a, b = s.clone().requires_grad_(), s.clone().requires_grad_()
-    ours = AUCLoss(eps=0.01)(a, y)
+    ours = AUCLoss(eps=0.01, surrogate="paper")(a, y)
     port = dense_port_auc_loss(b, y, eps=0.01)
     ours.backward()
     port.backward()

@@ -30,7 +30,8 @@ def test_auc_loss_equals_the_papers_construction():
     eps = 0.05
     z = _hinge(s, y, eps)  # the closed-form LP solution z_ij = max(0, eps - (s_i - s_j))
     expected = 1 - (eps - z).clamp_min(0).mean() / eps
-    assert float(AUCLoss(eps=eps)(s, y)) == pytest.approx(float(expected), rel=1e-10)
+    assert float(AUCLoss(eps=eps, surrogate="paper")(s, y)) == pytest.approx(float(expected),
+                                                                         rel=1e-10)
     assert float(AUCLoss(eps=eps, surrogate="hinge")(s, y)) == pytest.approx(
         float(z.mean()), rel=1e-10)
 
@@ -38,7 +39,8 @@ def test_auc_loss_equals_the_papers_construction():
 def test_auc_loss_is_one_minus_sklearn_auc_with_clear_margins():
     eps = 0.01
     s, y = _binary(n=40, seed=1, margin=2 * eps)
-    assert float(AUCLoss(eps=eps)(s, y)) == pytest.approx(1 - roc_auc_score(y, s), abs=1e-12)
+    assert float(AUCLoss(eps=eps, surrogate="paper")(s, y)) == pytest.approx(
+        1 - roc_auc_score(y, s), abs=1e-12)
 
 
 @pytest.mark.parametrize("surrogate", ["paper", "hinge"])
