@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt requirements-extra.txt
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt $(TORCH_PINS)
 	$(PIP) install -q -c constraints.txt -e '.[test,vision]' -r requirements-extra.txt
+	# LibAUC 2.0 (the training study's baseline) beside the pinned torch, without its ~60
+	# dependencies; optional: the study skips it, with the reason, where it is missing.
+	$(PIP) install -q --no-deps libauc==2.0.1 || echo "LibAUC not installed (optional)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -4,7 +4,8 @@ Three studies, each a set of :func:`benchmarks.train.train` runs (cached: a run 
 ``metrics.json`` holds the same settings is read back, and an interrupted one resumes):
 
 - ``grid``: losses x imbalance ratios x seeds at one minibatch size (LibAUC's binary
-  protocol): test AUC, average precision and F1, mean +- std over the seeds; ROC curves
+  protocol, or the seed paper's with ``--protocol seed --imratios 1,0.4,0.2,0.1``): test
+  AUC, average precision and F1, mean +- std over the seeds; ROC curves
   of the first seed (the seed paper's Fig. 2).
 - ``size``: test AUC and F1 against the minibatch size (64 .. 4,096) for the LP losses and
   cross-entropy, at one imbalance ratio and a fixed number of epochs, with error bars.
@@ -105,7 +106,10 @@ def run(quick: bool = False, dataset: str | None = None, model: str = "cnn",
         size_losses = [l for l in size_losses if l in ("ce", "auc-hinge")]
     base = base or TrainConfig()
     base = dataclasses.replace(base, dataset=dataset or default_dataset(), model=model,
-                               epochs=epochs, batch_size=batch_size, protocol="libauc")
+                               epochs=epochs, batch_size=batch_size)
+    if base.protocol == "longtail":
+        raise ValueError("the grid and size studies are binary: protocol 'libauc' or 'seed' "
+                         "(the long-tailed task is the 'longtail' study)")
     missing_libauc = libauc_available()
     rows = []
     for r in imratios if "grid" in studies else ():
