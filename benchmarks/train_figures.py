@@ -17,6 +17,15 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, out: str, name: str) -> str:
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    os.makedirs(out, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def roc_figure(rows: list[dict], out: str, name: str = "train_roc.png") -> str | None:
     """Test ROC curves of every loss of the grid, one panel per imbalance ratio, for the
     first seed of each (the seed paper's Fig. 2); None when no run's scores are found."""
@@ -45,12 +54,7 @@ def roc_figure(rows: list[dict], out: str, name: str = "train_roc.png") -> str |
         ax.set_title(f"training positives {ratio:.0%} (seed {first})", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = os.path.join(out, name)
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, name)
 
 
 def _num(v) -> float:
@@ -85,9 +89,4 @@ def batch_size_figure(summary: list[dict], out: str,
         ax.legend(fontsize=8)
     seeds = max(int(_num(r.get("seeds"))) for r in rows)
     fig.suptitle(f"fixed number of epochs; mean +- std over {seeds} seeds", fontsize=10)
-    fig.tight_layout()
-    path = os.path.join(out, name)
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, name)
