@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -51,6 +52,16 @@ def _key(cfg: TrainConfig) -> str:
              f"e{cfg.epochs}", f"b{cfg.batch_size}", f"s{cfg.seed}"]
     parts += [f"lr{cfg.lr:g}"] if cfg.lr is not None else []
     parts += [f"eps{cfg.eps:g}"] if cfg.eps is not None else []
+    # The other settings, where not the defaults, as a hash: a run folder holds one
+    # config (train() refuses to resume a checkpoint of other settings).
+    named = ("dataset", "protocol", "imratio", "loss", "model", "epochs", "batch_size",
+             "seed", "lr", "eps")
+    default = dataclasses.asdict(TrainConfig())
+    rest = {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in named and v != default[k]}
+    if rest:
+        parts.append("h" + hashlib.sha1(json.dumps(rest, sort_keys=True).encode())
+                     .hexdigest()[:8])
     return "_".join(parts)
 
 
@@ -153,7 +164,9 @@ def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for (study, protocol, imratio, loss, b), rs in groups.items():
         row = {"study": study, "protocol": protocol, "imratio": imratio, "loss": loss,
-               "batch_size": b, "seeds": sum("seed" in r for r in rs)}
+               "batch_size": b,
+               # A skipped row has no seed (read from a CSV: an empty one).
+               "seeds": sum(r.get("seed") not in (None, "") for r in rs)}
         if not row["seeds"]:
             row["status"] = rs[0].get("status", "")
             out.append(row)

@@ -85,6 +85,8 @@ def _grid_verdicts(summary, what, verdicts, target_data):
 def _timing(rows, body, verdicts, target_data):
     ok_rows = [r for r in rows if r.get("status") == "ok"]
     if not ok_rows:
+        verdicts.append(verdict("LP losses' per-iteration time <= 1.1x cross-entropy's",
+                                "timing rows missing", None))
         return
     for r in ok_rows:
         r["ratio (IQR)"] = (f"{num(r['ratio_to_ce']):.2f}x ({num(r['ratio_to_ce_q25']):.2f}-"
@@ -110,8 +112,12 @@ def render_train(data: dict, out: str, quick: bool = False):
 
     body, verdicts, notes = [], [], []
     rows = data.get("train_runs")
+    timing = data.get("train_timing") or []
+    timing_target = bool(timing) and all(r.get("dataset") == "fashion-mnist" for r in timing)
     if not rows:
-        return [], [verdict("training targets", "training rows missing", None)], []
+        verdicts.append(verdict("training targets", "training rows missing", None))
+        _timing(timing, body, verdicts, timing_target)
+        return body, verdicts, notes
     done = [r for r in rows if r.get("seed") not in (None, "")]
     first = done[0] if done else {}
     what = (f"{first.get('dataset')}, {first.get('model')}, {first.get('epochs')} epochs, "
@@ -155,8 +161,7 @@ def render_train(data: dict, out: str, quick: bool = False):
                                 f"{_fmt(lt['ce'], 'auc_mu')}",
                                 _decided(None if math.isnan(a + b) else a >= b,
                                          list(lt.values()), target_data)))
-    timing = data.get("train_timing") or []
-    _timing(timing, body, verdicts, all(r.get("dataset") == "fashion-mnist" for r in timing))
+    _timing(timing, body, verdicts, timing_target)
     if first.get("dataset") == "digits":
         notes.append("Fashion-MNIST is not installed (make data): these runs use scikit-"
                      "learn's digits, which the targets do not name, so their verdicts "
