@@ -167,22 +167,24 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of one run (shared with ``sparselp bench train``)."""
     d = TrainConfig()
-    p.add_argument("--dataset", choices=DATASET_NAMES, default=d.dataset)
+    p.add_argument("--dataset", choices=DATASET_NAMES, default=d.dataset,
+                   help="digits needs no download; the others: make data, or --data-dir")
     p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
                    help="libauc: positives cut to --imratio of training; seed: negatives "
                         "kept at fraction --imratio; longtail: 10 classes decaying to "
-                        "--imratio (default: libauc)")
-    p.add_argument("--imratio", type=float, default=d.imratio)
-    p.add_argument("--model", choices=MODELS, default=d.model)
-    p.add_argument("--epochs", type=int, default=d.epochs)
+                        "--imratio")
+    p.add_argument("--imratio", type=float, default=d.imratio, help="see --protocol")
+    p.add_argument("--model", choices=MODELS, default=d.model, help="network")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: 1e-3 Adam; 0.1 PESG for libauc-aucm)")
-    p.add_argument("--eps", type=float, default=None, help="LP loss margin (its default)")
+                   help="learning rate (None: 1e-3 for Adam, 0.1 for libauc-aucm's PESG)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="LP loss margin or ramp width (None: the loss's default)")
     p.add_argument("--recall", type=float, default=d.recall,
                    help="precision-at-recall's recall target")
     p.add_argument("--epoch-decay", type=float, default=d.epoch_decay, help="LibAUC PESG's")
     p.add_argument("--data-dir", default=None, help="a folder with the four IDX files")
-    p.add_argument("--device", default=d.device)
+    p.add_argument("--device", default=d.device, help="torch device")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -203,11 +205,13 @@ def _check(cfg: TrainConfig) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sparselp train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--loss", choices=LOSSES, default="ce")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    p = argparse.ArgumentParser(prog="sparselp train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--loss", choices=LOSSES, default="ce", help="what to train with")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
+                   help="minibatch size (every minibatch holds both classes)")
+    p.add_argument("--seed", type=int, default=0, help="subsample, split, init and batches")
+    p.add_argument("--out", default="runs/train", help="output folder")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds "
                                                             "a checkpoint")
     add_arguments(p)

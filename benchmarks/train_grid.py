@@ -187,18 +187,23 @@ def _floats(text: str, cast=float):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sparselp bench train",
-                                description=__doc__.split("\n\n")[0])
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="digits, MLP, 1 epoch (seconds)")
     p.add_argument("--losses", default="ce,auc,auc-hinge,fscore,precision-at-recall,"
                                        "libauc-aucm")
-    p.add_argument("--imratios", default="0.01,0.05")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--batch-sizes", default="64,256,1024,4096")
-    p.add_argument("--size-losses", default="ce,auc-hinge,fscore")
-    p.add_argument("--size-imratio", type=float, default=0.05)
-    p.add_argument("--libauc-lrs", default="0.1,0.03,0.01")
-    p.add_argument("--studies", default="grid,size,longtail")
+    p.add_argument("--imratios", default="0.01,0.05", help="grid: imbalance ratios")
+    p.add_argument("--seeds", default="0,1,2", help="seeds of every setting")
+    p.add_argument("--batch-size", type=int, default=256, help="grid: minibatch size")
+    p.add_argument("--batch-sizes", default="64,256,1024,4096",
+                   help="size study: minibatch sizes")
+    p.add_argument("--size-losses", default="ce,auc-hinge,fscore",
+                   help="size study: losses")
+    p.add_argument("--size-imratio", type=float, default=0.05,
+                   help="size study: imbalance ratio")
+    p.add_argument("--libauc-lrs", default="0.1,0.03,0.01",
+                   help="LibAUC learning rates tried on validation (first seed)")
+    p.add_argument("--studies", default="grid,size,longtail", help="which studies")
     p.add_argument("--runs", default="runs/bench-train", help="the runs' folders")
     p.add_argument("--out", default="results", help="folder of the CSVs and figures")
     add_arguments(p)
