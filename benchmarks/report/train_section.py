@@ -123,11 +123,14 @@ def render_train(data: dict, out: str, quick: bool = False):
     what = (f"{first.get('dataset')}, {first.get('model')}, {first.get('epochs')} epochs, "
             f"batch {first.get('batch_size')}")
     summary = summarise(rows)
+    lrs = ", ".join(sorted({f"{num(r.get('lr')):g}" for r in rows
+                            if r.get("study") == "libauc-tuning"}))
     body.append(f"<p>Data: <b>{first.get('dataset')}</b> (LibAUC's protocol: classes 0-4 "
                 "negative, 5-9 positive, training positives cut to the given share, test set "
                 f"natural); model {first.get('model')}; {first.get('epochs')} epochs; "
-                "Adam 1e-3 for cross-entropy and the LP losses, LibAUC's PESG with its "
-                "learning rate chosen on the validation split; every minibatch holds both "
+                "Adam 1e-3 for cross-entropy and the LP losses, LibAUC's PESG with the "
+                f"learning rate of the best validation AUC among {lrs or 'none'} (first "
+                "seed), its minibatches half positive; every other minibatch holds both "
                 "classes. Mean +- std over seeds; F1 at the threshold chosen on the "
                 "validation split. The report runs a reduced grid to fit its time budget "
                 "(see the claim for what the targets name); the full study is "
