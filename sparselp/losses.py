@@ -191,7 +191,8 @@ class AUCLoss(_LPLoss):
     minibatch's pairs had ``0 < gap < 0.01`` while 3.3% were misranked and got no
     gradient; validation AUC 0.959 against cross-entropy's 0.968. The hinge with
     ``eps=1`` reached 0.978 (``eps=0.1``: 0.979, ``eps=3``: 0.976; the paper surrogate
-    with ``eps=1``: 0.972). Measured by ``benchmarks/train.py`` on the validation split.
+    with ``eps=1``: 0.972; seed 0, and seed 1 agrees: eps 0.01 0.972 against
+    cross-entropy 0.984). Measured by ``sparselp train`` on the validation split.
 
     Parameters
     ----------

@@ -106,6 +106,23 @@ def _timing(rows, body, verdicts, target_data):
         time_ok([num(r["ratio_to_ce"]) for r in lp]) if target_data else None))
 
 
+def _intro(first: dict, lrs: str) -> str:
+    """The paragraph saying what the rows are: data, protocol, model, optimizers."""
+    return (f"<p>Data: <b>{first.get('dataset')}</b> (LibAUC's protocol: classes 0-4 "
+            "negative, 5-9 positive, training positives cut to the given share, test set "
+            f"natural); model {first.get('model')}; {first.get('epochs')} epochs; "
+            "Adam 1e-3 for cross-entropy and the LP losses, LibAUC's PESG with the "
+            f"learning rate of the best validation AUC among {lrs or 'none'} (first "
+            "seed), its minibatches half positive; every other minibatch holds both "
+            "classes. Mean +- std over seeds; F1 at the threshold chosen on the "
+            "validation split. The report runs a reduced grid to fit its time budget "
+            "(see the claim for what the targets name); the full study is "
+            "<code>sparselp bench train</code> (small CNN, 4 epochs, 3 seeds, 1% and 5% "
+            "positives, minibatches 64 to 4,096, the long-tailed task), and "
+            "<code>sparselp report --from-csv results</code> draws this section from "
+            "its <code>train_runs.csv</code>.</p>")
+
+
 def render_train(data: dict, out: str, quick: bool = False):
     from benchmarks.train_figures import batch_size_figure, roc_figure
     from benchmarks.train_grid import summarise
@@ -125,19 +142,7 @@ def render_train(data: dict, out: str, quick: bool = False):
     summary = summarise(rows)
     lrs = ", ".join(sorted({f"{num(r.get('lr')):g}" for r in rows
                             if r.get("study") == "libauc-tuning"}))
-    body.append(f"<p>Data: <b>{first.get('dataset')}</b> (LibAUC's protocol: classes 0-4 "
-                "negative, 5-9 positive, training positives cut to the given share, test set "
-                f"natural); model {first.get('model')}; {first.get('epochs')} epochs; "
-                "Adam 1e-3 for cross-entropy and the LP losses, LibAUC's PESG with the "
-                f"learning rate of the best validation AUC among {lrs or 'none'} (first "
-                "seed), its minibatches half positive; every other minibatch holds both "
-                "classes. Mean +- std over seeds; F1 at the threshold chosen on the "
-                "validation split. The report runs a reduced grid to fit its time budget "
-                "(see the claim for what the targets name); the full study is "
-                "<code>sparselp bench train</code> (small CNN, 4 epochs, 3 seeds, 1% and 5% "
-                "positives, minibatches 64 to 4,096, the long-tailed task), and "
-                "<code>sparselp report --from-csv results</code> draws this section from "
-                "its <code>train_runs.csv</code>.</p>")
+    body.append(_intro(first, lrs))
     grid = _where(summary, study="grid") + _where(summary, study="longtail")
     body.append(html.table(grid, ["study", "imratio", "loss", "seeds", "lr", "auc", "auc_std",
                                   "average_precision", "f1_val_threshold",
