@@ -3,7 +3,8 @@
 Binary (``scores`` (N,), larger = more positive): ROC AUC, average precision, accuracy
 and F1 at score 0 (probability 0.5 under the sigmoid: the threshold a cross-entropy
 model is trained for), F1 at the threshold that maximises F1 on the validation split
-(``val_scores``; no choice is made on the test set) and, for reference only, the largest
+(``val_scores``; no choice is made on the test set; ``val_f1`` is that F1 on the
+validation split, for choices such as a loss's eps) and, for reference only, the largest
 F1 over all test thresholds (an oracle, optimistic).
 
 Multi-class (``scores`` (N, K)): accuracy, macro F1, one-vs-rest macro AUC (of the softmax
@@ -36,10 +37,10 @@ def binary_metrics(labels, scores, val_labels=None, val_scores=None) -> dict:
            "accuracy": accuracy_score(y, pred), "f1_at_0.5": f1_score(y, pred, zero_division=0),
            "f1_oracle": best_f1_threshold(y, s)[1]}
     if val_scores is not None:
-        thr, _ = best_f1_threshold(np.asarray(val_labels),
-                                   np.asarray(val_scores, dtype=np.float64).reshape(-1))
+        thr, val_f1 = best_f1_threshold(np.asarray(val_labels),
+                                        np.asarray(val_scores, dtype=np.float64).reshape(-1))
         out["f1_val_threshold"] = f1_score(y, (s >= thr).astype(int), zero_division=0)
-        out["val_threshold"] = thr
+        out["val_threshold"], out["val_f1"] = thr, val_f1
     return {k: float(v) for k, v in out.items()}
 
 

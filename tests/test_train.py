@@ -256,6 +256,9 @@ def test_f1_at_the_validation_threshold():
     assert m["val_threshold"] == -1.5
     assert m["f1_val_threshold"] == pytest.approx(f1_score(Y, S >= -1.5))
     assert m["f1_val_threshold"] != pytest.approx(m["f1_at_0.5"])
+    assert m["val_f1"] == 1.0  # the validation scores separate the classes at -1.5
+    val_s[1] = 2.5  # a negative above every positive: the best validation F1 is 4/5
+    assert binary_metrics(Y, S, val_y, val_s)["val_f1"] == pytest.approx(0.8)
 
 
 def test_auc_mu_by_hand():
