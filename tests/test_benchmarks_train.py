@@ -272,3 +272,18 @@ def test_quick_report_section_f(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     assert all(v["ok"] is None for v in summary["verdicts"]["f"])  # digits: not measured
     assert "Fashion-MNIST is not installed" in index
+
+
+def test_report_from_csv_says_which_rows_were_not_measured_now(tmp_path):
+    """--from-csv: the page names the sources read from CSV instead of claiming that every
+    number was measured in this run."""
+    from benchmarks.report import build_report
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    build_report(out=str(first), quick=True, sections="f")
+    page = (first / "index.html").read_text()
+    assert "Every number on this page was measured in this run" in page
+    build_report(out=str(second), quick=True, sections="f", from_csv=str(first))
+    page = (second / "index.html").read_text()
+    assert "Rows of train_runs, train_timing were read from CSV files" in page
+    assert "Every number on this page was measured" not in page

@@ -245,7 +245,7 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     chosen = [s for s in SECTIONS if s.key in sections]
-    html_sections, status, verdicts, timings = [], {}, {}, {}
+    html_sections, status, verdicts, timings, read = [], {}, {}, {}, []
     bar = tqdm(total=sum(len(s.sources) for s in chosen), desc="report", position=0)
     for sec in chosen:
         data, missing, csvs = {}, [], []
@@ -254,6 +254,8 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
             bar.set_postfix_str(src.name)
             t0 = time.perf_counter()
             rows, why = _rows_of(src, quick, device, from_csv)
+            if from_csv and os.path.exists(os.path.join(from_csv, f"{src.name}.csv")):
+                read.append(src.name)
             if rows is None:
                 missing.append(why)
             else:
@@ -272,7 +274,7 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
                                           missing, csvs, time.perf_counter() - t_sec))
     bar.close()
     seconds = time.perf_counter() - start
-    intro = _intro(quick, device, seconds, timings) + html.summary(verdicts)
+    intro = _intro(quick, device, seconds, timings, read) + html.summary(verdicts)
     index = os.path.join(out, "index.html")
     with open(index, "w") as fh:
         fh.write(html.page("sparselp report", intro, html_sections))
@@ -282,7 +284,8 @@ def build_report(out: str = "report", quick: bool = False, sections: str = "abcd
             "timings": timings}
 
 
-def _intro(quick: bool, device, seconds: float, timings: dict) -> str:
+def _intro(quick: bool, device, seconds: float, timings: dict, read=()) -> str:
+    """The page's opening: mode, machine, time; ``read``: sources read from CSV."""
     import torch
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -292,9 +295,13 @@ def _intro(quick: bool, device, seconds: float, timings: dict) -> str:
             f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, torch "
             f"{torch.__version__}, {platform.platform()}. Generated {when} in {seconds:.0f} s "
             f"({parts}; see timings.csv).</p>"
-            "<p class='small'>Every number on this page was measured in this run, each "
-            "comparison side by side in the same run. Timings on a shared machine are noisy; "
-            "ratios are more reliable than absolute times. Each section states the claim it "
+            + ("<p class='small'>Every number on this page was measured in this run"
+               if not read else
+               "<p class='small'>Rows of " + ", ".join(read) + " were read from CSV files "
+               "of an earlier run (--from-csv), not measured now; every other number was "
+               "measured in this run") +
+            ", each comparison side by side in the same run. Timings on a shared machine "
+            "are noisy; ratios are more reliable than absolute times. Each section states the claim it "
             "tests, the measured ratio and whether the target was met.</p>"
             "<p>Sections: <a href='#a'>(a) LP-layer memory</a> · "
             "<a href='#b'>(b) ResNet-18</a> · "
