@@ -26,6 +26,8 @@ import statistics
 import sys
 import time
 
+from .tables import quartiles  # re-exported: the spread of timed repeats
+
 __all__ = ["LOSSES", "PHASES", "make_loss", "train_step", "time_losses", "quartiles", "run",
            "main"]
 
@@ -176,15 +178,6 @@ def _round(model, opt, x, y, fn, device) -> dict:
     lz.backward()
     t["loss_backward"] = (clock.lap(), clock.cpu)
     return t
-
-
-def quartiles(values) -> tuple[float, float, float]:
-    """(25th percentile, median, 75th percentile) of ``values``, linearly interpolated
-    (numpy's default; one value gives it three times)."""
-    import numpy as np
-
-    q25, med, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
-    return float(q25), float(med), float(q75)
 
 
 def _summary(wall: dict, cpu: dict, ratios) -> dict:

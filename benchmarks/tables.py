@@ -5,7 +5,7 @@ import csv
 import os
 import sys
 
-__all__ = ["write_csv", "print_table", "fmt", "emit"]
+__all__ = ["write_csv", "print_table", "fmt", "emit", "quartiles"]
 
 
 def write_csv(rows: list[dict], path: str, columns=None) -> None:
@@ -52,3 +52,12 @@ def emit(rows: list[dict], out: str, columns, shown=None) -> list[dict]:
     write_csv(rows, out, columns)
     print(f"wrote {out}")
     return rows
+
+
+def quartiles(values) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile) of ``values``, linearly interpolated
+    (numpy's default; one value gives it three times): the spread of timed repeats."""
+    import numpy as np
+
+    q25, med, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return float(q25), float(med), float(q75)

@@ -37,7 +37,7 @@ from .train_metrics import auc_mu, binary_metrics, multiclass_metrics
 from .train_models import MODELS, build_model
 from .train_objectives import LOSSES, make_objective
 
-__all__ = ["TrainConfig", "train", "main", "add_arguments", "config_from_args"]
+__all__ = ["TrainConfig", "train", "train_step", "main", "add_arguments", "config_from_args"]
 
 
 @dataclasses.dataclass
@@ -98,18 +98,25 @@ def _resume(path: str, cfg: TrainConfig, model, opt, objective, batches):
     return state["epoch"], state["curve"]
 
 
+def train_step(model, objective, opt, x, y) -> torch.Tensor:
+    """One step: forward, the objective's loss, backward, the optimizer's step; the
+    (detached) loss."""
+    loss = objective.loss(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 def _epoch(model, objective, opt, batches, task, device, desc, progress) -> dict:
     """One epoch of training; the row of the learning curve (without validation)."""
     model.train()
     wall, cpu = time.perf_counter(), time.process_time()
     total, steps = 0.0, 0
     for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        x, y = task.X_train[idx].to(device), task.y_train[idx].to(device)
-        loss = objective.loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total, steps = total + float(loss.detach()), steps + 1
+        loss = train_step(model, objective, opt, task.X_train[idx].to(device),
+                          task.y_train[idx].to(device))
+        total, steps = total + float(loss), steps + 1
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"train_loss": total / steps, "seconds": wall, "cpu_seconds": cpu,
             "seconds_per_step": wall / steps, "steps": steps}

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from .tables import emit
+from .tables import emit, quartiles
+from .train import train_step
 from .train_data import StratifiedBatches, make_task
 from .train_models import build_model
 from .train_objectives import libauc_available, make_objective
@@ -28,10 +29,7 @@ __all__ = ["time_steps", "main"]
 
 def _step(model, objective, opt, x, y) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
-    loss = objective.loss(model(x), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    train_step(model, objective, opt, x, y)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -79,8 +77,8 @@ def time_steps(dataset: str | None = "digits", model: str = "cnn", batch: int = 
             continue
         wall = np.array([w for w, _ in rec[name]])
         cpu = np.array([c for _, c in rec[name]])
-        q25, med, q75 = np.percentile(wall, [25, 50, 75])
-        r25, rmed, r75 = np.percentile(wall / ce, [25, 50, 75])
+        q25, med, q75 = quartiles(wall)
+        r25, rmed, r75 = quartiles(wall / ce)
         rows.append({**row, "status": "ok", "step_s": med, "step_s_q25": q25,
                      "step_s_q75": q75, "cpu_s": float(np.median(cpu)),
                      "ratio_to_ce": rmed, "ratio_to_ce_q25": r25, "ratio_to_ce_q75": r75})
