@@ -72,6 +72,9 @@ class DenseOperator(Operator):
     def astype(self, dtype):
         return DenseOperator(self.data.detach().to(dtype), self.batch_size)
 
+    def absolute(self):
+        return DenseOperator(self.data.detach().abs(), self.batch_size)
+
     def weighted_rows(self, w, b=0):
         a = self.dense_block(b)
         idx = torch.nonzero(w > 0).squeeze(-1)

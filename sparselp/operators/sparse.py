@@ -210,6 +210,10 @@ class SparseOperator(Operator):
         return SparseOperator(None, self.cols, self.vals.detach().to(dtype), self.m, self.n,
                               self.batch_size, self.shared, self._pattern)
 
+    def absolute(self):
+        return SparseOperator(None, self.cols, self.vals.detach().abs(), self.m, self.n,
+                              self.batch_size, self.shared, self._pattern)
+
     def _unshare(self) -> "SparseOperator":
         B, nz = self.batch_size, self.vals.numel()
         off = torch.arange(B, device=self.device).repeat_interleave(nz)
