@@ -95,11 +95,12 @@ def default_start(opt, tol: float, exact_diag: bool, strategy: str) -> float:
 
     The structured solve is exact and runs in float64 whatever the problem's dtype, so a
     larger sigma costs it no accuracy, only Newton steps (more kinks crossed per outer
-    step). Measured on the F-score and precision-at-recall LPs (256 to 65,536 scores,
-    uniform and normal scores, float32 and float64, one thread, 40 LPs): total Newton
-    steps 1,524 at a start of 1, 750 at 100, 881 at 300, 870 at 1e3, 1,153 at 3e3; time
-    (summed over the LPs, each divided by sqrt(n)) 0.335 / 0.221 / 0.215 / 0.245 / 0.297;
-    300 is the fastest at 65,536 (F-score: 20 outer steps -> 2-5)."""
+    step). Measured by ``python -m benchmarks.start_sweep`` (F-score and precision at
+    recall, 256 to 65,536 scores, uniform and normal, float32 and float64, one thread, 40
+    LPs, every one certified at each start): Newton steps in all 1,236 at a start of 1,
+    701 at 100, 734 at 300, 870 at 1e3, 1,164 at 3e3; outer steps 486 / 241 / 200 / 175 /
+    161; time (each LP's divided by sqrt(n), summed) 0.249 / 0.179 / 0.172 / 0.210 /
+    0.266. 300 is also the fastest at 65,536 (F-score: 20 outer steps -> 2-5)."""
     if exact_diag:
         return 1 / tol
     if opt.method == "alm" and strategy == "structured":

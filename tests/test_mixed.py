@@ -98,3 +98,15 @@ def test_newton_loop_stops_at_the_float32_floor():
     the floor) without it, 26 with it."""
     sol = sparselp.solve(_lp("precision-at-recall", 1024))
     assert sol.status == Status.OPTIMAL and sol.nit <= 60, sol.nit
+
+
+def test_long_float32_inner_loops_stop_at_the_round_off_of_phi():
+    """At 4,096 scores the float32 precision-at-recall LP's threshold column sums 4,096
+    terms: its gradient circles at 3e-4..3e-3 against an inner tolerance of 3e-4, and one
+    inner loop spent max_inner = 60 steps there (76 Newton steps in all). Late in a long
+    inner loop a step below phi's round-off now counts as stalled."""
+    lp = _lp("precision-at-recall", 4096)
+    sol = sparselp.solve(lp)
+    assert sol.status == Status.OPTIMAL, sol.message
+    assert sol.nit <= 40, sol.nit
+    _highs_check(sol, lp)
