@@ -42,14 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "an LP file, run one benchmark, or build the full report.",
                         "{report,bench,train,solve,plan}")
     r = sub.add_parser("report", help="run every benchmark and write report/index.html",
-                       description="Run the benchmarks behind sections (a)-(g) and write "
+                       description="Run the benchmarks behind sections (a)-(h) and write "
                                    "index.html, PNG figures and CSV tables into --out.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--out", default="report", help="output folder (default: report)")
     r.add_argument("--quick", action="store_true",
                    help="reduced sizes (target: under 3 minutes on an idle 2-core CPU)")
-    r.add_argument("--sections", default="abcdefg",
-                   help="which sections to run, e.g. 'ab' (default: abcdefg)")
+    r.add_argument("--sections", default="abcdefgh",
+                   help="which sections to run, e.g. 'ab' (default: abcdefgh)")
     r.add_argument("--device", default=None,
                    help="torch device for the timed parts (default: cuda if available, else cpu)")
     r.add_argument("--from-csv", default=None, metavar="DIR",
@@ -107,9 +107,9 @@ def _bench(args) -> int:
 def _report(args) -> int:
     from benchmarks.report import build_report
 
-    unknown = set(args.sections) - set("abcdefg")
+    unknown = set(args.sections) - set("abcdefgh")
     if unknown or not args.sections:
-        print(f"sparselp report: error: --sections takes letters from 'abcdefg', got "
+        print(f"sparselp report: error: --sections takes letters from 'abcdefgh', got "
               f"{args.sections!r}", file=sys.stderr)
         return EXIT_USAGE
     summary = build_report(out=args.out, quick=args.quick, sections=args.sections,

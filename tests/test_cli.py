@@ -34,7 +34,7 @@ def test_usage_errors_exit_2(capsys):
     assert cli.main(["frobnicate"]) == 2
     assert cli.main(["bench", "nosuch"]) == 2
     assert cli.main(["report", "--sections", "xyz"]) == 2
-    assert "--sections takes letters from 'abcdefg'" in capsys.readouterr().err
+    assert "--sections takes letters from 'abcdefgh'" in capsys.readouterr().err
 
 
 def test_solve_missing_and_malformed_file_exit_2(tmp_path, capsys):

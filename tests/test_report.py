@@ -26,7 +26,7 @@ def test_quick_report_writes_every_section_figure_and_table(tmp_path):
     summary = report.build_report(out=str(out), quick=True)
     index = (out / "index.html").read_text()
     assert summary["index"] == str(out / "index.html")
-    for key in "abcdefg":
+    for key in "abcdefgh":
         assert f"<h2 id='{key}'>({key})" in index
         assert summary["status"][key] == "ok", (key, summary["status"])
     # Every image the page refers to exists and is a PNG; every CSV link too.
@@ -339,3 +339,35 @@ def test_section_and_summary_show_the_same_words():
     for ok, word in verdicts.WORDS.items():
         assert f"'>{word}</td>" in sec and f">{word}</td>" in top
         assert verdicts.css_class(ok) in sec
+
+
+def test_engine_section_rules_and_render(tmp_path):
+    """Section (h): the rules from given numbers, and a render of a few rows."""
+    from benchmarks.report import engine_section as sec
+    assert sec.loss_time_ok([0.05, 0.09], 0.1) and not sec.loss_time_ok([0.05, 0.2], 0.1)
+    assert sec.loss_time_ok([], 0.1) is None and sec.loss_time_ok([math.nan], 0.1) is None
+    assert sec.bytes_ok([2000.0]) and not sec.bytes_ok([2100.0]) and sec.bytes_ok([]) is None
+    assert sec.batched_ok(1.0, 6.0, 2.0) and not sec.batched_ok(1.0, 4.0, 2.0)
+    assert not sec.batched_ok(3.0, 60.0, 2.0)  # slower than HiGHS's forward
+    assert sec.batched_ok(1.0, math.nan, 2.0) is None
+    assert sec.batched_ok(3.0, math.nan, 2.0) is False
+    assert sec.batched_ok(math.nan, 6.0, 2.0) is None
+    loss_rows = [{"loss": loss, "dtype": "float32", "batch": b, "status": st, "time_s": t,
+                  "peak_mib": 1.0, "bytes_per_sample": 1500.0}
+                 for loss, b, st, t in (("fscore", 4096, "OPTIMAL", 0.05),
+                                        ("fscore", 65536, "OPTIMAL", 1.0),
+                                        ("precision-at-recall", 4096, "ITERATION_LIMIT", 0.3))]
+    batched = [{"method": m, "batch": 128, "n": 100, "status": "ok", "forward_s": f,
+                "backward_s": 0.1, "total_s": f + 0.1, "obj_err": 0.0, "fd_err": 1e-7}
+               for m, f in (("ours", 1.0), ("highs", 4.0), ("cvxpylayers", 10.0))]
+    body, verdicts, _ = sec.render_engine({"loss_scaling": loss_rows, "batched_lp": batched},
+                                          str(tmp_path))
+    ok = {v["target"]: v["ok"] for v in verdicts}
+    assert ok["every solve of the coupled losses certified OPTIMAL"] is False
+    assert ok["forward + backward <= 0.1 s at 4,096"] is False  # PaR 0.3 s
+    assert ok["forward + backward <= 2 s at 65,536"] is True
+    assert ok["peak memory <= 2 KiB a sample at 65,536"] is True
+    assert [v for v in verdicts if v["target"].startswith("128 LPs")][0]["ok"] is True
+    assert (tmp_path / "engine_losses.png").exists() and (tmp_path / "engine_batched.png").exists()
+    body, verdicts, _ = sec.render_engine({}, str(tmp_path))
+    assert body == [] and all(v["ok"] is None for v in verdicts)

@@ -1,8 +1,9 @@
-"""``sparselp report``: run the benchmarks of sections (a)-(g) and write one HTML page.
+"""``sparselp report``: run the benchmarks of sections (a)-(h) and write one HTML page.
 
 - :mod:`.build`: the sections, their sources and :func:`build_report`, the one entry point;
-- :mod:`.sections` (a)-(c) and :mod:`.accuracy` (d)-(e): each section's renderer, rows to
-  ``(body, verdicts, notes)``;
+- :mod:`.sections` (a)-(c), :mod:`.accuracy` (d)-(e), :mod:`.train_section` (f),
+  :mod:`.scale_section` (g) and :mod:`.engine_section` (h): each section's renderer, rows
+  to ``(body, verdicts, notes)``;
 - :mod:`.verdicts`: the verdict words and the rule of each target;
 - :mod:`.figures` and :mod:`.html`: the PNG figures and the page.
 
