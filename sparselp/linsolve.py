@@ -139,12 +139,18 @@ class DiagonalHessian(HessianStrategy):
 
 
 class CholeskyHessian(HessianStrategy):
-    """Dense Cholesky of the ``n x n`` Hessian (formed from the active rows only)."""
+    """Dense Cholesky of the ``n x n`` Hessian (formed from the active rows only).
+
+    ``factor(system, gram=G)`` takes ``G = A^T diag(w) A`` formed by the caller (the Newton
+    loop keeps it from step to step and updates it by the rows whose weight changed,
+    :class:`sparselp.batching.GramCache`); ``G`` is not modified.
+    """
 
     name = "cholesky"
+    accepts_gram = True
 
-    def factor(self, system):
-        H = system.op.gram(system.w)
+    def factor(self, system, gram: Tensor | None = None):
+        H = system.op.gram(system.w) if gram is None else gram.clone()
         H.diagonal(dim1=-2, dim2=-1).add_(system.shift.expand(H.shape[0], H.shape[-1]))
         L, info = torch.linalg.cholesky_ex(H)
         if bool((info != 0).any()):

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from .batching import put_rows, take_rows, take_system
 from .planner import check_problem
 from .linesearch import LineSearch, RowKinds, make_line_search
 from .linsolve import HessianStrategy, get_strategy
@@ -329,11 +330,7 @@ def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor
 def _try_polish(su: SolverSetup, x, lam, res, done, polished):
     """Active-set polish; kept per element only where it lowers the residuals."""
     try:
-        if su.shadow is not None and su.strategy.exact:  # in float64, then rounded
-            x_pol, lam_pol = polish(su.shadow, su.strategy, x.double(), lam.double())
-            x_pol, lam_pol = x_pol.to(x.dtype), lam_pol.to(x.dtype)
-        else:
-            x_pol, lam_pol = polish(su.system, su.strategy, x, lam)
+        x_pol, lam_pol = _polish_open(su, x, lam, done)
     except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
         return x, lam, res, polished
     res_pol = _residuals(su, x_pol, lam_pol)
@@ -350,6 +347,27 @@ def _try_polish(su: SolverSetup, x, lam, res, done, polished):
     sel = better.unsqueeze(-1)
     x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
     return x, lam, _residuals(su, x, lam), polished
+
+
+def _polish_open(su: SolverSetup, x: Tensor, lam: Tensor, done: Tensor):
+    """The polished pair of the open elements (the decided ones keep theirs): the
+    polish's Newton systems are formed for the open elements only where the rows allow
+    selecting them (:mod:`sparselp.batching`)."""
+    shadow = su.shadow is not None and su.strategy.exact  # in float64, then rounded
+    system = su.shadow if shadow else su.system
+    idx = None
+    if bool(done.any()):
+        idx = torch.nonzero(~done).squeeze(-1)
+        system = take_system(system, idx)
+        if system is None:  # rows that cannot be selected: polish the whole batch
+            system, idx = su.shadow if shadow else su.system, None
+    xs, ls = (x, lam) if idx is None else (take_rows(x, idx), take_rows(lam, idx))
+    if shadow:
+        xs, ls = polish(system, su.strategy, xs.double(), ls.double())
+        xs, ls = xs.to(x.dtype), ls.to(x.dtype)
+    else:
+        xs, ls = polish(system, su.strategy, xs, ls)
+    return put_rows(x, idx, xs), put_rows(lam, idx, ls)
 
 
 def _with_best(state: SolverState):

@@ -1,0 +1,87 @@
+"""Compaction of a batch of LPs: the solver works only on the elements still open.
+
+A batch is a batch of independent solves (DESIGN.md): an element whose inner Newton solve
+has converged, or whose status is decided, should stop costing Newton systems. These
+helpers select batch elements out of the solver's batched objects (the equilibrated rows,
+the residual scales) and write a working set's results back into the whole batch. A
+tensor whose leading dimension is 1 is shared by the batch and is kept as it is. An
+operator that cannot select elements (:meth:`sparselp.operators.Operator.take` returns
+None) makes the selection return None: the caller then keeps the whole batch, with the
+results it had before compaction.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .residuals import ResidualScales
+from .scaling import RowSystem
+
+__all__ = ["take_rows", "take_system", "take_scales", "put_rows", "GramCache"]
+
+
+def take_rows(t: Tensor | None, idx: Tensor) -> Tensor | None:
+    """``t[idx]`` along the batch dimension; ``t`` itself when shared (leading dim 1)."""
+    if t is None or t.dim() == 0 or t.shape[0] == 1:
+        return t
+    return t.index_select(0, idx)
+
+
+def take_system(system: RowSystem, idx: Tensor) -> RowSystem | None:
+    """The rows of the batch elements ``idx``, or None when the operator cannot select them."""
+    K = system.K.take(idx)
+    if K is None:
+        return None
+    return RowSystem(K, take_rows(system.k, idx), system.eq, take_rows(system.c, idx),
+                     system.sizes, system.lb_idx, system.ub_idx,
+                     *(take_rows(getattr(system, f), idx)
+                       for f in ("r", "s", "c_scale", "k_scale")),
+                     True if system.k_finite else None)
+
+
+def take_scales(scales: ResidualScales, idx: Tensor) -> ResidualScales:
+    """The residual scales of the batch elements ``idx``."""
+    out = ResidualScales.__new__(ResidualScales)
+    out.__dict__.update({name: take_rows(v, idx) if isinstance(v, Tensor) and name != "eqf"
+                         else v for name, v in scales.__dict__.items()})
+    return out
+
+
+def put_rows(full: Tensor, idx: Tensor | None, part: Tensor) -> Tensor:
+    """``full`` with the rows ``idx`` replaced by ``part`` (out of place); ``part`` itself
+    when ``idx`` is None (the working set was the whole batch)."""
+    return part if idx is None else full.index_copy(0, idx, part)
+
+
+
+class GramCache:
+    """``G = K^T diag(w) K`` of a working set, kept from one Newton step to the next.
+
+    Between two Newton steps of one outer step (same ``σ``) the weights change on a few
+    rows only, where a row enters or leaves the active set (often one or two of about n).
+    ``G`` is linear in ``w``, so it is updated by the Gram of the change,
+    ``G + K^T diag(w - w_old) K``, which the operators form from the changed rows alone.
+    A fresh Gram is formed when many rows changed (a new ``σ``), and a cache lives for
+    one outer step only, so round-off from the updates never accumulates further.
+    """
+
+    def __init__(self):
+        self.w = self.G = None
+
+    def gram(self, K, w: Tensor) -> Tensor:
+        """``K^T diag(w) K`` of shape (B, n, n); not to be modified by the caller."""
+        if self.w is not None:
+            delta = w - self.w
+            changed = int((delta != 0).sum(-1).max())
+            if 4 * changed <= int((w != 0).sum(-1).max()):
+                if changed:
+                    self.G = self.G + K.gram(delta)
+                self.w = w.clone()
+                return self.G
+        self.G, self.w = K.gram(w), w.clone()
+        return self.G
+
+    def take(self, idx: Tensor) -> None:
+        """Keep the batch elements ``idx`` (the working set shrank)."""
+        if self.w is not None:
+            self.w, self.G = self.w.index_select(0, idx), self.G.index_select(0, idx)
