@@ -21,10 +21,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .batching import put_rows, take_rows, take_system
 from .linsolve import HessianStrategy, NewtonSystem
+from .mixed import residuals
 from .scaling import RowSystem, inf_norm
 
-__all__ = ["polish"]
+__all__ = ["polish", "try_polish"]
 
 
 def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
@@ -72,3 +74,52 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     lam_p = K.mv(z).add_(lam).mul_(w)
     lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) else lam_p.clamp_min_(0)
     return x_p, lam_p
+
+
+def try_polish(su, x, lam, res, done, polished):
+    """The active-set polish inside the solver's outer step (``su`` its
+    :class:`~sparselp.solver.SolverSetup`): kept per element only where it lowers the
+    residuals. Returns ``(x, lam, res, polished)``."""
+    try:
+        x_pol, lam_pol = _polish_open(su, x, lam, done)
+    except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
+        return x, lam, res, polished
+    res_pol = _res(su, x_pol, lam_pol)
+    better = (res_pol.worst < res.worst) & ~done & torch.isfinite(res_pol.worst)
+    if not bool(better.any()):
+        return x, lam, res, polished
+    polished = polished | better
+    if bool((better | done).all()):  # every open element takes the polished pair
+        if not bool(done.any()):
+            return x_pol, lam_pol, res_pol, polished
+        keep = done.unsqueeze(-1)
+        x_pol, lam_pol = torch.where(keep, x, x_pol), torch.where(keep, lam, lam_pol)
+        return x_pol, lam_pol, _res(su, x_pol, lam_pol), polished
+    sel = better.unsqueeze(-1)
+    x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
+    return x, lam, _res(su, x, lam), polished
+
+
+def _res(su, x: Tensor, lam: Tensor):
+    return residuals(su.system, su.scales, su.shadow, su.shadow_scales, x, lam)
+
+
+def _polish_open(su, x: Tensor, lam: Tensor, done: Tensor):
+    """The polished pair of the open elements (the decided ones keep theirs): the
+    polish's Newton systems are formed for the open elements only where the rows allow
+    selecting them (:mod:`sparselp.batching`)."""
+    shadow = su.shadow is not None and su.strategy.exact  # in float64, then rounded
+    system = su.shadow if shadow else su.system
+    idx = None
+    if bool(done.any()):
+        idx = torch.nonzero(~done).squeeze(-1)
+        system = take_system(system, idx)
+        if system is None:  # rows that cannot be selected: polish the whole batch
+            system, idx = su.shadow if shadow else su.system, None
+    xs, ls = (x, lam) if idx is None else (take_rows(x, idx), take_rows(lam, idx))
+    if shadow:
+        xs, ls = polish(system, su.strategy, xs.double(), ls.double())
+        xs, ls = xs.to(x.dtype), ls.to(x.dtype)
+    else:
+        xs, ls = polish(system, su.strategy, xs, ls)
+    return put_rows(x, idx, xs), put_rows(lam, idx, ls)

@@ -49,14 +49,13 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .batching import put_rows, take_rows, take_system
 from .planner import check_problem
 from .linesearch import LineSearch, RowKinds, make_line_search
 from .linsolve import HessianStrategy, get_strategy
 from .mixed import STALL_PATIENCE, Best, keep_best, residuals, shadow_system
 from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
-from .polish import polish
+from .polish import try_polish
 from .presolve import presolve
 from .schedule import make_schedule
 from .problem import LinearProgram
@@ -248,7 +247,7 @@ def outer_step(state: SolverState) -> SolverState:
     near = torch.maximum(res.primal, res.gap) if su.shadow is not None else res.worst
     if opt.polish and bool(((near < opt.polish_below) & (res.worst > su.tol)
                             & ~state.done).any()):
-        x, lam, res, polished = _try_polish(su, x, lam, res, state.done, polished)
+        x, lam, res, polished = try_polish(su, x, lam, res, state.done, polished)
     status, done, ray_steps = _classify(su, x, res, dx, dv, state)
     nit, outer = state.nit + steps, state.outer + 1
     if opt.verbose:
@@ -325,49 +324,6 @@ def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor
                          "and A d <= 0 was found")
         done[i] = status[i] is not None
     return tuple(status), done, ray_steps
-
-
-def _try_polish(su: SolverSetup, x, lam, res, done, polished):
-    """Active-set polish; kept per element only where it lowers the residuals."""
-    try:
-        x_pol, lam_pol = _polish_open(su, x, lam, done)
-    except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
-        return x, lam, res, polished
-    res_pol = _residuals(su, x_pol, lam_pol)
-    better = (res_pol.worst < res.worst) & ~done & torch.isfinite(res_pol.worst)
-    if not bool(better.any()):
-        return x, lam, res, polished
-    polished = polished | better
-    if bool((better | done).all()):  # every open element takes the polished pair
-        if not bool(done.any()):
-            return x_pol, lam_pol, res_pol, polished
-        keep = done.unsqueeze(-1)
-        x_pol, lam_pol = torch.where(keep, x, x_pol), torch.where(keep, lam, lam_pol)
-        return x_pol, lam_pol, _residuals(su, x_pol, lam_pol), polished
-    sel = better.unsqueeze(-1)
-    x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
-    return x, lam, _residuals(su, x, lam), polished
-
-
-def _polish_open(su: SolverSetup, x: Tensor, lam: Tensor, done: Tensor):
-    """The polished pair of the open elements (the decided ones keep theirs): the
-    polish's Newton systems are formed for the open elements only where the rows allow
-    selecting them (:mod:`sparselp.batching`)."""
-    shadow = su.shadow is not None and su.strategy.exact  # in float64, then rounded
-    system = su.shadow if shadow else su.system
-    idx = None
-    if bool(done.any()):
-        idx = torch.nonzero(~done).squeeze(-1)
-        system = take_system(system, idx)
-        if system is None:  # rows that cannot be selected: polish the whole batch
-            system, idx = su.shadow if shadow else su.system, None
-    xs, ls = (x, lam) if idx is None else (take_rows(x, idx), take_rows(lam, idx))
-    if shadow:
-        xs, ls = polish(system, su.strategy, xs.double(), ls.double())
-        xs, ls = xs.to(x.dtype), ls.to(x.dtype)
-    else:
-        xs, ls = polish(system, su.strategy, xs, ls)
-    return put_rows(x, idx, xs), put_rows(lam, idx, ls)
 
 
 def _with_best(state: SolverState):
