@@ -62,12 +62,14 @@ from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales, certificates
 from .scaling import RowSystem, build_rows, equilibrate
 from .solution import Solution, Status
+from .warmstart import check_warm_start, warm_iterate, warm_start_fits
 
 __all__ = ["solve", "SolverSetup", "SolverState", "init_state", "outer_step", "finish"]
 
 
 def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
-          memory_budget=None, **option_kwargs) -> Solution:
+          memory_budget=None, warm_start: Solution | None = None,
+          **option_kwargs) -> Solution:
     r"""Solve a linear program (or a batch) by the generalized Newton method.
 
     .. math::
@@ -83,6 +85,12 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     memory_budget : int, float or str, optional
         Bytes (or ``"2GB"``): when the predicted peak (:func:`sparselp.plan`) exceeds it,
         :class:`sparselp.MemoryBudgetError` is raised before the solve starts.
+    warm_start : Solution, optional
+        A solution of an LP of the same shapes (batch size, ``n``, ``m``, ``m_eq``; else
+        a ValueError): its primal and duals are the first iterate instead of zero
+        (:mod:`sparselp.warmstart`). The same LP's solution is certified at once; a nearby
+        LP's (the next minibatch, a perturbed right-hand side) takes fewer iterations.
+        With ``presolve=True`` it is used only when the presolve removed nothing.
 
     Returns
     -------
@@ -104,10 +112,12 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
         raise TypeError(f"problem must be a LinearProgram, got {type(problem).__name__}")
     opt = make_options(options, **option_kwargs)
     check_problem(problem, memory_budget, "solve")
+    if warm_start is not None:
+        check_warm_start(warm_start, problem)
     with serial_if_small(problem):
         if opt.presolve and not problem.batched:
-            return _solve_presolved(problem, opt)
-        return _solve(problem, opt)
+            return _solve_presolved(problem, opt, warm_start)
+        return _solve(problem, opt, warm_start)
 
 
 #: Below this many rows + columns (of the whole batch) a CPU solve runs on one thread.
@@ -138,19 +148,23 @@ def serial_if_small(problem: LinearProgram):
         torch.set_num_threads(threads)
 
 
-def _solve(problem: LinearProgram, opt: SolverOptions) -> Solution:
+def _solve(problem: LinearProgram, opt: SolverOptions, warm_start=None) -> Solution:
     with torch.no_grad():
-        state = init_state(problem, opt)
+        state = init_state(problem, opt, warm_start)
         while state.stop_reason is None:
             state = outer_step(state)
         return finish(state)
 
 
-def _solve_presolved(problem: LinearProgram, opt: SolverOptions) -> Solution:
-    """Presolve, solve what is left (if anything), postsolve and certify."""
+def _solve_presolved(problem: LinearProgram, opt: SolverOptions, warm_start=None) -> Solution:
+    """Presolve, solve what is left (if anything), postsolve and certify; a warm start
+    only where the reduced problem kept every row and column."""
     with torch.no_grad():
         pre = presolve(problem)
-        sol = None if pre.reduced is None else _solve(pre.reduced, opt)
+        if pre.reduced is not None and warm_start is not None \
+                and not warm_start_fits(warm_start, pre.reduced):
+            warm_start = None
+        sol = None if pre.reduced is None else _solve(pre.reduced, opt, warm_start)
         return pre.postsolve(sol, opt.tol_for(problem.dtype))
 
 
@@ -194,9 +208,11 @@ class SolverState:
     best: Best | None = None  # mixed precision: the best point seen (returned if uncertified)
 
 
-def init_state(problem: LinearProgram, options: SolverOptions | dict | None = None) -> SolverState:
+def init_state(problem: LinearProgram, options: SolverOptions | dict | None = None,
+               warm_start: Solution | None = None) -> SolverState:
     """Equilibrate the problem, choose the linear solver, line search and schedule once,
-    and return the state at ``x = 0``, ``λ = 0``."""
+    and return the state at ``x = 0``, ``λ = 0``, or at the point of ``warm_start`` (a
+    solution of an LP of the same shapes, :func:`sparselp.warmstart.warm_iterate`)."""
     opt = make_options(options)
     dt, dev, B = problem.dtype, problem.device, problem.batch_size
     tol = opt.tol_for(dt)
@@ -216,8 +232,10 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
     sigma0 = opt.sigma0 if opt.sigma0 is not None else (1 / tol if exact_diag else 1.0)
     tau0 = opt.tau0 if opt.tau0 is not None else (1 / tol if exact_diag else 1.0)
     full = dict(dtype=dt, device=dev)
+    x, lam = (torch.zeros(B, problem.n, **full), torch.zeros_like(system.k)) \
+        if warm_start is None else warm_iterate(system, warm_start, dt, dev)
     return SolverState(
-        setup, x=torch.zeros(B, problem.n, **full), lam=torch.zeros_like(system.k),
+        setup, x=x, lam=lam,
         sigma=torch.full((B, 1), sigma0, **full),
         tau=torch.full((B, 1), schedule.initial_tau(tau0), **full),
         inner_tol=torch.full((B,), 1.0, **full), done=torch.zeros(B, dtype=torch.bool, device=dev),
