@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .residuals import ResidualScales
+from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem
 
-__all__ = ["take_rows", "take_system", "take_scales", "put_rows", "GramCache"]
+__all__ = ["take_rows", "take_system", "take_scales", "put_rows", "merge_residuals",
+           "GramCache"]
 
 
 def take_rows(t: Tensor | None, idx: Tensor) -> Tensor | None:
@@ -52,6 +53,16 @@ def put_rows(full: Tensor, idx: Tensor | None, part: Tensor) -> Tensor:
     when ``idx`` is None (the working set was the whole batch)."""
     return part if idx is None else full.index_copy(0, idx, part)
 
+
+
+def merge_residuals(res: Residuals, rows: Tensor, part: Residuals, keep: Tensor) -> Residuals:
+    """``res`` with the residuals of the batch elements ``rows`` replaced by the entries
+    ``keep`` of ``part`` (residuals are per element: nothing is measured again)."""
+    out = Residuals.__new__(Residuals)
+    for name in ("primal_obj", "dual_obj", "primal", "dual", "gap", "worst"):
+        setattr(out, name, getattr(res, name).index_copy(
+            0, rows, getattr(part, name).index_select(0, keep)))
+    return out
 
 
 class GramCache:

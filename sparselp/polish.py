@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .batching import put_rows, take_rows, take_system
+from .batching import merge_residuals, take_rows, take_scales, take_system
 from .linsolve import HessianStrategy, NewtonSystem
 from .mixed import residuals
 from .scaling import RowSystem, inf_norm
@@ -76,50 +76,42 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     return x_p, lam_p
 
 
-def try_polish(su, x, lam, res, done, polished):
+def try_polish(su, x, lam, res, candidates, polished):
     """The active-set polish inside the solver's outer step (``su`` its
-    :class:`~sparselp.solver.SolverSetup`): kept per element only where it lowers the
-    residuals. Returns ``(x, lam, res, polished)``."""
+    :class:`~sparselp.solver.SolverSetup`) of the elements ``candidates`` (B,) bool.
+
+    The polish's Newton systems and residuals are formed for the candidates only where
+    the rows allow selecting them (:mod:`sparselp.batching`), and the polished pair is
+    kept per element only where it lowers the residuals (which are per element, so the
+    kept ones are merged, not measured again). Returns ``(x, lam, res, polished)``.
+    """
+    idx = torch.nonzero(candidates).squeeze(-1)
+    shadow = su.shadow is not None and su.strategy.exact  # in float64, then rounded
+    parts = [su.system, su.scales, su.shadow, su.shadow_scales]
+    if idx.numel() < candidates.numel():
+        sub = take_system(su.system, idx)
+        if sub is None:  # rows that cannot be selected: polish the whole batch
+            idx = torch.arange(candidates.numel(), device=idx.device)
+        else:
+            parts = [sub, take_scales(su.scales, idx)] + (
+                [None, None] if su.shadow is None else
+                [take_system(su.shadow, idx), take_scales(su.shadow_scales, idx)])
+    xs, ls = take_rows(x, idx), take_rows(lam, idx)
     try:
-        x_pol, lam_pol = _polish_open(su, x, lam, done)
+        if shadow:
+            xp, lp = polish(parts[2], su.strategy, xs.double(), ls.double())
+            xp, lp = xp.to(x.dtype), lp.to(x.dtype)
+        else:
+            xp, lp = polish(parts[0], su.strategy, xs, ls)
     except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
         return x, lam, res, polished
-    res_pol = _res(su, x_pol, lam_pol)
-    better = (res_pol.worst < res.worst) & ~done & torch.isfinite(res_pol.worst)
+    res_pol = residuals(*parts, xp, lp)
+    better = (res_pol.worst < res.worst[idx]) & candidates[idx] & torch.isfinite(res_pol.worst)
     if not bool(better.any()):
         return x, lam, res, polished
-    polished = polished | better
-    if bool((better | done).all()):  # every open element takes the polished pair
-        if not bool(done.any()):
-            return x_pol, lam_pol, res_pol, polished
-        keep = done.unsqueeze(-1)
-        x_pol, lam_pol = torch.where(keep, x, x_pol), torch.where(keep, lam, lam_pol)
-        return x_pol, lam_pol, _res(su, x_pol, lam_pol), polished
-    sel = better.unsqueeze(-1)
-    x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
-    return x, lam, _res(su, x, lam), polished
-
-
-def _res(su, x: Tensor, lam: Tensor):
-    return residuals(su.system, su.scales, su.shadow, su.shadow_scales, x, lam)
-
-
-def _polish_open(su, x: Tensor, lam: Tensor, done: Tensor):
-    """The polished pair of the open elements (the decided ones keep theirs): the
-    polish's Newton systems are formed for the open elements only where the rows allow
-    selecting them (:mod:`sparselp.batching`)."""
-    shadow = su.shadow is not None and su.strategy.exact  # in float64, then rounded
-    system = su.shadow if shadow else su.system
-    idx = None
-    if bool(done.any()):
-        idx = torch.nonzero(~done).squeeze(-1)
-        system = take_system(system, idx)
-        if system is None:  # rows that cannot be selected: polish the whole batch
-            system, idx = su.shadow if shadow else su.system, None
-    xs, ls = (x, lam) if idx is None else (take_rows(x, idx), take_rows(lam, idx))
-    if shadow:
-        xs, ls = polish(system, su.strategy, xs.double(), ls.double())
-        xs, ls = xs.to(x.dtype), ls.to(x.dtype)
-    else:
-        xs, ls = polish(system, su.strategy, xs, ls)
-    return put_rows(x, idx, xs), put_rows(lam, idx, ls)
+    keep = torch.nonzero(better).squeeze(-1)
+    rows = idx.index_select(0, keep)
+    polished = polished.index_fill(0, rows, True)
+    return (x.index_copy(0, rows, xp.index_select(0, keep)),
+            lam.index_copy(0, rows, lp.index_select(0, keep)),
+            merge_residuals(res, rows, res_pol, keep), polished)

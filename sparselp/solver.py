@@ -263,9 +263,9 @@ def outer_step(state: SolverState) -> SolverState:
     # With a float64 shadow the polish's dual is what repairs a float32 dual residual (a
     # coupling column sums n rounded terms), so it is tried on the primal side and gap.
     near = torch.maximum(res.primal, res.gap) if su.shadow is not None else res.worst
-    if opt.polish and bool(((near < opt.polish_below) & (res.worst > su.tol)
-                            & ~state.done).any()):
-        x, lam, res, polished = try_polish(su, x, lam, res, state.done, polished)
+    candidates = (near < opt.polish_below) & (res.worst > su.tol) & ~state.done
+    if opt.polish and bool(candidates.any()):
+        x, lam, res, polished = try_polish(su, x, lam, res, candidates, polished)
     status, done, ray_steps = _classify(su, x, res, dx, dv, state)
     nit, outer = state.nit + steps, state.outer + 1
     if opt.verbose:
