@@ -11,6 +11,8 @@ results it had before compaction.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -18,7 +20,7 @@ from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem
 
 __all__ = ["take_rows", "take_system", "take_scales", "put_rows", "merge_residuals",
-           "GramCache"]
+           "Working", "working_set", "GramCache"]
 
 
 def take_rows(t: Tensor | None, idx: Tensor) -> Tensor | None:
@@ -63,6 +65,65 @@ def merge_residuals(res: Residuals, rows: Tensor, part: Residuals, keep: Tensor)
         setattr(out, name, getattr(res, name).index_copy(
             0, rows, getattr(part, name).index_select(0, keep)))
     return out
+
+
+@dataclass(frozen=True)
+class Working:
+    """The open elements of a solve and their rows: the batch an outer step works on.
+
+    ``idx`` holds their indices in the whole batch (None: the whole batch, either
+    because every element is open or because the rows cannot be selected, and then the
+    decided elements are masked as before). ``strategy`` is the solve's Newton-system
+    strategy, so that a Working serves where the polish expects the solver's setup.
+    """
+
+    idx: Tensor | None
+    system: RowSystem
+    scales: ResidualScales
+    shadow: RowSystem | None
+    shadow_scales: ResidualScales | None
+    strategy: object
+
+    def take(self, t: Tensor) -> Tensor:
+        return t if self.idx is None else take_rows(t, self.idx)
+
+    def take_list(self, items) -> tuple:
+        return tuple(items) if self.idx is None else tuple(items[i] for i in self.idx.tolist())
+
+    def put(self, state, x, lam, residuals, status, done, polished, ray_steps):
+        """The whole batch's fields, with the working set's written back into ``state``'s."""
+        if self.idx is None:
+            return x, lam, residuals, tuple(status), done, polished, ray_steps
+        idx, full = self.idx, list(state.status)
+        for i, st in zip(idx.tolist(), status):
+            full[i] = st
+        every = torch.arange(idx.numel(), device=idx.device)
+        return (state.x.index_copy(0, idx, x), state.lam.index_copy(0, idx, lam),
+                merge_residuals(state.residuals, idx, residuals, every), tuple(full),
+                state.done.index_copy(0, idx, done), state.polished.index_copy(0, idx, polished),
+                state.ray_steps.index_copy(0, idx, ray_steps))
+
+
+def working_set(setup, done: Tensor, previous: Working | None = None) -> Working:
+    """The open elements (``~done``) of the solve of ``setup`` (a
+    :class:`sparselp.solver.SolverSetup`); ``previous`` is reused while the open set holds
+    (it only ever shrinks), so the rows are copied once per change."""
+    n_open = int((~done).sum())
+    if previous is not None and (previous.idx.numel() if previous.idx is not None
+                                 else done.numel()) == n_open:
+        return previous
+    whole = Working(None, setup.system, setup.scales, setup.shadow, setup.shadow_scales,
+                    setup.strategy)
+    if n_open == done.numel():
+        return whole
+    idx = torch.nonzero(~done).squeeze(-1)
+    system = take_system(setup.system, idx)
+    shadow = None if setup.shadow is None or system is None else take_system(setup.shadow, idx)
+    if system is None or (setup.shadow is not None and shadow is None):
+        return whole
+    return Working(idx, system, take_scales(setup.scales, idx), shadow,
+                   None if shadow is None else take_scales(setup.shadow_scales, idx),
+                   setup.strategy)
 
 
 class GramCache:

@@ -115,9 +115,20 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
     x, u, p, steps
         The new iterate, ``u`` = the argument of ``Π`` there, ``p = Π(u)`` (the next
         multiplier, recovered by thresholding) and the number of Newton steps taken.
+        Elements not ``active`` keep their ``x``; their ``u`` and ``p`` are zero when
+        they were left out of the working set (the caller keeps their multipliers).
     """
+    full_x, idx = x, None  # the whole batch; idx: the working set in it
+    if not bool(active.all()):  # decided elements never enter the working set
+        sel = torch.nonzero(active).squeeze(-1)
+        small = sub.take(sel)
+        if small is not None:
+            idx, sub = sel, small
+            x, inner_tol, shift, active = (take_rows(t, sel) for t in (x, inner_tol, shift,
+                                                                         active))
     _, u, p = sub.value(x)
-    full_x, full_u, idx = x, u, None  # the whole batch; idx: the working set in it
+    # Inactive elements left out of the working set get u = 0 (their x does not move).
+    full_u = u if idx is None else u.new_zeros(full_x.shape[0], u.shape[1])
     cache = GramCache() if getattr(strategy, "accepts_gram", False) else None
     steps = 0
     for _ in range(max_steps):
@@ -126,7 +137,10 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
         n_todo = int(todo.sum())
         if not n_todo:
             break
-        if n_todo < todo.numel():
+        # Selecting copies the rows of the elements that stay: worth it once a tenth of
+        # the working set is done (a few more Newton steps of each element that left
+        # cost more than the copy); smaller drops are masked.
+        if n_todo <= 0.9 * todo.numel():
             sel = torch.nonzero(todo).squeeze(-1)
             small = sub.take(sel)
             if small is not None:  # the finished elements leave the working set

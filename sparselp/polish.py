@@ -57,10 +57,20 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     w = J.to(x.dtype)
     del J
     shift = torch.full_like(x, delta)
-    solve = strategy.factor(NewtonSystem(K, w, shift))  # once, for the primal and the dual
+    newton = NewtonSystem(K, w, shift)
+    if getattr(strategy, "accepts_gram", False):
+        # The dense Gram K_J^T K_J, formed once for the factor, also gives the exact
+        # products of the refinement: n^2 per product instead of two passes over K.
+        G = K.gram(w)
+        solve = strategy.factor(newton, gram=G)
 
-    def gram(v):  # K_J^T K_J v, without the regularisation
-        return K.rmv(K.mv(v).mul_(w))
+        def gram(v):
+            return torch.bmm(G, v.unsqueeze(-1)).squeeze(-1)
+    else:
+        solve = strategy.factor(newton)  # once, for the primal and the dual
+
+        def gram(v):  # K_J^T K_J v, without the regularisation
+            return K.rmv(K.mv(v).mul_(w))
 
     # Primal: least-squares correction d of x so that K_J (x + d) = k_J.
     r = (kf - K.mv(x)).mul_(w)

@@ -192,8 +192,12 @@ class StackedOperator(Operator):
         return StackedOperator([p.astype(dtype) for p in self.parts])
 
     def take(self, idx):
-        parts = [p.take(idx) for p in self.parts]
-        return None if any(p is None for p in parts) else StackedOperator(parts)
+        parts = []
+        for p in self.parts:
+            parts.append(p.take(idx))
+            if parts[-1] is None:
+                return None
+        return StackedOperator(parts)
 
     def weighted_rows(self, w, b=0):
         blocks = [p.weighted_rows(wk, b) for p, wk in zip(self.parts, torch.split(w, self.sizes))]
