@@ -30,6 +30,7 @@ BENCHMARKS = {
     "batched-lp": "benchmarks.batched_lp",
     "netmem": "benchmarks.netmem_check",
     "loss-scaling": "benchmarks.loss_scaling",
+    "start-sweep": "benchmarks.start_sweep",
     "train": "benchmarks.train_grid",
     "train-timing": "benchmarks.train_timing",
 }

@@ -43,10 +43,16 @@ def take_system(system: RowSystem, idx: Tensor) -> RowSystem | None:
 
 
 def take_scales(scales: ResidualScales, idx: Tensor) -> ResidualScales:
-    """The residual scales of the batch elements ``idx``."""
+    """The residual scales of the batch elements ``idx``: their batched tensors (``eqf``,
+    a mask of rows, is not batched) and cached operators (``|K|``, rebuilt from the
+    selected rows when it cannot be selected)."""
     out = ResidualScales.__new__(ResidualScales)
-    out.__dict__.update({name: take_rows(v, idx) if isinstance(v, Tensor) and name != "eqf"
-                         else v for name, v in scales.__dict__.items()})
+    for name, v in scales.__dict__.items():
+        if isinstance(v, Tensor) and name != "eqf":
+            v = take_rows(v, idx)
+        elif hasattr(v, "take"):
+            v = v.take(idx)
+        setattr(out, name, v)
     return out
 
 

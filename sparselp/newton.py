@@ -88,6 +88,11 @@ class Subproblem:
         return self.sigma * self.rows.active(p)
 
 
+#: Newton steps of one inner loop after which a step that lowers phi by no more than its
+#: round-off counts as stalled (float32; :class:`sparselp.linesearch.ExactLineSearch`)
+ROUNDOFF_AFTER = 10
+
+
 def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tensor,
                     strategy: HessianStrategy, search: LineSearch, shift: Tensor,
                     kinks_active: bool, max_steps: int):
@@ -162,7 +167,8 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
             d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
         gd = g.mul_(d)
         del g
-        x, u, accepted, stalled = search.step(sub, x, u, d, gd, todo)
+        x, u, accepted, stalled = search.step(sub, x, u, d, gd, todo,
+                                              late=steps >= ROUNDOFF_AFTER)
         del gd, d
         p = sub.rows.proj(u)
         steps += 1

@@ -40,7 +40,8 @@ class SolverOptions:
         matrix has at most one nonzero and the Newton systems are solved exactly by the
         diagonal strategy: there the Newton system's conditioning costs nothing, the
         per-coordinate exact line search minimises each subproblem in one step whatever
-        ``sigma``, and the first outer step already lands within ``tol``.
+        ``sigma``, and the first outer step already lands within ``tol``; or 300 with the
+        structured strategy (exact, in float64; :func:`sparselp.schedule.default_start`).
     tau0, tau_growth, tau_max : float
         Proximal step of the ALM and its growth per outer step (``inf`` turns the proximal
         term off; the Newton system then gets ``rho`` instead). ``tau0=None`` (default)

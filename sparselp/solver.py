@@ -59,7 +59,7 @@ from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
 from .polish import try_polish
 from .presolve import presolve
-from .schedule import make_schedule
+from .schedule import default_start, make_schedule
 from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem, build_rows, equilibrate
@@ -222,18 +222,19 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
     system = equilibrate(build_rows(problem), opt.scaling_iters)
     strategy = get_strategy(opt.linear_solver, system.K)
     separable = bool(system.K.rows_separable)
-    # Exact diagonal solves with per-coordinate steps take any sigma: conditioning costs
-    # nothing, and starting at sigma = tau = 1/tol one outer step reaches tol.
     exact_diag = separable and strategy.name == "diagonal"
     max_cond = math.inf if exact_diag else (1e12 if dt == torch.float64 else 1e5)
     schedule = make_schedule(opt, tol, max_cond)
     shadow = shadow_system(opt, system, separable)
+    # float32 residuals are term-scaled (see sparselp.residuals.Residuals)
+    term = dict(term_scaled=dt != torch.float64, tol=tol)
     setup = SolverSetup(problem, opt, tol, system, RowKinds(system.eq, dt), strategy,
-                        make_line_search(opt, separable), schedule, ResidualScales(system),
-                        separable, time.perf_counter(), shadow,
-                        None if shadow is None else ResidualScales(shadow))
-    sigma0 = opt.sigma0 if opt.sigma0 is not None else (1 / tol if exact_diag else 1.0)
-    tau0 = opt.tau0 if opt.tau0 is not None else (1 / tol if exact_diag else 1.0)
+                        make_line_search(opt, separable), schedule,
+                        ResidualScales(system, **term), separable, time.perf_counter(), shadow,
+                        None if shadow is None else ResidualScales(shadow, **term))
+    start = default_start(opt, tol, exact_diag, strategy.name)
+    sigma0 = opt.sigma0 if opt.sigma0 is not None else start
+    tau0 = opt.tau0 if opt.tau0 is not None else start
     full = dict(dtype=dt, device=dev)
     x, lam = (torch.zeros(B, problem.n, **full), torch.zeros_like(system.k)) \
         if warm_start is None else warm_iterate(system, warm_start, dt, dev)

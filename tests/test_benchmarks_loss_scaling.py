@@ -72,3 +72,16 @@ def test_fscore_loss_at_4096_certified_fast(dtype):
     assert sol.linear_solver == "structured" and sol.status == sparselp.Status.OPTIMAL
     tol = 1e-4 if dtype == torch.float32 else 1e-7
     assert float(value.detach()) == pytest.approx(1 + float(sol.fun), abs=tol)
+
+
+def test_start_sweep_quick_rows_and_summary(tmp_path):
+    """The sweep behind STRUCTURED_START: every LP certified at each start, and the
+    summary counts what the rows hold."""
+    from benchmarks import start_sweep
+    from sparselp.schedule import STRUCTURED_START
+    rows = start_sweep.main(["--quick", "--out", str(tmp_path / "s.csv")])
+    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "OPTIMAL" for r in rows)
+    summary = {s["start"]: s for s in start_sweep.summarize(rows)}
+    assert set(summary) == {1.0, STRUCTURED_START}
+    assert summary[1.0]["nit"] == sum(r["nit"] for r in rows if r["start"] == 1.0)
+    assert BENCHMARKS["start-sweep"] == "benchmarks.start_sweep"

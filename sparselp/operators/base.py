@@ -71,6 +71,11 @@ class Operator:
         pattern); the solver's float64 residuals and polish of a float32 problem."""
         raise NotImplementedError
 
+    def absolute(self) -> "Operator":
+        """The operator ``|A|`` (elementwise absolute values, detached): the size of the
+        terms of a product, the scale of its round-off (float32 residuals)."""
+        raise NotImplementedError
+
     def weighted_rows(self, w: Tensor, b: int = 0) -> Tensor:
         """``diag(sqrt(w)) A`` of batch element ``b`` restricted to the rows with ``w > 0``.
 

@@ -92,6 +92,9 @@ class DenseOperator(Operator):
         out._separable = self._separable
         return out
 
+    def absolute(self):
+        return DenseOperator(self.data.detach().abs(), self.batch_size)
+
     def weighted_rows(self, w, b=0):
         a = self.dense_block(b)
         idx = torch.nonzero(w > 0).squeeze(-1)

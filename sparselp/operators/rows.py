@@ -81,6 +81,10 @@ class SelectionOperator(Operator):
         return SelectionOperator(self.idx, self.n, self.sign, idx.numel(), self.dtype,
                                  self.device, scale)
 
+    def absolute(self):
+        return SelectionOperator(self.idx, self.n, 1.0, self.batch_size, self.dtype,
+                                 self.device, self.scale.detach().abs())
+
     def weighted_rows(self, w, b=0):
         keep = torch.nonzero(w > 0).squeeze(-1)
         sc = self._expand(self.scale, self.m)[b]
@@ -198,6 +202,9 @@ class StackedOperator(Operator):
             if parts[-1] is None:
                 return None
         return StackedOperator(parts)
+
+    def absolute(self):
+        return StackedOperator([p.absolute() for p in self.parts])
 
     def weighted_rows(self, w, b=0):
         blocks = [p.weighted_rows(wk, b) for p, wk in zip(self.parts, torch.split(w, self.sizes))]

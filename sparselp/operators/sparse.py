@@ -218,6 +218,10 @@ class SparseOperator(Operator):
         out._csr_pair, out.use_csr = self._csr_pair, self.use_csr  # batch-free CSR copies
         return out
 
+    def absolute(self):
+        return SparseOperator(None, self.cols, self.vals.detach().abs(), self.m, self.n,
+                              self.batch_size, self.shared, self._pattern)
+
     def _unshare(self) -> "SparseOperator":
         B, nz = self.batch_size, self.vals.numel()
         off = torch.arange(B, device=self.device).repeat_interleave(nz)
