@@ -60,6 +60,8 @@ class RowKinds:
         return torch.maximum(a, self.eqf, out=a) if inplace else torch.maximum(a, self.eqf)
 
 
+# Just over 60 lines: the bracketing and the safeguarded Newton iteration share the
+# bracket and one evaluation function; apart, each would carry all of it.
 def exact_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor, sigma: Tensor,
                todo: Tensor, iters: int = 60) -> Tensor:
     """Root ``t >= 0`` of ``φ'(t) = lin0 + t lin1 + Π(u + t s)^T s / σ`` per batch element.

@@ -93,6 +93,8 @@ class Subproblem:
 ROUNDOFF_AFTER = 10
 
 
+# Over 60 lines with its docstring: one loop whose working set shrinks as elements
+# converge; split into helpers, the eight tensors it selects would travel through each.
 def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tensor,
                     strategy: HessianStrategy, search: LineSearch, shift: Tensor,
                     kinks_active: bool, max_steps: int):
