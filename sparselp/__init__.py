@@ -4,6 +4,7 @@ from .linsolve import cg, NewtonSystem, HessianStrategy
 from .options import SolverOptions
 from .solution import Solution, Status
 from .solver import solve
+from .warmstart import WarmStart
 from .linprog import linprog
 from . import formulations
 from .layer import LPLayer, lp_solve
@@ -14,4 +15,4 @@ from .planner import plan
 __all__ = ["LinearProgram", "solve", "linprog", "SolverOptions", "Solution", "Status", "cg",
            "NewtonSystem", "HessianStrategy", "formulations", "LPLayer", "lp_solve",
            "AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss",
-           "plan", "Plan", "MemoryBudgetError"]
+           "plan", "Plan", "MemoryBudgetError", "WarmStart"]

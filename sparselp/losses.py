@@ -21,7 +21,11 @@ Shared behaviour (tested):
   ``RuntimeError``; an iteration limit gives a ``RuntimeWarning`` naming the status and
   the residuals, and the value and gradient at the point reached (see
   :func:`sparselp.layer.lp_solve`), or raises with ``strict=True`` (a keyword every loss
-  passes on to the layer).
+  passes on to the layer);
+- ``warm_start=True`` (every loss; the solver backend): each call's LP starts from the
+  solution of the loss's previous call (primal and duals, :mod:`sparselp.warmstart`)
+  when the two LPs have the same shapes (the same class counts), cold otherwise; the
+  value and gradient are those of a cold start. The chunked AUC solve starts cold.
 
 Global batch over ``torch.distributed`` (``process_group=``, every loss): the loss of the
 concatenation over the group's ranks, in rank order, of the local ``(scores, labels)``,
@@ -51,6 +55,7 @@ from .formulations._base import absent_classes, check_labels, check_scores, desc
 from .chunked import auc_pairs_term, chunked_auc_loss
 from .distributed import check_group, gather, rank_and_world, resolve_group, sum_over_ranks
 from .layer import lp_solve
+from .warmstart import WarmStart
 from .memory_model import MemoryBudgetError, parse_bytes
 from .planner import chunk_peak_bytes, plan_loss
 
@@ -63,9 +68,11 @@ class _LPLoss(nn.Module):
     score_dims = (1,)
 
     def __init__(self, options=None, backend: str = "sparselp", process_group=None,
-                 memory_budget=None, **layer_kwargs):
+                 memory_budget=None, warm_start: bool = False, **layer_kwargs):
         super().__init__()
         self.options, self.backend, self.layer_kwargs = options, backend, layer_kwargs
+        # The last solution, reused by the next call where the LP's shapes match.
+        self.warm_start = WarmStart() if warm_start else None
         self.process_group = check_group(process_group)
         self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
         self.last_block_size = None  # the block size of the last chunked call (AUCLoss)
@@ -145,7 +152,7 @@ class _LPLoss(nn.Module):
     def _value(self, data) -> Tensor:
         _, value = lp_solve(data.c, data.A, data.b, data.A_eq, data.b_eq, data.lb, data.ub,
                             options=self.options, backend=self.backend, return_value=True,
-                            **self.layer_kwargs)
+                            warm_start=self.warm_start, **self.layer_kwargs)
         return value
 
 

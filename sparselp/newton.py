@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .batching import GramCache, put_rows, take_rows, take_system
 from .linesearch import LineSearch, RowKinds
 from .linsolve import HessianStrategy, NewtonSystem
 from .scaling import RowSystem, inf_norm
@@ -64,6 +65,15 @@ class Subproblem:
             g = g + (x - self.center) / self.tau
         return g
 
+    def take(self, idx: Tensor) -> "Subproblem | None":
+        """The subproblem of the batch elements ``idx``, or None (see
+        :func:`sparselp.batching.take_system`)."""
+        system = take_system(self.system, idx)
+        if system is None:
+            return None
+        return Subproblem(system, self.rows, *(take_rows(t, idx) for t in (
+            self.lam, self.center, self.sigma, self.tau)), self.proximal)
+
     def hessian_weights(self, u: Tensor, p: Tensor, kinks_active: bool) -> Tensor:
         """``σ D``: the diagonal of the generalized Hessian's row weights, (B, M).
 
@@ -83,10 +93,19 @@ class Subproblem:
 ROUNDOFF_AFTER = 10
 
 
+# Over 60 lines with its docstring: one loop whose working set shrinks as elements
+# converge; split into helpers, the eight tensors it selects would travel through each.
 def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tensor,
                     strategy: HessianStrategy, search: LineSearch, shift: Tensor,
                     kinks_active: bool, max_steps: int):
     """Generalized Newton steps on ``sub`` from ``x`` until ``‖∇φ‖_∞ <= inner_tol``.
+
+    Only the elements still to move take Newton steps: once some element of the batch is
+    inactive or has converged, the others are selected into a smaller working batch
+    (:mod:`sparselp.batching`), so a batch costs the sum of its elements' steps rather
+    than its slowest element's steps times its size. An element that stops moving keeps
+    its gradient, so the working set only shrinks. Operators that cannot select batch
+    elements keep the whole batch, the finished elements masked out.
 
     Parameters
     ----------
@@ -103,18 +122,48 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
     x, u, p, steps
         The new iterate, ``u`` = the argument of ``Π`` there, ``p = Π(u)`` (the next
         multiplier, recovered by thresholding) and the number of Newton steps taken.
+        Elements not ``active`` keep their ``x``; their ``u`` and ``p`` are zero when
+        they were left out of the working set (the caller keeps their multipliers).
     """
-    K = sub.system.K
+    full_x, idx = x, None  # the whole batch; idx: the working set in it
+    if not bool(active.all()):  # decided elements never enter the working set
+        sel = torch.nonzero(active).squeeze(-1)
+        small = sub.take(sel)
+        if small is not None:
+            idx, sub = sel, small
+            x, inner_tol, shift, active = (take_rows(t, sel) for t in (x, inner_tol, shift,
+                                                                         active))
     _, u, p = sub.value(x)
+    # Inactive elements left out of the working set get u = 0 (their x does not move).
+    full_u = u if idx is None else u.new_zeros(full_x.shape[0], u.shape[1])
+    cache = GramCache() if getattr(strategy, "accepts_gram", False) else None
     steps = 0
     for _ in range(max_steps):
         g = sub.gradient(x, p)
         todo = (inf_norm(g) > inner_tol) & active
-        if not bool(todo.any()):
+        n_todo = int(todo.sum())
+        if not n_todo:
             break
+        # Selecting copies the rows of the elements that stay: worth it once a tenth of
+        # the working set is done (a few more Newton steps of each element that left
+        # cost more than the copy); smaller drops are masked.
+        if n_todo <= 0.9 * todo.numel():
+            sel = torch.nonzero(todo).squeeze(-1)
+            small = sub.take(sel)
+            if small is not None:  # the finished elements leave the working set
+                full_x, full_u = put_rows(full_x, idx, x), put_rows(full_u, idx, u)
+                idx = sel if idx is None else idx.index_select(0, sel)
+                sub, x, u, p, g, inner_tol, shift = small, *(take_rows(t, sel) for t in (
+                    x, u, p, g, inner_tol, shift))
+                todo = active = todo[sel]
+                if cache is not None:
+                    cache.take(sel)
         w = sub.hessian_weights(u, p, kinks_active)
         del p  # m-sized: the memory of a large solve
-        d = -strategy.factor(NewtonSystem(K, w, shift.expand_as(x)))(g)
+        system = NewtonSystem(sub.system.K, w, shift.expand_as(x))
+        d = -(strategy.factor(system) if cache is None else
+              strategy.factor(system, gram=cache.gram(system.op, w)))(g)
+        del system
         del w
         if not bool(todo.all()):
             d = torch.where(todo.unsqueeze(-1), d, torch.zeros_like(d))
@@ -127,4 +176,7 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
         steps += 1
         if stalled or not bool(accepted.all()):
             break  # no decrease possible at this precision: leave it to the outer loop
-    return x, u, p, steps
+    if idx is None:
+        return x, u, p, steps
+    full_x, full_u = put_rows(full_x, idx, x), put_rows(full_u, idx, u)
+    return full_x, full_u, sub.rows.proj(full_u), steps

@@ -21,10 +21,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .batching import merge_residuals, take_rows, take_scales, take_system
 from .linsolve import HessianStrategy, NewtonSystem
+from .mixed import residuals
 from .scaling import RowSystem, inf_norm
 
-__all__ = ["polish"]
+__all__ = ["polish", "try_polish"]
 
 
 def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
@@ -55,10 +57,20 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     w = J.to(x.dtype)
     del J
     shift = torch.full_like(x, delta)
-    solve = strategy.factor(NewtonSystem(K, w, shift))  # once, for the primal and the dual
+    newton = NewtonSystem(K, w, shift)
+    if getattr(strategy, "accepts_gram", False):
+        # The dense Gram K_J^T K_J, formed once for the factor, also gives the exact
+        # products of the refinement: n^2 per product instead of two passes over K.
+        G = K.gram(w)
+        solve = strategy.factor(newton, gram=G)
 
-    def gram(v):  # K_J^T K_J v, without the regularisation
-        return K.rmv(K.mv(v).mul_(w))
+        def gram(v):
+            return torch.bmm(G, v.unsqueeze(-1)).squeeze(-1)
+    else:
+        solve = strategy.factor(newton)  # once, for the primal and the dual
+
+        def gram(v):  # K_J^T K_J v, without the regularisation
+            return K.rmv(K.mv(v).mul_(w))
 
     # Primal: least-squares correction d of x so that K_J (x + d) = k_J.
     r = (kf - K.mv(x)).mul_(w)
@@ -72,3 +84,44 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     lam_p = K.mv(z).add_(lam).mul_(w)
     lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) else lam_p.clamp_min_(0)
     return x_p, lam_p
+
+
+def try_polish(su, x, lam, res, candidates, polished):
+    """The active-set polish inside the solver's outer step (``su`` its
+    :class:`~sparselp.solver.SolverSetup`) of the elements ``candidates`` (B,) bool.
+
+    The polish's Newton systems and residuals are formed for the candidates only where
+    the rows allow selecting them (:mod:`sparselp.batching`), and the polished pair is
+    kept per element only where it lowers the residuals (which are per element, so the
+    kept ones are merged, not measured again). Returns ``(x, lam, res, polished)``.
+    """
+    idx = torch.nonzero(candidates).squeeze(-1)
+    shadow = su.shadow is not None and su.strategy.exact  # in float64, then rounded
+    parts = [su.system, su.scales, su.shadow, su.shadow_scales]
+    if idx.numel() < candidates.numel():
+        sub = take_system(su.system, idx)
+        if sub is None:  # rows that cannot be selected: polish the whole batch
+            idx = torch.arange(candidates.numel(), device=idx.device)
+        else:
+            parts = [sub, take_scales(su.scales, idx)] + (
+                [None, None] if su.shadow is None else
+                [take_system(su.shadow, idx), take_scales(su.shadow_scales, idx)])
+    xs, ls = take_rows(x, idx), take_rows(lam, idx)
+    try:
+        if shadow:
+            xp, lp = polish(parts[2], su.strategy, xs.double(), ls.double())
+            xp, lp = xp.to(x.dtype), lp.to(x.dtype)
+        else:
+            xp, lp = polish(parts[0], su.strategy, xs, ls)
+    except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
+        return x, lam, res, polished
+    res_pol = residuals(*parts, xp, lp)
+    better = (res_pol.worst < res.worst[idx]) & candidates[idx] & torch.isfinite(res_pol.worst)
+    if not bool(better.any()):
+        return x, lam, res, polished
+    keep = torch.nonzero(better).squeeze(-1)
+    rows = idx.index_select(0, keep)
+    polished = polished.index_fill(0, rows, True)
+    return (x.index_copy(0, rows, xp.index_select(0, keep)),
+            lam.index_copy(0, rows, lp.index_select(0, keep)),
+            merge_residuals(res, rows, res_pol, keep), polished)

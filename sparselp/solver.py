@@ -49,25 +49,29 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from .batching import Working, working_set
+from .classify import classify
 from .planner import check_problem
 from .linesearch import LineSearch, RowKinds, make_line_search
 from .linsolve import HessianStrategy, get_strategy
 from .mixed import STALL_PATIENCE, Best, keep_best, residuals, shadow_system
 from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
-from .polish import polish
+from .polish import try_polish
 from .presolve import presolve
 from .schedule import default_start, make_schedule
 from .problem import LinearProgram
-from .residuals import Residuals, ResidualScales, certificates
+from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem, build_rows, equilibrate
 from .solution import Solution, Status
+from .warmstart import check_warm_start, warm_iterate, warm_start_fits
 
 __all__ = ["solve", "SolverSetup", "SolverState", "init_state", "outer_step", "finish"]
 
 
 def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
-          memory_budget=None, **option_kwargs) -> Solution:
+          memory_budget=None, warm_start: Solution | None = None,
+          **option_kwargs) -> Solution:
     r"""Solve a linear program (or a batch) by the generalized Newton method.
 
     .. math::
@@ -83,6 +87,12 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     memory_budget : int, float or str, optional
         Bytes (or ``"2GB"``): when the predicted peak (:func:`sparselp.plan`) exceeds it,
         :class:`sparselp.MemoryBudgetError` is raised before the solve starts.
+    warm_start : Solution, optional
+        A solution of an LP of the same shapes (batch size, ``n``, ``m``, ``m_eq``; else
+        a ValueError): its primal and duals are the first iterate instead of zero
+        (:mod:`sparselp.warmstart`). The same LP's solution is certified at once; a nearby
+        LP's (the next minibatch, a perturbed right-hand side) takes fewer iterations.
+        With ``presolve=True`` it is used only when the presolve removed nothing.
 
     Returns
     -------
@@ -104,10 +114,12 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
         raise TypeError(f"problem must be a LinearProgram, got {type(problem).__name__}")
     opt = make_options(options, **option_kwargs)
     check_problem(problem, memory_budget, "solve")
+    if warm_start is not None:
+        check_warm_start(warm_start, problem)
     with serial_if_small(problem):
         if opt.presolve and not problem.batched:
-            return _solve_presolved(problem, opt)
-        return _solve(problem, opt)
+            return _solve_presolved(problem, opt, warm_start)
+        return _solve(problem, opt, warm_start)
 
 
 #: Below this many rows + columns (of the whole batch) a CPU solve runs on one thread.
@@ -138,19 +150,23 @@ def serial_if_small(problem: LinearProgram):
         torch.set_num_threads(threads)
 
 
-def _solve(problem: LinearProgram, opt: SolverOptions) -> Solution:
+def _solve(problem: LinearProgram, opt: SolverOptions, warm_start=None) -> Solution:
     with torch.no_grad():
-        state = init_state(problem, opt)
+        state = init_state(problem, opt, warm_start)
         while state.stop_reason is None:
             state = outer_step(state)
         return finish(state)
 
 
-def _solve_presolved(problem: LinearProgram, opt: SolverOptions) -> Solution:
-    """Presolve, solve what is left (if anything), postsolve and certify."""
+def _solve_presolved(problem: LinearProgram, opt: SolverOptions, warm_start=None) -> Solution:
+    """Presolve, solve what is left (if anything), postsolve and certify; a warm start
+    only where the reduced problem kept every row and column."""
     with torch.no_grad():
         pre = presolve(problem)
-        sol = None if pre.reduced is None else _solve(pre.reduced, opt)
+        if pre.reduced is not None and warm_start is not None \
+                and not warm_start_fits(warm_start, pre.reduced):
+            warm_start = None
+        sol = None if pre.reduced is None else _solve(pre.reduced, opt, warm_start)
         return pre.postsolve(sol, opt.tol_for(problem.dtype))
 
 
@@ -192,11 +208,14 @@ class SolverState:
     outer: int = 0         # outer steps so far
     stop_reason: str | None = None  # set when the loop is to stop
     best: Best | None = None  # mixed precision: the best point seen (returned if uncertified)
+    work: Working | None = None  # the open elements' rows, kept while the open set holds
 
 
-def init_state(problem: LinearProgram, options: SolverOptions | dict | None = None) -> SolverState:
+def init_state(problem: LinearProgram, options: SolverOptions | dict | None = None,
+               warm_start: Solution | None = None) -> SolverState:
     """Equilibrate the problem, choose the linear solver, line search and schedule once,
-    and return the state at ``x = 0``, ``λ = 0``."""
+    and return the state at ``x = 0``, ``λ = 0``, or at the point of ``warm_start`` (a
+    solution of an LP of the same shapes, :func:`sparselp.warmstart.warm_iterate`)."""
     opt = make_options(options)
     dt, dev, B = problem.dtype, problem.device, problem.batch_size
     tol = opt.tol_for(dt)
@@ -217,8 +236,10 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
     sigma0 = opt.sigma0 if opt.sigma0 is not None else start
     tau0 = opt.tau0 if opt.tau0 is not None else start
     full = dict(dtype=dt, device=dev)
+    x, lam = (torch.zeros(B, problem.n, **full), torch.zeros_like(system.k)) \
+        if warm_start is None else warm_iterate(system, warm_start, dt, dev)
     return SolverState(
-        setup, x=torch.zeros(B, problem.n, **full), lam=torch.zeros_like(system.k),
+        setup, x=x, lam=lam,
         sigma=torch.full((B, 1), sigma0, **full),
         tau=torch.full((B, 1), schedule.initial_tau(tau0), **full),
         inner_tol=torch.full((B,), 1.0, **full), done=torch.zeros(B, dtype=torch.bool, device=dev),
@@ -228,28 +249,40 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
 
 def outer_step(state: SolverState) -> SolverState:
     """One outer step: minimise ``φ_j`` by Newton steps, take the multiplier, check the
-    answer (polish, certificates, statuses), then move ``σ``, ``τ`` and the inner tolerance."""
+    answer (polish, certificates, statuses), then move ``σ``, ``τ`` and the inner tolerance.
+
+    Decided elements leave the batch: the step works on the open elements only
+    (:class:`sparselp.batching.Working`, selected once per change of the open set) and
+    writes their results back; the decided ones keep theirs.
+    """
     su, opt = state.setup, state.setup.options
-    sub = Subproblem(su.system, su.rows, su.schedule.multiplier(state.lam), state.x,
-                     state.sigma, state.tau, su.schedule.proximal)
-    x_new, _, lam_new, steps = newton_minimise(
-        sub, state.x, state.inner_tol, ~state.done, su.strategy, su.search,
-        su.schedule.shift(state.tau), su.separable,
-        min(opt.max_inner, opt.max_iter - state.nit))
-    keep = state.done.unsqueeze(-1)  # decided elements keep their answer
-    dx, dv = x_new - state.x, lam_new - state.lam
-    x, lam = torch.where(keep, state.x, x_new), torch.where(keep, state.lam, lam_new)
-    res = _residuals(su, x, lam)
-    polished = state.polished
+    work = working_set(su, state.done, state.work)
+    take = work.take
+    x0, lam0, tau0, done0 = take(state.x), take(state.lam), take(state.tau), take(state.done)
+    sub = Subproblem(work.system, su.rows, su.schedule.multiplier(lam0), x0,
+                     take(state.sigma), tau0, su.schedule.proximal)
+    x, _, lam, steps = newton_minimise(
+        sub, x0, take(state.inner_tol), ~done0, su.strategy, su.search,
+        su.schedule.shift(tau0), su.separable, min(opt.max_inner, opt.max_iter - state.nit))
+    if bool(done0.any()):  # a batch that could not be selected: decided ones keep theirs
+        keep = done0.unsqueeze(-1)
+        x, lam = torch.where(keep, x0, x), torch.where(keep, lam0, lam)
+    dx, dv = x - x0, lam - lam0
+    res = residuals(work.system, work.scales, work.shadow, work.shadow_scales, x, lam)
+    polished = take(state.polished)
     # Polish what is close but not yet within tol: a point already within tol is a valid
     # answer, and the polish would cost as much as a Newton step.
     # With a float64 shadow the polish's dual is what repairs a float32 dual residual (a
     # coupling column sums n rounded terms), so it is tried on the primal side and gap.
     near = torch.maximum(res.primal, res.gap) if su.shadow is not None else res.worst
-    if opt.polish and bool(((near < opt.polish_below) & (res.worst > su.tol)
-                            & ~state.done).any()):
-        x, lam, res, polished = _try_polish(su, x, lam, res, state.done, polished)
-    status, done, ray_steps = _classify(su, x, res, dx, dv, state)
+    candidates = (near < opt.polish_below) & (res.worst > su.tol) & ~done0
+    if opt.polish and bool(candidates.any()):
+        x, lam, res, polished = try_polish(work, x, lam, res, candidates, polished)
+    status, done, ray_steps = classify(work.system, su.tol, opt, x, res, dx, dv, done0,
+                                       work.take_list(state.status), take(state.ray_steps))
+    x, lam, res, status, done, polished, ray_steps = work.put(
+        state, x=x, lam=lam, residuals=res, status=status, done=done, polished=polished,
+        ray_steps=ray_steps)
     nit, outer = state.nit + steps, state.outer + 1
     if opt.verbose:
         print(f"outer {outer:4d} nit {nit:5d} primal {res.primal.max():.2e} "
@@ -258,7 +291,7 @@ def outer_step(state: SolverState) -> SolverState:
     best = None if su.shadow is None else keep_best(state.best, x, lam, res, done)
     new = replace(state, x=x, lam=lam, done=done, status=status, polished=polished,
                   ray_steps=ray_steps, residuals=res, nit=nit, outer=outer, best=best,
-                  stop_reason=_stop_reason(su, done, nit, outer, best))
+                  work=work, stop_reason=_stop_reason(su, done, nit, outer, best))
     if new.stop_reason is not None:
         return new
     sigma, tau = su.schedule.update(state.sigma, state.tau, res)
@@ -267,10 +300,6 @@ def outer_step(state: SolverState) -> SolverState:
     inner_tol = torch.minimum(state.inner_tol, torch.clamp(0.1 * res.worst, min=0.1 * su.tol))
     inner_tol = torch.maximum(0.2 * inner_tol, torch.full_like(inner_tol, 0.1 * su.tol))
     return replace(new, sigma=sigma, tau=tau, inner_tol=inner_tol)
-
-
-def _residuals(su: SolverSetup, x: Tensor, lam: Tensor) -> Residuals:
-    return residuals(su.system, su.scales, su.shadow, su.shadow_scales, x, lam)
 
 
 def _stop_reason(su: SolverSetup, done: Tensor, nit: int, outer: int,
@@ -288,69 +317,6 @@ def _stop_reason(su: SolverSetup, done: Tensor, nit: int, outer: int,
     if outer >= opt.max_outer:
         return f"iteration limit: max_outer={opt.max_outer} outer steps reached"
     return None
-
-
-def _classify(su: SolverSetup, x: Tensor, res: Residuals, dx: Tensor, dv: Tensor,
-              state: SolverState):
-    """Decide the open elements that are optimal, infeasible, unbounded or broken.
-
-    Unbounded needs a feasible point as well as a ray: a problem that is infeasible and
-    has a descent ray is infeasible (as scipy and HiGHS report it). The ALM's iterates
-    on an unbounded problem approach feasibility only slowly, so a ray is trusted once
-    the point is feasible to ``tol``, or once it has persisted for
-    ``options.unbounded_patience`` outer steps without an infeasibility certificate (on
-    an infeasible problem that certificate follows the ray within a step or two).
-    """
-    bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
-    done = state.done
-    if bool(((res.worst > su.tol) & ~done & ~bad).any()):
-        infeas, unb = certificates(su.system, dv, dx, su.options.infeasibility_tol)
-    else:  # every open element is optimal: no certificate is needed
-        infeas = unb = torch.zeros_like(done)
-    ray_steps = torch.where(unb & ~infeas, state.ray_steps + 1, torch.zeros_like(state.ray_steps))
-    trusted = (res.primal <= su.tol) | (ray_steps >= su.options.unbounded_patience)
-    status, done = list(state.status), done.clone()
-    for i in range(len(status)):
-        if done[i]:
-            continue
-        if bad[i]:
-            status[i] = (Status.NUMERICAL_ERROR, "non-finite values in the iterates")
-        elif res.worst[i] <= su.tol:
-            status[i] = (Status.OPTIMAL, "optimal: residuals and gap within tol")
-        elif infeas[i]:
-            status[i] = (Status.INFEASIBLE, "primal infeasible: a Farkas certificate "
-                         "y >= 0 with A^T y = 0, b^T y < 0 was found")
-        elif unb[i] and trusted[i]:
-            status[i] = (Status.UNBOUNDED, "unbounded: a direction d with c^T d < 0 "
-                         "and A d <= 0 was found")
-        done[i] = status[i] is not None
-    return tuple(status), done, ray_steps
-
-
-def _try_polish(su: SolverSetup, x, lam, res, done, polished):
-    """Active-set polish; kept per element only where it lowers the residuals."""
-    try:
-        if su.shadow is not None and su.strategy.exact:  # in float64, then rounded
-            x_pol, lam_pol = polish(su.shadow, su.strategy, x.double(), lam.double())
-            x_pol, lam_pol = x_pol.to(x.dtype), lam_pol.to(x.dtype)
-        else:
-            x_pol, lam_pol = polish(su.system, su.strategy, x, lam)
-    except (RuntimeError, ValueError):  # singular active-set system: keep the iterate
-        return x, lam, res, polished
-    res_pol = _residuals(su, x_pol, lam_pol)
-    better = (res_pol.worst < res.worst) & ~done & torch.isfinite(res_pol.worst)
-    if not bool(better.any()):
-        return x, lam, res, polished
-    polished = polished | better
-    if bool((better | done).all()):  # every open element takes the polished pair
-        if not bool(done.any()):
-            return x_pol, lam_pol, res_pol, polished
-        keep = done.unsqueeze(-1)
-        x_pol, lam_pol = torch.where(keep, x, x_pol), torch.where(keep, lam, lam_pol)
-        return x_pol, lam_pol, _residuals(su, x_pol, lam_pol), polished
-    sel = better.unsqueeze(-1)
-    x, lam = torch.where(sel, x_pol, x), torch.where(sel, lam_pol, lam)
-    return x, lam, _residuals(su, x, lam), polished
 
 
 def _with_best(state: SolverState):

@@ -173,7 +173,7 @@ def test_small_cpu_solves_run_on_one_thread_and_restore_the_count(monkeypatch):
         monkeypatch.setattr(solver_mod, "SERIAL_SIZE", 1 << 15)
         real = solver_mod._solve
         monkeypatch.setattr(solver_mod, "_solve",
-                            lambda p, o: seen.append(torch.get_num_threads()) or real(p, o))
+                            lambda p, o, *w: seen.append(torch.get_num_threads()) or real(p, o, *w))
         sol = solver_mod.solve(lp)
         assert seen == [1] and sol.status.name == "OPTIMAL" and torch.get_num_threads() == 2
     finally:

@@ -13,6 +13,7 @@ from ..operators import StackedOperator, is_expanded_scalar
 from ..problem import LinearProgram
 from ..reference import highs_solve
 from ..solution import Status
+from ..warmstart import WarmStart
 
 __all__ = ["ForwardResult", "solve_backend", "ActiveSet", "active_set", "resolve_on_active_set"]
 
@@ -27,11 +28,20 @@ class ForwardResult:
     polished: Tensor | None = None  # (B,) bool: already exact on its active set
 
 
-def solve_backend(lp: LinearProgram, backend: str, options) -> ForwardResult:
-    """Solve ``lp`` (batched) with ``backend`` in {"sparselp", "highs"}."""
+def solve_backend(lp: LinearProgram, backend: str, options, warm_start=None) -> ForwardResult:
+    """Solve ``lp`` (batched) with ``backend`` in {"sparselp", "highs"}.
+
+    ``warm_start`` (sparselp only): a :class:`~sparselp.Solution` to start from, or a
+    :class:`~sparselp.warmstart.WarmStart` holder, which starts the solve from its last
+    solution where the shapes fit and then records this one.
+    """
     if backend == "sparselp":
         from ..solver import solve  # the solver imports nothing from the layer
-        sol = solve(lp, options)
+        holder = warm_start if isinstance(warm_start, WarmStart) else None
+        start = holder.start_for(lp) if holder is not None else warm_start
+        sol = solve(lp, options, warm_start=start)
+        if holder is not None:
+            holder.record(sol)
         return ForwardResult(sol.x, sol.v, sol.v_eq, list(sol.status), list(sol.message),
                              sol.polished)
     ref = highs_solve(lp)  # one scipy HiGHS call per batch element, on CPU

@@ -53,6 +53,7 @@ class LPConfig:
     generator: torch.Generator | None = None
     atol: float | None = None
     linear_solver: object = "auto"
+    warm_start: object = None  # None, a Solution, or a WarmStart holder (sparselp backend)
     info: dict = field(default_factory=dict)
 
 
@@ -112,7 +113,7 @@ class LPFunction(torch.autograd.Function):
         # The tensor arguments are there for autograd; their (detached) values are
         # cfg.problem's, already cleaned.
         lp = cfg.problem
-        solved = solve_backend(lp, cfg.backend, cfg.options)
+        solved = solve_backend(lp, cfg.backend, cfg.options, cfg.warm_start)
         cfg.info["not_optimal"] = _check_status(solved, cfg.backend)
         atol = cfg.atol if cfg.atol is not None else (1e-7 if c.dtype == torch.float64 else 1e-4)
         active = active_set(lp, solved.x, atol, cfg.linear_solver)

@@ -7,6 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from ..planner import check_problem
+from ..solution import Solution
+from ..warmstart import WarmStart
 from ._function import LPConfig, LPFunction
 from ._inputs import batch_inputs
 from .unrolled import unrolled_solve
@@ -25,7 +27,7 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
              sigma: float = 0.1, n_samples: int = 16, generator: torch.Generator | None = None,
              unroll_steps: int = 20, unroll_eps: float = 1e-3, atol: float | None = None,
              linear_solver="auto", return_dual: bool = False, return_value: bool = False,
-             strict: bool = False, memory_budget=None):
+             strict: bool = False, memory_budget=None, warm_start=None):
     r"""Solve an LP and make its solution differentiable.
 
     .. math::
@@ -80,6 +82,14 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
         Bytes (or ``"2GB"``): when the predicted peak of the solve and its backward
         (:func:`sparselp.plan`) exceeds it, :class:`sparselp.MemoryBudgetError` is raised
         before solving.
+    warm_start : Solution or WarmStart, optional
+        ``backend="sparselp"``: start the solver from a previous solution of an LP of the
+        same shapes (a :class:`~sparselp.Solution`; else a ValueError), or from the last
+        solution held by a :class:`~sparselp.warmstart.WarmStart`, which falls back to a
+        cold start when the shapes differ and then holds this call's solution
+        (``LPLayer(warm_start=True)`` and the losses' ``warm_start=True`` keep one).
+        The answer and its gradients are those of a cold start; only the iterations
+        differ. Ignored by ``backend="highs"``.
 
     Returns
     -------
@@ -104,6 +114,10 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
     if c_grad == "perturbed" and not (sigma > 0 and n_samples >= 1):
         raise ValueError(f"c_grad='perturbed' needs sigma > 0 and n_samples >= 1, got "
                          f"sigma={sigma}, n_samples={n_samples}")
+    if warm_start is not None and not isinstance(warm_start, (Solution, WarmStart)):
+        raise TypeError(f"warm_start must be a Solution, a WarmStart or None, got "
+                        f"{type(warm_start).__name__} (LPLayer(warm_start=True) and the "
+                        f"losses' warm_start=True keep a WarmStart)")
     inp = batch_inputs(c, A, b, A_eq, b_eq, lb, ub)
     check_problem(inp.problem, memory_budget, "lp_solve")
     if mode == "unrolled":
@@ -111,7 +125,7 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
                                          inp.ub, unroll_steps, unroll_eps)
     else:
         cfg = LPConfig(inp.problem, inp.A, inp.A_eq, backend, options, c_grad, sigma,
-                       n_samples, generator, atol, linear_solver)
+                       n_samples, generator, atol, linear_solver, warm_start)
         x, v, v_eq, fun = LPFunction.apply(
             cfg, inp.c, None if inp.A is None else inp.A.values, inp.b,
             None if inp.A_eq is None else inp.A_eq.values, inp.b_eq, inp.lb, inp.ub)
@@ -144,6 +158,8 @@ class LPLayer(nn.Module):
     sparse, ``b`` (m,) or (B, m), and optionally ``A_eq``, ``b_eq``, ``lb``, ``ub``;
     it returns ``x`` of shape (n,) or (B, n). Gradients flow to ``c`` (see ``c_grad``),
     to ``b`` and to the values of ``A`` by implicit differentiation on the active set.
+    ``warm_start=True`` keeps a :class:`~sparselp.warmstart.WarmStart` (``self.warm_start``):
+    each call starts from the previous call's solution when the shapes match.
 
     Examples
     --------
@@ -163,14 +179,21 @@ class LPLayer(nn.Module):
         super().__init__()
         bad = set(kwargs) - {"options", "backend", "mode", "c_grad", "sigma", "n_samples",
                              "generator", "unroll_steps", "unroll_eps", "atol",
-                             "linear_solver", "strict", "memory_budget"}
+                             "linear_solver", "strict", "memory_budget", "warm_start"}
         if bad:
             raise TypeError(f"LPLayer got unknown keyword argument(s) {sorted(bad)}")
+        if isinstance(kwargs.get("warm_start"), bool):
+            kwargs["warm_start"] = WarmStart() if kwargs["warm_start"] else None
         self.kwargs = kwargs
+
+    @property
+    def warm_start(self):
+        """The layer's :class:`~sparselp.warmstart.WarmStart` (or what was given), or None."""
+        return self.kwargs.get("warm_start")
 
     def forward(self, c, A, b, A_eq=None, b_eq=None, lb=None, ub=None):
         return lp_solve(c, A, b, A_eq, b_eq, lb, ub, **self.kwargs)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items()
-                         if k not in ("generator", "options"))
+                         if k not in ("generator", "options", "warm_start"))

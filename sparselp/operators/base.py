@@ -84,6 +84,12 @@ class Operator:
         """
         raise NotImplementedError
 
+    def take(self, idx: Tensor) -> "Operator | None":
+        """The batch elements ``idx`` (1-D, increasing) as an operator of batch
+        ``len(idx)``, or None where this operator cannot select them cheaply: the solver
+        then keeps working on the whole batch (:mod:`sparselp.batching`)."""
+        return None
+
     # one batch element as a matrix ------------------------------------------------------
     def dense_block(self, b: int = 0) -> Tensor | None:
         """The stored dense ``(m, n)`` matrix of batch element ``b``, or None.

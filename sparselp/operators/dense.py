@@ -44,16 +44,30 @@ class DenseOperator(Operator):
         return self.squared().rmv(d)
 
     def gram(self, d):
-        out = []
-        for k in range(self.batch_size):
-            a = self.dense_block(k)
-            dk = d[k]
-            # Only the rows with d > 0 contribute; for m >> n most rows are inactive.
-            idx = torch.nonzero(dk > 0).squeeze(-1)
-            if idx.numel() < a.shape[0]:
-                a, dk = a.index_select(0, idx), dk.index_select(0, idx)
-            out.append(a.T @ (dk.unsqueeze(-1) * a))
-        return torch.stack(out)
+        """``A^T diag(d) A`` from the rows with ``d != 0`` only, for the whole batch at once.
+
+        Each element's active rows are gathered into one ``(B, k, n)`` batch, ``k`` the
+        largest count of active rows, padded with rows of weight 0; one batched product
+        forms every Gram (for m >> n most rows are inactive; a change of weights on a few
+        rows, as between two Newton steps, costs those rows only).
+        """
+        B, m, n = d.shape[0], self.m, self.n
+        act = d != 0
+        k = int(act.sum(-1).max()) if B and m else 0
+        a = self.data.expand(B, m, n)
+        if k < m:
+            # The active rows first, in their order: a stable sort of the indicator.
+            rows = torch.sort(act.to(torch.uint8), dim=-1, descending=True, stable=True)[1]
+            rows = rows[:, :k]
+            d = d.gather(1, rows)
+            # index_select on the stacked rows: gather is several times slower on CPU.
+            if self.shared:
+                a = self.data[0].index_select(0, rows.reshape(-1))
+            else:
+                flat = rows + m * torch.arange(B, device=rows.device).unsqueeze(-1)
+                a = self.data.reshape(B * m, n).index_select(0, flat.reshape(-1))
+            a = a.reshape(B, k, n)
+        return torch.bmm(a.transpose(1, 2), d.unsqueeze(-1) * a)
 
     def scipy_rows(self, w):
         return [(sp.csr_matrix(self.weighted_rows(w[b], b).detach().cpu().numpy()),
@@ -71,6 +85,12 @@ class DenseOperator(Operator):
 
     def astype(self, dtype):
         return DenseOperator(self.data.detach().to(dtype), self.batch_size)
+
+    def take(self, idx):
+        data = self.data if self.shared else self.data.index_select(0, idx)
+        out = DenseOperator(data, idx.numel())
+        out._separable = self._separable
+        return out
 
     def absolute(self):
         return DenseOperator(self.data.detach().abs(), self.batch_size)

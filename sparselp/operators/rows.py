@@ -76,6 +76,11 @@ class SelectionOperator(Operator):
         return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, dtype,
                                  self.device, self.scale.detach().to(dtype))
 
+    def take(self, idx):
+        scale = self.scale if self.scale.shape[0] == 1 else self.scale.index_select(0, idx)
+        return SelectionOperator(self.idx, self.n, self.sign, idx.numel(), self.dtype,
+                                 self.device, scale)
+
     def absolute(self):
         return SelectionOperator(self.idx, self.n, 1.0, self.batch_size, self.dtype,
                                  self.device, self.scale.detach().abs())
@@ -146,7 +151,21 @@ class StackedOperator(Operator):
         return self._cols_of("sq_rmv", d)
 
     def gram(self, d):
-        return sum(p.gram(dk) for p, dk in zip(self.parts, self._split(d)))
+        """The sum of the parts' Grams; bound rows (:class:`SelectionOperator`) only add to
+        the diagonal, in place, never as an ``n x n`` matrix of their own."""
+        G = diag = None
+        for p, dk in zip(self.parts, self._split(d)):
+            if isinstance(p, SelectionOperator):
+                g = p.sq_rmv(dk)
+                diag = g if diag is None else diag.add_(g)
+            else:
+                g = p.gram(dk)
+                G = g if G is None else G.add_(g)
+        if G is None:
+            return torch.diag_embed(diag)
+        if diag is not None:
+            G.diagonal(dim1=-2, dim2=-1).add_(diag)
+        return G
 
     def scipy_rows(self, w):
         per_part = [p.scipy_rows(wk) for p, wk in zip(self.parts, self._split(w))]
@@ -175,6 +194,14 @@ class StackedOperator(Operator):
 
     def astype(self, dtype):
         return StackedOperator([p.astype(dtype) for p in self.parts])
+
+    def take(self, idx):
+        parts = []
+        for p in self.parts:
+            parts.append(p.take(idx))
+            if parts[-1] is None:
+                return None
+        return StackedOperator(parts)
 
     def absolute(self):
         return StackedOperator([p.absolute() for p in self.parts])

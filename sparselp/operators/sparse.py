@@ -210,6 +210,14 @@ class SparseOperator(Operator):
         return SparseOperator(None, self.cols, self.vals.detach().to(dtype), self.m, self.n,
                               self.batch_size, self.shared, self._pattern)
 
+    def take(self, idx):
+        if not self.shared:  # a block-diagonal batch: not selected (the solver keeps it)
+            return None
+        out = SparseOperator(None, self.cols, self.vals, self.m, self.n, idx.numel(), True,
+                             self._pattern)
+        out._csr_pair, out.use_csr = self._csr_pair, self.use_csr  # batch-free CSR copies
+        return out
+
     def absolute(self):
         return SparseOperator(None, self.cols, self.vals.detach().abs(), self.m, self.n,
                               self.batch_size, self.shared, self._pattern)
