@@ -44,8 +44,10 @@ def test_a_disagreement_is_excused_only_by_our_certificate():
     m, n = len(lp["b_ub"]), len(lp["c"])
     fake = NS(x=ref.x, ineqlin=NS(marginals=np.zeros(m)), eqlin=NS(marginals=np.zeros(0)),
               lower=NS(marginals=np.zeros(n)), upper=NS(marginals=np.zeros(n)))
-    dual_res, gap = fuzz_lp._certificate(lp, fake)
+    dual_res, gap = fuzz_lp._certificate(lp, fake, 1e-8, False)
     assert dual_res > 1e-3
+    # Term-scaled (float32's certificate) zero duals prove nothing either: no terms.
+    assert fuzz_lp._certificate(lp, fake, 1e-5, True)[0] > 1e-3
     good = NS(x=ref.x, ineqlin=ref.ineqlin, eqlin=NS(marginals=np.zeros(0)),
               lower=ref.lower, upper=ref.upper)
-    assert max(fuzz_lp._certificate(lp, good)) < 1e-8
+    assert max(fuzz_lp._certificate(lp, good, 1e-8, False)) < 1e-8
