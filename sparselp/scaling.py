@@ -135,6 +135,8 @@ _GEOM_RANGE = 1e6
 
 def _log_range(hi: Tensor, lo: Tensor) -> Tensor:
     """``log10(max |a| / min |a|)`` over the nonzeros, per batch element (0 if none)."""
+    if not hi.shape[-1]:
+        return hi.new_zeros(hi.shape[:-1])
     top = hi.amax(-1)
     return torch.where(top > 0, (top / lo.amin(-1)).log10(), torch.zeros_like(top))
 
@@ -197,9 +199,9 @@ def _spread(G: Operator, rows: RowSystem, s: Tensor) -> Tensor:
     hi, lo = G.abs_extremes(_unit_rows(G, s), s, 0)
     total = _log_range(hi, lo)
     c = (rows.c * s).abs()
-    bounds = torch.cat([rows.k[:, -(rows.sizes[2] + rows.sizes[3]):].abs()
-                        / torch.cat([s[:, rows.lb_idx], s[:, rows.ub_idx]], 1), c[:, :0]], 1) \
-        if rows.sizes[2] + rows.sizes[3] else c[:, :0]
+    nb = rows.sizes[2] + rows.sizes[3]  # the bound rows come last in K
+    bounds = rows.k[:, rows.k.shape[1] - nb:].abs() / torch.cat(
+        [s[:, rows.lb_idx], s[:, rows.ub_idx]], 1)
     for t in (c, bounds):
         t = t.masked_fill(~torch.isfinite(t), 0.0)
         total = total + _log_range(t, t.masked_fill(t == 0, float("inf")))
