@@ -85,8 +85,8 @@ class SolverOptions:
     time_limit : float, optional
         Wall-clock limit in seconds.
     presolve : bool
-        Settle fixed variables, empty and singleton rows, empty columns and crossed bounds
-        before the iterations, and undo them (duals included) after
+        Settle fixed variables, empty, singleton and duplicate rows, empty columns and
+        crossed bounds before the iterations, and undo them (duals included) after
         (:mod:`sparselp.presolve`); unbatched problems only (ignored for batches). The
         answer is certified on the original problem.
     verbose : bool

@@ -16,12 +16,15 @@ the reductions below are applied until none applies (each is recorded for the po
 - a *singleton equality row* ``a x_j = b_i`` fixes ``x_j = b_i / a``;
 - an *empty column* (a variable in no row left) goes to the bound its cost points at; with
   no such bound the problem is unbounded if the rest is feasible;
-- bounds that cross (``lb > ub``, also after tightening) prove infeasibility.
+- bounds that cross (``lb > ub``, also after tightening) prove infeasibility;
+- *duplicate rows* (scalar multiples of one another): the binding ones are kept, the
+  others removed or found contradictory (:mod:`sparselp.presolve_dup`).
 
 The postsolve undoes the records in reverse order and recovers the dual from the
 stationarity ``c + A^T v + A_eq^T v_eq - v_lb + v_ub = 0`` of each removed column: a fixed
 column's reduced cost goes to its bound multipliers, a singleton row takes the multiplier
-of the bound it set, a singleton equality row the whole reduced cost of its column. The
+of the bound it set, a singleton equality row the whole reduced cost of its column, a
+removed duplicate row the multiplier 0 (its kept parallel row carries the group's). The
 restored pair is then certified on the original problem by the solver's own residuals:
 ``OPTIMAL`` only within ``tol``.
 
@@ -39,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .presolve_dup import remove_duplicate_rows
 from .problem import LinearProgram
 from .residuals import Residuals
 from .scaling import build_rows, equilibrate
@@ -210,7 +214,8 @@ class _State:
         for _ in range(100):  # each pass removes something, or ends the loop
             before = (self.col_on.sum(), self.row_on.sum(), self.eq_on.sum())
             why = self._fix_columns() or self._rows(self.a["A"], self.b, self.row_on, False) \
-                or self._rows(self.a["A_eq"], self.beq, self.eq_on, True) or self._crossed()
+                or self._rows(self.a["A_eq"], self.beq, self.eq_on, True) or self._crossed() \
+                or remove_duplicate_rows(self, _FEAS)
             if why:
                 return why
             if (self.col_on.sum(), self.row_on.sum(), self.eq_on.sum()) == before:

@@ -5,10 +5,15 @@ variables with a finite bound in some batch element) with right-hand side
 ``k = [b; b_eq; -lb_L; ub_U]``; rows with an infinite right-hand side are switched off by
 the arithmetic itself (``(u)_+ = 0`` for ``u = -inf``). ``eq`` marks the equality rows.
 
-Equilibration (Ruiz 2001, with 2-norms) finds ``r`` and ``s`` so that
-``diag(r) K diag(s)`` has rows and columns of comparable norm; the rows are then brought
-to unit norm, as the Newton step is most reliable on a row-normalized problem
-(DESIGN.md). Objective and right-hand side are divided by their largest entries.
+Equilibration finds ``r`` and ``s`` so that ``diag(r) K diag(s)`` is well scaled: Ruiz's
+passes (Ruiz 2001, with 2-norms) balance row and column norms; where the entries of
+``A`` span more than six decades, geometric passes (``sqrt(max |a| min |a|)`` per row and
+column, as in glpk, HiGHS and the PDLP presolve) followed by Ruiz's on ``A`` alone are
+tried as well, and the scaling under which matrix, costs and bounds span the fewest
+decades is kept (:func:`column_scaling`). The rows are then brought to unit norm, as
+the Newton step is most reliable on a row-normalized problem (DESIGN.md). The
+right-hand side is divided by its largest entry, the objective by the geometric mean of
+its extreme entries (:func:`_magnitude`).
 """
 from __future__ import annotations
 
@@ -111,58 +116,174 @@ def _empty(norms: Tensor) -> Tensor | None:
     return e.to(norms.dtype) if bool(e.any()) else None
 
 
+def _general_rows(K: Operator) -> Operator | None:
+    """The rows of ``A`` and ``A_eq`` in ``K`` (the parts before the bound rows), or None."""
+    parts = [p for p in getattr(K, "parts", [K]) if not isinstance(p, SelectionOperator)]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else StackedOperator(parts)
+
+
+#: Geometric scaling: at most this many passes, each stopped once the ratio of the
+#: largest to the smallest |a_ij| falls by less than 10% (glpk's ``gm_scaling``).
+_GEOM_PASSES = 8
+_GEOM_GAIN = 0.9
+#: The geometric candidate is tried only when the entries of A and A_eq span more than
+#: this ratio; below it Ruiz's passes alone equilibrate well.
+_GEOM_RANGE = 1e6
+
+
+def _log_range(hi: Tensor, lo: Tensor) -> Tensor:
+    """``log10(max |a| / min |a|)`` over the nonzeros, per batch element (0 if none)."""
+    if not hi.shape[-1]:
+        return hi.new_zeros(hi.shape[:-1])
+    top = hi.amax(-1)
+    return torch.where(top > 0, (top / lo.amin(-1)).log10(), torch.zeros_like(top))
+
+
+def _geometric_(G: Operator, r: Tensor, s: Tensor) -> None:
+    """Geometric scaling in place: rows, then columns, divided by ``sqrt(max |a| min |a|)``
+    of their nonzeros, until the ratio of the extreme entries stops falling.
+
+    Ruiz's 2-norm passes balance norms, so a few large entries hide many tiny ones in the
+    same row or column; the geometric mean of the extremes shrinks the spread of the
+    entries themselves (to a few decades when the spread is a row and a column scaling).
+    """
+    ratio = None
+    for _ in range(_GEOM_PASSES):
+        hi, lo = G.abs_extremes(r, s, 0)
+        new = _log_range(hi, lo)
+        if ratio is not None and bool((new > ratio + math.log10(_GEOM_GAIN)).all()):
+            break
+        ratio = new
+        r.mul_(_inv_sqrt_extremes(hi, lo))
+        hi, lo = G.abs_extremes(r, s, 1)
+        s.mul_(_inv_sqrt_extremes(hi, lo))
+
+
+def _inv_sqrt_extremes(hi: Tensor, lo: Tensor) -> Tensor:
+    """``1 / sqrt(hi lo)``, 1 where the row or column is empty."""
+    empty = hi <= 0
+    return torch.where(empty, torch.ones_like(hi), (hi * lo.masked_fill(empty, 1.0)).rsqrt())
+
+
+def _ruiz_(Q: Operator, r: Tensor, s: Tensor, iters: int) -> None:
+    """Ruiz's passes (2-norm) in place on the squared operator ``Q = A∘A``."""
+    empty_r, empty_c = _empty(Q.mv(s * s)), _empty(Q.rmv(r * r))
+    prev = None
+    for _ in range(iters):
+        fr = _inv_sqrt_(Q.mv(s * s).clamp_min_(0).sqrt_().mul_(r), empty_r)
+        r.mul_(fr)
+        fc = _inv_sqrt_(Q.rmv(r * r).clamp_min_(0).sqrt_().mul_(s), empty_c)
+        s.mul_(fc)
+        # Stop once a pass rescales by factors that no longer change: the passes left
+        # would repeat it (Ruiz converges to a fixed pattern of row and column norms).
+        if prev is not None:
+            moved = torch.maximum(prev[0].sub_(fr).abs_().amax(),
+                                  prev[1].sub_(fc).abs_().amax())
+            if bool(moved <= _STALL):
+                break
+        prev = (fr, fc)
+
+
+def _unit_rows(K: Operator, s: Tensor) -> Tensor:
+    """``r = 1 / ||row of K diag(s)||`` (1 on empty rows)."""
+    rn = K.squared(cache=False).mv(s * s).clamp_min_(0).sqrt_()
+    return rn.add_((rn <= 0).to(rn.dtype)).reciprocal_()
+
+
+def _spread(G: Operator, rows: RowSystem, s: Tensor) -> Tensor:
+    """How badly scaled the LP is under the column scaling ``s`` with unit rows: the
+    decades spanned by the entries of ``A`` and ``A_eq``, plus those of the costs
+    ``c_j s_j``, plus those of the finite bounds ``bound_j / s_j``, per batch element."""
+    hi, lo = G.abs_extremes(_unit_rows(G, s), s, 0)
+    total = _log_range(hi, lo)
+    c = (rows.c * s).abs()
+    nb = rows.sizes[2] + rows.sizes[3]  # the bound rows come last in K
+    bounds = rows.k[:, rows.k.shape[1] - nb:].abs() / torch.cat(
+        [s[:, rows.lb_idx], s[:, rows.ub_idx]], 1)
+    for t in (c, bounds):
+        t = t.masked_fill(~torch.isfinite(t), 0.0)
+        total = total + _log_range(t, t.masked_fill(t == 0, float("inf")))
+    return total
+
+
+def column_scaling(rows: RowSystem, iters: int) -> Tensor:
+    """The column scaling ``s`` (B, n) of the rows ``K``: Ruiz's passes (2-norm) on all of
+    ``K``, or, where the entries of ``A`` and ``A_eq`` span more than ``_GEOM_RANGE``,
+    geometric passes and then Ruiz's on ``A`` and ``A_eq`` alone if that scales the LP
+    better.
+
+    The two candidates fail in opposite cases. Bound rows hold one entry each and are
+    brought to unit norm whatever ``s``, so in Ruiz's column norms they pin each column:
+    a column whose entries are all 1e-4 keeps norm ~1.4 from its bounds and is never
+    rescaled (float32 LPs with rows and columns scaled over 1e-4..1e4 then stall). Left
+    out, a column with one tiny entry (``c = (1e12, -1)``, ``A = (1e-9, 1)``) is blown up
+    by 1e9 and its cost with it, past what the iterations resolve. The candidate kept is
+    the one whose scaled matrix, costs and bounds span the fewest decades together
+    (:func:`_spread`). With at most one entry per row, dividing each row by its norm
+    already is Ruiz's fixed point: ``s = 1``.
+    """
+    K, B = rows.K, rows.c.shape[0]
+    s = torch.ones(B, K.n, dtype=K.dtype, device=K.device)
+    if K.rows_separable:
+        return s
+    _ruiz_(K.squared(cache=False), torch.ones(B, K.m, dtype=K.dtype, device=K.device), s,
+           iters)
+    G = _general_rows(K)
+    if G is None:
+        return s
+    ones_r = torch.ones(B, G.m, dtype=K.dtype, device=K.device)
+    hi, lo = G.abs_extremes(ones_r, torch.ones_like(s), 0)
+    if not bool((_log_range(hi, lo) > math.log10(_GEOM_RANGE)).any()):
+        return s
+    s_geo = torch.ones_like(s)
+    _geometric_(G, ones_r, s_geo)
+    _ruiz_(G.squared(cache=False), ones_r, s_geo, iters)
+    better = (_spread(G, rows, s_geo) < _spread(G, rows, s)).unsqueeze(-1)
+    return torch.where(better, s_geo, s)
+
+
 def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     """Return the equilibrated system; ``r, s, c_scale, k_scale`` record the scaling.
 
     Original and scaled quantities are related by ``x = k_scale * s * x_hat`` and
-    ``v = c_scale * r * v_hat``. Ruiz's passes (2-norm) run in place: with millions of
-    rows every fresh vector costs page faults as well as bandwidth.
+    ``v = c_scale * r * v_hat``. The column scaling ``s`` comes from
+    :func:`column_scaling`; every row of ``K diag(s)`` is then brought to unit 2-norm.
     """
     K, B = rows.K, rows.c.shape[0]
     dt, dev = rows.c.dtype, rows.c.device
     r = torch.ones(B, K.m, dtype=dt, device=dev)
     s = torch.ones(B, K.n, dtype=dt, device=dev)
     if iters > 0:
-        Q = K.squared(cache=False)  # formed once: every pass needs products with A∘A
-        empty_r, empty_c = _empty(Q.mv(s)), _empty(Q.rmv(r))
-        prev = None
-        # With at most one entry per row, dividing each row by its norm already is Ruiz's
-        # fixed point (every entry becomes +-1; a column pass would only be undone by the
-        # next row pass), so the passes are skipped.
-        passes = 0 if K.rows_separable else iters
-        for _ in range(passes):
-            fr = _inv_sqrt_(Q.mv(s * s).clamp_min_(0).sqrt_().mul_(r), empty_r)
-            r.mul_(fr)
-            fc = _inv_sqrt_(Q.rmv(r * r).clamp_min_(0).sqrt_().mul_(s), empty_c)
-            s.mul_(fc)
-            # Stop once a pass rescales by factors that no longer change: the passes left
-            # would repeat it (Ruiz converges to a fixed pattern of row and column norms).
-            if prev is not None:
-                moved = torch.maximum(prev[0].sub_(fr).abs_().amax(),
-                                      prev[1].sub_(fc).abs_().amax())
-                if bool(moved <= _STALL):
-                    break
-            prev = (fr, fc)
-        del prev
-        # Unit row norms at the end: r /= ||row||.
-        rn = Q.mv(s * s).clamp_min_(0).sqrt_().mul_(r)
-        if empty_r is not None:
-            rn.add_(empty_r)
-        r.div_(rn)
-        del Q, rn
+        s = column_scaling(rows, iters)
+        r = _unit_rows(K, s)
     Ks = K.scaled(r, s)
     c_hat = s * rows.c
     k_hat = r * rows.k
-    c_scale = c_hat.abs().amax(1, keepdim=True).clamp_min(1e-12) if iters > 0 else \
-        torch.ones(B, 1, dtype=dt, device=dev)
-    kmax = torch.maximum(k_hat.amin(1, keepdim=True).neg_(), k_hat.amax(1, keepdim=True))
-    k_finite = bool(torch.isfinite(kmax).all())
+    k_finite = bool(torch.isfinite(k_hat).all())
     if iters > 0:
-        if not k_finite:  # switched-off rows hold +inf
-            fin = torch.isfinite(k_hat)
-            kmax = torch.where(fin, k_hat.abs(), torch.zeros_like(k_hat)).amax(1, keepdim=True)
-        k_scale = kmax.clamp_min(1.0)
+        c_scale = _magnitude(c_hat).clamp_min(1e-12)
+        k_scale = inf_norm(k_hat.masked_fill(~torch.isfinite(k_hat), 0.0) if not k_finite
+                           else k_hat).unsqueeze(-1).clamp_min(1.0)
     else:
-        k_scale = torch.ones(B, 1, dtype=dt, device=dev)
+        c_scale = k_scale = torch.ones(B, 1, dtype=dt, device=dev)
     return RowSystem(Ks, k_hat.div_(k_scale), rows.eq, c_hat.div_(c_scale), rows.sizes,
                      rows.lb_idx, rows.ub_idx, r, s, c_scale, k_scale, k_finite)
+
+
+def _magnitude(c: Tensor) -> Tensor:
+    """``sqrt(max |c| min |c|)`` over the nonzeros of each row of ``c``, (B, 1) (0 for a
+    row without one): the scale of the objective.
+
+    Dividing by the largest cost instead brings every other cost within ``tol`` of zero
+    once the costs span more than ``1/tol``: with ``c = (1e12, -1)`` the second cost
+    vanished from the scaled problem, the iterates never felt it and the gap stayed open.
+    The geometric mean of the extremes leaves both ends equally far from 1. (The
+    right-hand side keeps its largest entry as scale: tried the same way, the geometric
+    mean lost more LPs than it won on the badly scaled families of the tests.)
+    """
+    a = c.abs()
+    hi = a.amax(1, keepdim=True)
+    lo = a.masked_fill_(a == 0, float("inf")).amin(1, keepdim=True)
+    return torch.where(hi > 0, (hi * lo).sqrt(), hi)

@@ -137,3 +137,74 @@ def test_linprog_takes_the_option_and_batches_ignore_it():
     with pytest.raises(ValueError, match="unbatched"):
         presolve(LinearProgram(**p))
     assert SolverOptions().presolve is False
+
+
+def _with_duplicates(seed=0, m=10, n=5):
+    """A feasible bounded LP plus rows parallel to its rows: looser and tighter copies of
+    an inequality (scaled by 3 and by -2, the latter flipped into a lower limit that
+    holds), and an equality with a consistent inequality and a scaled copy of it."""
+    p = random_lp(m, n, seed, box=2.0)
+    A, b = p["A"], p["b"]
+    x0 = (p["lb"] + p["ub"]) / 2
+    eq_row = torch.randn(n, generator=torch.Generator().manual_seed(seed), **F64)
+    t = float(eq_row @ x0)
+    extra = torch.stack([3 * A[0], 0.5 * A[0], -2 * A[1], eq_row * 2])
+    b_extra = torch.tensor([3 * float(b[0]) + 1.0, 0.5 * float(b[0]) - 0.01,
+                            -2 * float(b[1]) + 100.0, 2 * t + 1.0], **F64)
+    A_eq = torch.stack([eq_row, -4 * eq_row])
+    b_eq = torch.tensor([t, -4 * t], **F64)
+    return dict(c=p["c"], A=torch.cat([A, extra]), b=torch.cat([b, b_extra]), A_eq=A_eq,
+                b_eq=b_eq, lb=p["lb"], ub=p["ub"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_duplicate_rows_are_removed_and_the_duals_restored(seed):
+    p = _with_duplicates(seed)
+    pre = presolve(LinearProgram(**p))
+    # rows 0 and 1 of A lose a copy each (row 0 to its tighter 0.5 copy), the equality
+    # its scaled copy, and the inequality parallel to it goes too
+    assert pre.status is None and pre.removed_rows >= 4
+    sol = solve(LinearProgram(**p), presolve=True)
+    assert_matches_highs(sol, **p)  # status, objective, residuals of the restored pair
+    m = p["A"].shape[0]
+    assert float(sol.v[0]) == 0.0 and float(sol.v[m - 3]) >= 0  # the looser copy: 0
+    assert float(sol.v[m - 1]) == 0.0 and float(sol.v_eq[1]) == 0.0
+
+
+@pytest.mark.parametrize("case", ["equalities", "inequalities", "mixed"])
+def test_contradicting_parallel_rows_prove_infeasibility_like_highs(case):
+    c = torch.tensor([1.0, 1.0, -1.0], **F64)
+    a = torch.tensor([[1.0, 2.0, -1.0]], **F64)
+    p = dict(c=c, lb=torch.full((3,), -5.0, **F64), ub=torch.full((3,), 5.0, **F64))
+    if case == "equalities":
+        p.update(A_eq=torch.cat([a, 2 * a]), b_eq=torch.tensor([1.0, 3.0], **F64))
+    elif case == "inequalities":  # a x <= 1 and -3 a x <= -6 (a x >= 2)
+        p.update(A=torch.cat([a, -3 * a]), b=torch.tensor([1.0, -6.0], **F64))
+    else:  # a x = 1 and 2 a x <= 1
+        p.update(A=2 * a, b=torch.tensor([1.0], **F64), A_eq=a,
+                 b_eq=torch.tensor([1.0], **F64))
+    pre = presolve(LinearProgram(**p))
+    assert pre.status == Status.INFEASIBLE and "parallel" in pre.message
+    assert_matches_highs(solve(LinearProgram(**p), presolve=True), **p)
+
+
+def test_parallel_rows_are_found_by_hash_not_by_pairs():
+    """10,000 rows in 2,000 groups of 5 multiples, shuffled: every group found, with its
+    factors, and no two rows that are not multiples put together."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sparselp.presolve_dup import parallel_groups
+    rng = np.random.default_rng(0)
+    base = sp.random(2000, 50, density=0.1, random_state=1, format="csr")
+    base.data += 0.5  # no zero entries; rows with fewer than 2 entries are skipped
+    factors = rng.choice([-3.0, -1.0, 0.5, 2.0, 7.0], (5, 2000))
+    M = sp.vstack([sp.diags(f) @ base for f in factors], format="csr")
+    perm = rng.permutation(M.shape[0])
+    groups = parallel_groups(M[perm])
+    counts = np.diff(base.indptr)
+    assert len(groups) == int((counts >= 2).sum())
+    for rows, alpha in groups:
+        orig = perm[rows] % 2000
+        assert np.all(orig == orig[0])
+        f = factors[perm[rows] // 2000, orig]
+        np.testing.assert_allclose(alpha / alpha[0], f / f[0], rtol=1e-12)

@@ -66,6 +66,12 @@ class Operator:
         """The operator ``diag(r) A diag(s)`` with ``r`` of shape (B, m), ``s`` (B, n)."""
         raise NotImplementedError
 
+    def abs_extremes(self, r: Tensor, s: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+        """Largest and smallest nonzero ``|r_i a_ij s_j|`` of each row (``dim=0``, two
+        tensors of shape (B, m)) or each column (``dim=1``, (B, n)), for geometric
+        scaling; an empty row or column gets ``(0, inf)``."""
+        raise NotImplementedError
+
     def astype(self, dtype: torch.dtype) -> "Operator":
         """The same matrices with values in ``dtype`` (a sparse copy shares the index
         pattern); the solver's float64 residuals and polish of a float32 problem."""

@@ -83,6 +83,12 @@ class DenseOperator(Operator):
         data = r.unsqueeze(-1) * self.data * s.unsqueeze(-2)
         return DenseOperator(data, self.batch_size)
 
+    def abs_extremes(self, r, s, dim):
+        a = (r.unsqueeze(-1) * self.data * s.unsqueeze(-2)).abs_()
+        hi = a.amax(-1 - dim)
+        lo = a.masked_fill_(a == 0, float("inf")).amin(-1 - dim)
+        return hi.expand(self.batch_size, -1), lo.expand(self.batch_size, -1)
+
     def astype(self, dtype):
         return DenseOperator(self.data.detach().to(dtype), self.batch_size)
 

@@ -72,6 +72,17 @@ class SelectionOperator(Operator):
         return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, self.dtype,
                                  self.device, scale)
 
+    def abs_extremes(self, r, s, dim):
+        a = (self._expand(self.scale, self.m) * r * s[:, self.idx]).abs()
+        if not dim:
+            return a, a.masked_fill(a == 0, float("inf"))
+        B = a.shape[0]
+        idx = self.idx.expand(B, -1)
+        hi = a.new_zeros(B, self.n).scatter_reduce_(1, idx, a, "amax")
+        lo = a.new_full((B, self.n), float("inf")).scatter_reduce_(
+            1, idx, a.masked_fill(a == 0, float("inf")), "amin")
+        return hi, lo
+
     def astype(self, dtype):
         return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, dtype,
                                  self.device, self.scale.detach().to(dtype))
@@ -191,6 +202,15 @@ class StackedOperator(Operator):
 
     def scaled(self, r, s):
         return StackedOperator([p.scaled(rk, s) for p, rk in zip(self.parts, self._split(r))])
+
+    def abs_extremes(self, r, s, dim):
+        ext = [p.abs_extremes(rk, s, dim) for p, rk in zip(self.parts, self._split(r))]
+        if not dim:
+            return tuple(torch.cat([e[k] for e in ext], 1) for k in (0, 1))
+        hi, lo = ext[0]
+        for h, low in ext[1:]:
+            hi, lo = torch.maximum(hi, h), torch.minimum(lo, low)
+        return hi, lo
 
     def astype(self, dtype):
         return StackedOperator([p.astype(dtype) for p in self.parts])

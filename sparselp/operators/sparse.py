@@ -206,6 +206,25 @@ class SparseOperator(Operator):
         return SparseOperator(None, self.cols, vals, self.m, self.n, self.batch_size,
                               self.shared, self._pattern)
 
+    def abs_extremes(self, r, s, dim):
+        size = self.n if dim else self.m
+        if self.shared:  # one row of entries per batch element: reduce along dim 1
+            B = max(r.shape[0], s.shape[0])
+            a = (r.index_select(1, self.rows) * s.index_select(1, self.cols)).mul_(
+                self.vals).abs_().expand(B, -1)
+            idx = (self.cols if dim else self.rows).long().expand(B, -1)
+            shape, red = (B, size), 1
+        else:  # block-diagonal: the flat entries index the stacked rows and columns
+            a = (r.reshape(-1).index_select(0, self.rows)
+                 * s.reshape(-1).index_select(0, self.cols)).mul_(self.vals).abs_()
+            idx = (self.cols if dim else self.rows).long()
+            shape, red = (self.batch_size * size,), 0
+        hi = a.new_zeros(shape).scatter_reduce_(red, idx, a, "amax")
+        lo = a.new_full(shape, float("inf")).scatter_reduce_(
+            red, idx, a.masked_fill(a == 0, float("inf")), "amin")
+        return (hi.reshape(-1, size).expand(self.batch_size, -1),
+                lo.reshape(-1, size).expand(self.batch_size, -1))
+
     def astype(self, dtype):
         return SparseOperator(None, self.cols, self.vals.detach().to(dtype), self.m, self.n,
                               self.batch_size, self.shared, self._pattern)
