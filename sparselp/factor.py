@@ -87,7 +87,7 @@ class KKTPattern:
         self.g_cols, self.g_vals = cat(g, 2, np.int64), cat(g, 3, np.float64)
         self.d_rows, self.d_cols, self.d_sq = cat(d, 0, np.int64), cat(d, 1, np.int64), \
             cat(d, 2, np.float64)
-        self.mg, self.n = mg, op.n
+        self.mg, self.m, self.n = mg, op.m, op.n
         N = mg + op.n
         rows = np.concatenate([np.arange(mg), self.g_pos, mg + np.arange(op.n)])
         cols = np.concatenate([np.arange(mg), mg + self.g_cols, mg + np.arange(op.n)])
@@ -99,8 +99,8 @@ class KKTPattern:
         self.solver, self._kkt = None, None
         self.factorizations = 0
 
-    def values(self, w: np.ndarray, shift: np.ndarray):
-        """The KKT matrix (upper triangle, CSC, fixed pattern) and ``E`` for weights ``w``."""
+    def values(self, w: np.ndarray, shift: np.ndarray) -> sp.csc_matrix:
+        """The KKT matrix (upper triangle, CSC, fixed pattern) for weights ``w``."""
         sw = np.sqrt(w[self.g_rows])
         E = np.bincount(self.d_cols, self.d_sq * w[self.d_rows], self.n) + shift
         data = np.concatenate([np.full(self.mg, -1.0), self.g_vals * sw, E])[self.perm]
@@ -108,17 +108,28 @@ class KKTPattern:
             self._kkt = sp.csc_matrix((data, self.indices, self.indptr), shape=(self.N, self.N))
         else:  # same pattern: new values in place (a new csc_matrix costs its checks)
             self._kkt.data[:] = data
-        return self._kkt, E
+        return self._kkt
 
     def factor(self, w: np.ndarray, shift: np.ndarray):
         """``r -> H^{-1} r`` (numpy, float64) for ``H = A^T diag(w) A + E``."""
         import qdldl
-        kkt, _ = self.values(w, shift)
+        kkt = self.values(w, shift)
         if self.solver is None:  # the one symbolic analysis (AMD ordering, etree)
             self.solver = qdldl.Solver(kkt, upper=True)
         else:
             self.solver.update(kkt, upper=True)
         self.factorizations += 1
+        return self._solve()
+
+    def flops(self) -> float:
+        """Multiply-adds of one refactorization, ``sum_j nnz(L_{:,j})^2`` (analysing first,
+        with unit weights, if no factor exists yet)."""
+        if self.solver is None:
+            self.factor(np.ones(self.m), np.ones(self.n))
+        L = self.solver.factors()[0].tocsc()
+        return float((np.diff(L.indptr).astype(np.float64) ** 2).sum())
+
+    def _solve(self):
         solver, mg = self.solver, self.mg
         head = np.zeros(mg)
         return lambda r: solver.solve(np.concatenate([head, r]))[mg:]

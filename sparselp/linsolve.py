@@ -287,10 +287,31 @@ class LDLHessian(HessianStrategy):
             return torch.from_numpy(np.stack([f(rk) for f, rk in zip(solvers, r)])).to(rhs)
         return lambda rhs: refined(base, system.matvec, rhs, self.refine, self.rtol)
 
+    def flops(self, op: Operator) -> float:
+        """Multiply-adds of one refactorization on ``op`` (the largest over the batch);
+        analyses ``op`` once, the analysis is kept for the solves."""
+        return max(p.flops() for p in self._patterns.get(op))
+
     @property
     def factorizations(self) -> int:
         """Numeric factorizations so far, over every operator and batch element."""
         return self._patterns.factorizations()
+
+
+#: Above this many multiply-adds per refactorization (a nearly dense factor) QDLDL's
+#: column-by-column LDL^T loses to SuperLU's supernodes. Measured on the Newton systems of
+#: whole Netlib solves (factor and solve, one thread): QAP8 (1.1e8) 4.9 s with QDLDL, 3.5 s
+#: with SuperLU; every problem at <= 2.6e6 (PEROLD, MAROS) 3-8x faster with QDLDL.
+LDL_FLOPS_MAX = 2e7
+
+
+def _sparse_direct(op: Operator) -> HessianStrategy:
+    """The sparse direct strategy for ``op`` (CPU): ``"ldl"`` unless its factor is nearly
+    dense or ``qdldl`` is missing, else SuperLU. The strategy's ``name`` records which."""
+    if not have_qdldl():
+        return ScipyHessian()
+    ldl = LDLHessian()
+    return ldl if ldl.flops(op) <= LDL_FLOPS_MAX else ScipyHessian()
 
 
 STRATEGIES = {"diagonal": DiagonalHessian, "cholesky": CholeskyHessian, "cg": CGHessian,
@@ -301,9 +322,11 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
     """Pick the Newton-system strategy: a given instance, a name, or ``"auto"``.
 
     ``"auto"``: diagonal when ``A`` is row-separable; the structured solve when ``A`` is
-    separable apart from a few dense rows and columns (any device); SciPy's sparse direct
-    solver for other sparse ``A`` on CPU; otherwise Cholesky of the ``n x n`` Hessian (formed from the
-    active rows) when ``n <= dense_max_n``, else matrix-free CG. CG is last because the
+    separable apart from a few dense rows and columns (any device); for other sparse ``A``
+    on CPU the ``LDL^T`` analysed once (``"ldl"``), or SciPy's SuperLU where that factor is
+    nearly dense (more than :data:`LDL_FLOPS_MAX` multiply-adds) or ``qdldl`` is missing;
+    otherwise Cholesky of the ``n x n`` Hessian (formed from the active rows) when
+    ``n <= dense_max_n``, else matrix-free CG. CG is last because the
     Newton systems of the augmented Lagrangian grow ill-conditioned as sigma grows.
     """
     if isinstance(name_or_strategy, HessianStrategy):
@@ -315,7 +338,7 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
         elif op.is_sparse and StructuredHessian().supports(op):
             name = "structured"
         elif op.is_sparse and op.device.type == "cpu":
-            name = "ldl" if have_qdldl() else "scipy"
+            return _sparse_direct(op)
         else:
             name = "cholesky" if op.n <= dense_max_n else "cg"
     if name not in STRATEGIES:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import sparselp
+from sparselp import linsolve
 from sparselp.factor import have_qdldl
 from sparselp.linsolve import LDLHessian, NewtonSystem, ScipyHessian, get_strategy
 from sparselp.operators import SelectionOperator, SparseOperator, StackedOperator
@@ -73,10 +74,17 @@ def test_batched_lps_loop_over_elements():
         assert_matches_highs(sol[i], **element(p, i))
 
 
-def test_auto_picks_ldl_for_general_sparse_on_cpu():
+def test_auto_picks_ldl_for_general_sparse_on_cpu(monkeypatch):
     g = torch.Generator().manual_seed(0)
     op, _ = _stacked(g)
-    assert isinstance(get_strategy("auto", op), LDLHessian)
+    strat = get_strategy("auto", op)
+    assert isinstance(strat, LDLHessian)
+    assert strat.factorizations == 2  # the analysis made for the choice is kept
+    assert 0 < strat.flops(op) <= linsolve.LDL_FLOPS_MAX
+    # a factor predicted denser than the limit goes to SuperLU's supernodes
+    monkeypatch.setattr(linsolve, "LDL_FLOPS_MAX", 1.0)
+    assert isinstance(get_strategy("auto", op), ScipyHessian)
+    monkeypatch.undo()
     p = random_lp(50, 20, 4, box=1.0, density=0.2, layout="csr")
     assert sparselp.solve(sparselp.LinearProgram(**p)).linear_solver == "ldl"
 
