@@ -69,7 +69,7 @@ class KKTPattern:
     ``[-I diagonal, W^{1/2} A, E diagonal]``) to the CSC data array.
     """
 
-    def __init__(self, op: Operator, b: int):
+    def __init__(self, op: Operator, b: int, counter: list | None = None):
         g, d, mg = [], [], 0
         for kind, first, part in _row_blocks(op):
             if kind == "diag":
@@ -97,7 +97,7 @@ class KKTPattern:
         self.indices, self.indptr, self.N = rows[self.perm], indptr, N
         self.A = sp.csr_matrix((self.g_vals, (self.g_pos, self.g_cols)), shape=(mg, op.n))
         self.solver, self._kkt = None, None
-        self.factorizations = 0
+        self.counter = counter if counter is not None else [0]  # factorizations, shared
 
     def values(self, w: np.ndarray, shift: np.ndarray) -> sp.csc_matrix:
         """The KKT matrix (upper triangle, CSC, fixed pattern) for weights ``w``."""
@@ -118,7 +118,7 @@ class KKTPattern:
             self.solver = qdldl.Solver(kkt, upper=True)
         else:
             self.solver.update(kkt, upper=True)
-        self.factorizations += 1
+        self.counter[0] += 1
         return self._solve()
 
     def flops(self) -> float:
@@ -140,16 +140,19 @@ class _PatternCache:
 
     def __init__(self):
         self._map = weakref.WeakKeyDictionary()
+        self._count = [0]  # shared with the patterns made here
 
     def get(self, op: Operator) -> list[KKTPattern]:
         pats = self._map.get(op)
         if pats is None:
-            pats = [KKTPattern(op, b) for b in range(op.batch_size)]
+            pats = [KKTPattern(op, b, self._count) for b in range(op.batch_size)]
             self._map[op] = pats
         return pats
 
+    @property
     def factorizations(self) -> int:
-        return sum(p.factorizations for pats in self._map.values() for p in pats)
+        """Numeric factorizations so far (operators since collected included)."""
+        return self._count[0]
 
 
 def kkt_patterns() -> _PatternCache:

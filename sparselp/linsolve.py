@@ -295,7 +295,7 @@ class LDLHessian(HessianStrategy):
     @property
     def factorizations(self) -> int:
         """Numeric factorizations so far, over every operator and batch element."""
-        return self._patterns.factorizations()
+        return self._patterns.factorizations
 
 
 #: Above this many multiply-adds per refactorization (a nearly dense factor) QDLDL's
