@@ -18,9 +18,9 @@ so the fill-reducing ordering (AMD) and the elimination tree are computed once p
 problem by :class:`qdldl.Solver` and every later step only refactors values
 (``Solver.update``), the way OSQP uses QDLDL. Rows that touch only the diagonal (variable
 bounds, :class:`~sparselp.operators.SelectionOperator`) go into ``E`` and never enter the
-KKT matrix. Up to ``refine`` steps of iterative refinement on the exact ``H`` follow each
-solve where the residual is above round-off (the KKT form of a late ALM step, ``w ~ 1e12``
-against ``E ~ 1e-6``, is as ill-conditioned as ``H``).
+KKT matrix. Up to ``refine`` steps of iterative refinement on the exact ``H`` (in float64,
+from the stored rows) follow each solve whose residual is above ``rtol`` (the KKT form of a
+late ALM step, ``w ~ 1e12`` against ``E ~ 1e-6``, is as ill-conditioned as ``H``).
 
 The factorization runs in float64 on CPU whatever the problem's dtype. ``qdldl`` is an
 optional dependency (``pip install sparselp[fast]``; it comes with ``osqp``);
@@ -32,12 +32,10 @@ import weakref
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import Tensor
 
 from .operators import Operator, SelectionOperator, StackedOperator
 
-__all__ = ["have_qdldl", "KKTPattern", "kkt_patterns", "refined"]
+__all__ = ["have_qdldl", "KKTPattern", "kkt_patterns"]
 
 
 def have_qdldl() -> bool:
@@ -64,13 +62,14 @@ class KKTPattern:
     """The fixed KKT pattern of one batch element, and its numeric factor once made.
 
     ``g_rows``, ``g_cols``, ``g_vals``: the entries of the general rows (``g_rows`` indexes
-    the rows of ``K``); ``g_pos``: their KKT row; ``d_rows``, ``d_cols``, ``d_sq``: the bound
+    the rows of ``K``); ``g_pos``: their KKT row; ``row_of``: the ``K`` row of each KKT row;
+    ``A``: the general rows (CSR, KKT order); ``d_rows``, ``d_cols``, ``d_sq``: the bound
     rows' column and squared value. ``perm`` maps the KKT entries (in the order
     ``[-I diagonal, W^{1/2} A, E diagonal]``) to the CSC data array.
     """
 
     def __init__(self, op: Operator, b: int, counter: list | None = None):
-        g, d, mg = [], [], 0
+        g, d, rows_of, mg = [], [], [], 0
         for kind, first, part in _row_blocks(op):
             if kind == "diag":
                 sc = part._expand(part.scale, part.m)[b].detach().cpu().double().numpy()
@@ -80,6 +79,7 @@ class KKTPattern:
             coo.sum_duplicates()
             coo = coo.tocoo()
             g.append((first + coo.row, mg + coo.row, coo.col, coo.data.astype(np.float64)))
+            rows_of.append(first + np.arange(part.m))
             mg += part.m
         cat = (lambda parts, i, dt: np.concatenate([p[i] for p in parts]).astype(dt)
                if parts else np.zeros(0, dt))
@@ -96,11 +96,12 @@ class KKTPattern:
         np.cumsum(np.bincount(cols, minlength=N), out=indptr[1:])
         self.indices, self.indptr, self.N = rows[self.perm], indptr, N
         self.A = sp.csr_matrix((self.g_vals, (self.g_pos, self.g_cols)), shape=(mg, op.n))
-        self.solver, self._kkt = None, None
+        self.row_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
+        self.solver, self._kkt, self.generation = None, None, 0
         self.counter = counter if counter is not None else [0]  # factorizations, shared
 
-    def values(self, w: np.ndarray, shift: np.ndarray) -> sp.csc_matrix:
-        """The KKT matrix (upper triangle, CSC, fixed pattern) for weights ``w``."""
+    def values(self, w: np.ndarray, shift: np.ndarray):
+        """The KKT matrix (upper triangle, CSC, fixed pattern) for weights ``w``, and ``E``."""
         sw = np.sqrt(w[self.g_rows])
         E = np.bincount(self.d_cols, self.d_sq * w[self.d_rows], self.n) + shift
         data = np.concatenate([np.full(self.mg, -1.0), self.g_vals * sw, E])[self.perm]
@@ -108,18 +109,40 @@ class KKTPattern:
             self._kkt = sp.csc_matrix((data, self.indices, self.indptr), shape=(self.N, self.N))
         else:  # same pattern: new values in place (a new csc_matrix costs its checks)
             self._kkt.data[:] = data
-        return self._kkt
+        return self._kkt, E
 
-    def factor(self, w: np.ndarray, shift: np.ndarray):
-        """``r -> H^{-1} r`` (numpy, float64) for ``H = A^T diag(w) A + E``."""
+    def factor(self, w: np.ndarray, shift: np.ndarray, refine: int = 2, rtol: float = 1e-10):
+        """``r -> H^{-1} r`` (numpy, float64) for ``H = A^T diag(w) A + E``.
+
+        Each solve takes up to ``refine`` steps of iterative refinement on ``H`` itself
+        (products with the stored general rows, in float64) while its residual exceeds
+        ``rtol`` times the right-hand side (max norm). A solve is valid until the next
+        :meth:`factor` of this pattern (one numeric factor is kept).
+        """
         import qdldl
-        kkt = self.values(w, shift)
+        kkt, E = self.values(w, shift)
         if self.solver is None:  # the one symbolic analysis (AMD ordering, etree)
             self.solver = qdldl.Solver(kkt, upper=True)
         else:
             self.solver.update(kkt, upper=True)
         self.counter[0] += 1
-        return self._solve()
+        self.generation += 1
+        gen, solver, mg, A, At = self.generation, self.solver, self.mg, self.A, self.A.T.tocsr()
+        wg, head = w[self.row_of], np.zeros(mg)
+
+        def solve(r):
+            if self.generation != gen:
+                raise RuntimeError("this LDL^T solve was refactored since (one factor per "
+                                   "pattern is kept)")
+            d = solver.solve(np.concatenate([head, r]))[mg:]
+            floor = rtol * np.abs(r).max(initial=0.0)
+            for _ in range(refine):
+                res = r - At @ (wg * (A @ d)) - E * d
+                if np.abs(res).max(initial=0.0) <= floor:
+                    break
+                d += solver.solve(np.concatenate([head, res]))[mg:]
+            return d
+        return solve
 
     def flops(self) -> float:
         """Multiply-adds of one refactorization, ``sum_j nnz(L_{:,j})^2`` (analysing first,
@@ -128,11 +151,6 @@ class KKTPattern:
             self.factor(np.ones(self.m), np.ones(self.n))
         L = self.solver.factors()[0].tocsc()
         return float((np.diff(L.indptr).astype(np.float64) ** 2).sum())
-
-    def _solve(self):
-        solver, mg = self.solver, self.mg
-        head = np.zeros(mg)
-        return lambda r: solver.solve(np.concatenate([head, r]))[mg:]
 
 
 class _PatternCache:
@@ -158,20 +176,3 @@ class _PatternCache:
 def kkt_patterns() -> _PatternCache:
     """A new, empty cache of KKT patterns (one per strategy instance)."""
     return _PatternCache()
-
-
-def refined(solve, matvec, rhs: Tensor, steps: int, rtol: float = 0.0) -> Tensor:
-    """``solve(rhs)`` followed by up to ``steps`` of iterative refinement on ``matvec``.
-
-    Stops once every batch element's residual is within ``max(rtol, 100 eps)`` of its
-    right-hand side (max norm).
-    """
-    d = solve(rhs)
-    scale = rhs.abs().amax(-1, keepdim=True)
-    floor = max(rtol, 100 * torch.finfo(rhs.dtype).eps) * scale
-    for _ in range(steps):
-        r = rhs - matvec(d)
-        if bool((r.abs().amax(-1, keepdim=True) <= floor).all()):
-            break
-        d = d + solve(r)
-    return d

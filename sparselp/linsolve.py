@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .factor import have_qdldl, kkt_patterns, refined
+from .factor import have_qdldl, kkt_patterns
 from .operators import Operator
 from .structured import DENSE_CAP, analyse
 
@@ -280,12 +280,13 @@ class LDLHessian(HessianStrategy):
         w = system.w.detach().double().cpu().numpy()
         shift = system.shift.expand(system.w.shape[0], system.op.n).detach().double()
         pats = self._patterns.get(system.op)
-        solvers = [p.factor(wk, sk) for p, wk, sk in zip(pats, w, shift.cpu().numpy())]
+        solvers = [p.factor(wk, sk, self.refine, self.rtol)
+                   for p, wk, sk in zip(pats, w, shift.cpu().numpy())]
 
-        def base(rhs):
+        def solve(rhs):
             r = rhs.detach().double().cpu().numpy()
             return torch.from_numpy(np.stack([f(rk) for f, rk in zip(solvers, r)])).to(rhs)
-        return lambda rhs: refined(base, system.matvec, rhs, self.refine, self.rtol)
+        return solve
 
     def flops(self, op: Operator) -> float:
         """Multiply-adds of one refactorization on ``op`` (the largest over the batch);

@@ -56,12 +56,17 @@ def test_pattern_analysed_once_and_values_refactored():
     # one qdldl.Solver per batch element, made at the first step and updated afterwards
     assert all(s == solvers[0] for s in solvers) and len(set(map(id, solvers[0]))) == 2
     assert strat.factorizations == 8
+    # one numeric factor is kept per pattern: a solve from before a refactorization refuses
+    old = strat.factor(NewtonSystem(op, w, shift))
+    strat.factor(NewtonSystem(op, 2 * w, shift))
+    with pytest.raises(RuntimeError, match="refactored since"):
+        old(rhs)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_solves_random_sparse_lps_like_highs(seed, dtype):
-    p = random_lp(60, 25, seed, dtype=dtype, eq=5, box=1.0, density=0.2, layout="csr")
+    p = random_lp(60, 25, seed, dtype=dtype, eq=5, box=1.0, density=0.2, layout="coo")
     sol = sparselp.solve(sparselp.LinearProgram(**p), linear_solver="ldl")
     assert sol.linear_solver == "ldl"
     assert_matches_highs(sol, **p)
@@ -85,7 +90,7 @@ def test_auto_picks_ldl_for_general_sparse_on_cpu(monkeypatch):
     monkeypatch.setattr(linsolve, "LDL_FLOPS_MAX", 1.0)
     assert isinstance(get_strategy("auto", op), ScipyHessian)
     monkeypatch.undo()
-    p = random_lp(50, 20, 4, box=1.0, density=0.2, layout="csr")
+    p = random_lp(50, 20, 4, box=1.0, density=0.2, layout="coo")
     assert sparselp.solve(sparselp.LinearProgram(**p)).linear_solver == "ldl"
 
 
@@ -99,7 +104,7 @@ def test_missing_qdldl_falls_back_to_superlu(monkeypatch):
     with pytest.raises(ValueError, match="needs the qdldl package"):
         LDLHessian().factor(NewtonSystem(op, torch.ones(2, op.m, dtype=F64),
                                          torch.ones(2, 1, dtype=F64)))
-    p = random_lp(50, 20, 4, box=1.0, density=0.2, layout="csr")
+    p = random_lp(50, 20, 4, box=1.0, density=0.2, layout="coo")
     sol = sparselp.solve(sparselp.LinearProgram(**p))
     assert sol.linear_solver == "scipy"  # the choice is recorded on the answer
     assert_matches_highs(sol, **p)
