@@ -11,7 +11,8 @@ the multiply-adds of one LDL^T refactorization (what ``"auto"`` compares against
 :data:`sparselp.linsolve.LDL_FLOPS_MAX`), the time of each (factor and one solve per
 step), the worst relative residual ``||H d - r|| / ||r||`` of each, and the auto choice.
 
-Run ``python -m benchmarks.factor_choice [--quick] [--names A B] [--out results/factor_choice.csv]``.
+Run ``sparselp bench factor-choice [--quick] [--names A B] [--out results/factor_choice.csv]``
+(or ``python -m benchmarks.factor_choice``).
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from benchmarks import factor_choice
+from benchmarks.cli import BENCHMARKS
 from sparselp.factor import have_qdldl
 
 
@@ -24,3 +25,4 @@ def test_replay_of_one_solve(monkeypatch, tmp_path):
         assert r["ldl_res"] < 1e-4 and r["scipy_res"] < 1e-4
         assert r["ldl_s"] > 0 and r["scipy_s"] > 0
         assert math.isnan(r["cholespy_s"])
+    assert BENCHMARKS["factor-choice"] == "benchmarks.factor_choice"
