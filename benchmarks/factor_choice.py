@@ -17,14 +17,13 @@ Run ``sparselp bench factor-choice [--quick] [--names A B] [--out results/factor
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import time
 
 import numpy as np
 import torch
 
 from benchmarks.netlib_data import load_index, load_problem, netlib_root
+from benchmarks.tables import write_csv
 
 __all__ = ["run", "main"]
 
@@ -136,11 +135,7 @@ def main(argv=None):
     rows = run(args.quick, args.max_nnz, args.names, args.time_limit)
     tot = {k: sum(r[f"{k}_s"] for r in rows) for k in ("ldl", "scipy", "cholespy")}
     print("total: " + " ".join(f"{k} {v:.2f}s" for k, v in tot.items()))
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, args.out)
     print(f"wrote {args.out}")
     return rows
 
