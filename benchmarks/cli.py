@@ -22,6 +22,7 @@ BENCHMARKS = {
     "runtime": "benchmarks.runtime",
     "tradeoff": "benchmarks.tradeoff",
     "netlib": "benchmarks.netlib",
+    "factor-choice": "benchmarks.factor_choice",
     "resnet": "benchmarks.resnet",
     "random-lp": "benchmarks.random_lp",
     "ihs": "benchmarks.ihs",

@@ -152,7 +152,7 @@ def lp_peak_bytes(size: LPSize, device=None, strategy: str | None = None) -> int
     strategy = strategy or strategy_for(size, device)
     s, B = size.itemsize, size.batch
     out = B * (PER_ROW * size.m + PER_COL * size.n) * s + size.nnz * (s + PER_NNZ_INDEX)
-    if strategy == "scipy":
+    if strategy in ("scipy", "ldl"):  # a sparse factor of about the normal matrix's size
         out += PER_NORMAL_ENTRY * B * size.normal + (0 if cuda else C_SCIPY)
     elif strategy == "cholesky":
         out += 3 * B * size.n ** 2 * s

@@ -31,8 +31,9 @@ class SolverOptions:
         penalty ``eps c^T y + 1/2 ||(A y - b)_+||^2`` with a decreasing eps
         (continuation, warm-started), the multiplier held at zero.
     linear_solver : str or HessianStrategy
-        ``"auto"``, ``"diagonal"``, ``"cholesky"``, ``"cg"``, ``"structured"``, ``"scipy"`` or a
-        :class:`~sparselp.linsolve.HessianStrategy` instance (for example a Hessian sketch).
+        ``"auto"``, ``"diagonal"``, ``"cholesky"``, ``"cg"``, ``"structured"``, ``"ldl"``,
+        ``"scipy"`` or a :class:`~sparselp.linsolve.HessianStrategy` instance (for example
+        a Hessian sketch). The chosen strategy's name is ``Solution.linear_solver``.
     sigma0, sigma_growth, sigma_max : float
         Initial penalty parameter (1/eps) on the equilibrated problem, its growth factor per
         outer step when the primal residual does not fall fast enough, and its cap.

@@ -12,16 +12,19 @@ import zlib
 import pytest
 import torch
 
-from sparselp.linsolve import (CGHessian, CholeskyHessian, DiagonalHessian, NewtonSystem,
-                               ScipyHessian, cg, get_strategy)
+from sparselp.factor import have_qdldl
+from sparselp.linsolve import (CGHessian, CholeskyHessian, DiagonalHessian, LDLHessian,
+                               NewtonSystem, ScipyHessian, cg, get_strategy)
 from sparselp.operators import (DenseOperator, SelectionOperator, SparseOperator,
                                 StackedOperator)
 
 B, M, N = 3, 14, 6
 # Relative error of x allowed per strategy: direct solves to round-off, CG to its own
 # stopping rule (relative residual 1e-10) times the conditioning of these systems.
-RTOL = {torch.float64: {"diagonal": 1e-12, "cholesky": 1e-10, "scipy": 1e-10, "cg": 1e-8},
-        torch.float32: {"diagonal": 1e-6, "cholesky": 1e-4, "scipy": 1e-4, "cg": 1e-4}}
+RTOL = {torch.float64: {"diagonal": 1e-12, "cholesky": 1e-10, "scipy": 1e-10, "ldl": 1e-10,
+                        "cg": 1e-8},
+        torch.float32: {"diagonal": 1e-6, "cholesky": 1e-4, "scipy": 1e-4, "ldl": 1e-4,
+                        "cg": 1e-4}}
 
 
 def _coo(dense: torch.Tensor):
@@ -91,8 +94,10 @@ def _rel_err(x, ref):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("shift_shape", [(N,), (1,)], ids=["shift-n", "shift-1"])
 @pytest.mark.parametrize("kind", ["dense", "dense-shared", "sparse-shared", "sparse", "stacked"])
-@pytest.mark.parametrize("name", ["cholesky", "cg", "scipy"])
+@pytest.mark.parametrize("name", ["cholesky", "cg", "scipy", "ldl"])
 def test_strategy_solves_the_newton_system(name, kind, shift_shape, dtype):
+    if name == "ldl" and not have_qdldl():
+        pytest.skip("qdldl not installed (tests/test_factor.py covers the fallback)")
     g = torch.Generator().manual_seed(zlib.crc32(f"{name}-{kind}".encode()))
     op, dense = _dense_matrix(kind, g, dtype)
     system, ref, rhs = _system(op, dense, g, shift_shape)
@@ -103,8 +108,10 @@ def test_strategy_solves_the_newton_system(name, kind, shift_shape, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", ["dense-separable", "sparse-separable", "stacked-separable"])
-@pytest.mark.parametrize("name", ["diagonal", "cholesky", "cg", "scipy"])
+@pytest.mark.parametrize("name", ["diagonal", "cholesky", "cg", "scipy", "ldl"])
 def test_row_separable_systems(name, kind, dtype):
+    if name == "ldl" and not have_qdldl():
+        pytest.skip("qdldl not installed (tests/test_factor.py covers the fallback)")
     g = torch.Generator().manual_seed(7)
     op, dense = _separable_matrix(kind, g, dtype)
     assert op.rows_separable
@@ -119,7 +126,7 @@ def test_auto_choice_and_supports():
     sparse, _ = _dense_matrix("sparse-shared", g, torch.float64)
     dense, _ = _dense_matrix("dense", g, torch.float64)
     assert isinstance(get_strategy("auto", sep), DiagonalHessian)
-    assert isinstance(get_strategy("auto", sparse), ScipyHessian)
+    assert isinstance(get_strategy("auto", sparse), LDLHessian if have_qdldl() else ScipyHessian)
     assert isinstance(get_strategy("auto", dense), CholeskyHessian)
     assert isinstance(get_strategy("auto", dense, dense_max_n=N - 1), CGHessian)
     mine = CGHessian(tol=1e-3)
