@@ -159,7 +159,10 @@ def test_structure_detection_and_auto_choice():
     general = SparseOperator.from_coo(torch.stack([rows, cols]),
                                       torch.randn(1800, generator=g, dtype=F64), (600, 400))
     assert analyse(general) is None and not StructuredHessian().supports(general)
-    assert isinstance(get_strategy("auto", general), ScipyHessian)
+    # ...so auto takes the general sparse path: LDL^T where qdldl imports, else SuperLU.
+    from sparselp.factor import have_qdldl
+    from sparselp.linsolve import LDLHessian
+    assert isinstance(get_strategy("auto", general), LDLHessian if have_qdldl() else ScipyHessian)
     with pytest.raises(ValueError, match="not separable apart from a few dense"):
         get_strategy("structured", general)
     # Row-separable: the diagonal strategy comes first; more dense lines than the cap: no.
