@@ -62,7 +62,6 @@ def put_rows(full: Tensor, idx: Tensor | None, part: Tensor) -> Tensor:
     return part if idx is None else full.index_copy(0, idx, part)
 
 
-
 def merge_residuals(res: Residuals, rows: Tensor, part: Residuals, keep: Tensor) -> Residuals:
     """``res`` with the residuals of the batch elements ``rows`` replaced by the entries
     ``keep`` of ``part`` (residuals are per element: nothing is measured again)."""

@@ -187,17 +187,18 @@ def _ruiz_(Q: Operator, r: Tensor, s: Tensor, iters: int) -> None:
         prev = (fr, fc)
 
 
-def _unit_rows(K: Operator, s: Tensor) -> Tensor:
-    """``r = 1 / ||row of K diag(s)||`` (1 on empty rows)."""
-    rn = K.squared(cache=False).mv(s * s).clamp_min_(0).sqrt_()
+def _unit_rows(Q: Operator, s: Tensor) -> Tensor:
+    """``r = 1 / ||row of K diag(s)||`` (1 on empty rows), from ``Q = K∘K``."""
+    rn = Q.mv(s * s).clamp_min_(0).sqrt_()
     return rn.add_((rn <= 0).to(rn.dtype)).reciprocal_()
 
 
-def _spread(G: Operator, rows: RowSystem, s: Tensor) -> Tensor:
+def _spread(G: Operator, GQ: Operator, rows: RowSystem, s: Tensor) -> Tensor:
     """How badly scaled the LP is under the column scaling ``s`` with unit rows: the
-    decades spanned by the entries of ``A`` and ``A_eq``, plus those of the costs
-    ``c_j s_j``, plus those of the finite bounds ``bound_j / s_j``, per batch element."""
-    hi, lo = G.abs_extremes(_unit_rows(G, s), s, 0)
+    decades spanned by the entries of ``A`` and ``A_eq`` (``G``; ``GQ = G∘G``), plus those
+    of the costs ``c_j s_j``, plus those of the finite bounds ``bound_j / s_j``, per batch
+    element."""
+    hi, lo = G.abs_extremes(_unit_rows(GQ, s), s, 0)
     total = _log_range(hi, lo)
     c = (rows.c * s).abs()
     nb = rows.sizes[2] + rows.sizes[3]  # the bound rows come last in K
@@ -209,9 +210,9 @@ def _spread(G: Operator, rows: RowSystem, s: Tensor) -> Tensor:
     return total
 
 
-def column_scaling(rows: RowSystem, iters: int) -> Tensor:
-    """The column scaling ``s`` (B, n) of the rows ``K``: Ruiz's passes (2-norm) on all of
-    ``K``, or, where the entries of ``A`` and ``A_eq`` span more than ``_GEOM_RANGE``,
+def column_scaling(rows: RowSystem, iters: int, Q: Operator) -> Tensor:
+    """The column scaling ``s`` (B, n) of the rows ``K`` (``Q = K∘K``, formed once by the
+    caller): Ruiz's passes (2-norm) on all of ``K``, or, where the entries of ``A`` and ``A_eq`` span more than ``_GEOM_RANGE``,
     geometric passes and then Ruiz's on ``A`` and ``A_eq`` alone if that scales the LP
     better.
 
@@ -229,8 +230,7 @@ def column_scaling(rows: RowSystem, iters: int) -> Tensor:
     s = torch.ones(B, K.n, dtype=K.dtype, device=K.device)
     if K.rows_separable:
         return s
-    _ruiz_(K.squared(cache=False), torch.ones(B, K.m, dtype=K.dtype, device=K.device), s,
-           iters)
+    _ruiz_(Q, torch.ones(B, K.m, dtype=K.dtype, device=K.device), s, iters)
     G = _general_rows(K)
     if G is None:
         return s
@@ -240,8 +240,9 @@ def column_scaling(rows: RowSystem, iters: int) -> Tensor:
         return s
     s_geo = torch.ones_like(s)
     _geometric_(G, ones_r, s_geo)
-    _ruiz_(G.squared(cache=False), ones_r, s_geo, iters)
-    better = (_spread(G, rows, s_geo) < _spread(G, rows, s)).unsqueeze(-1)
+    GQ = G.squared(cache=False)
+    _ruiz_(GQ, ones_r, s_geo, iters)
+    better = (_spread(G, GQ, rows, s_geo) < _spread(G, GQ, rows, s)).unsqueeze(-1)
     return torch.where(better, s_geo, s)
 
 
@@ -257,16 +258,21 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     r = torch.ones(B, K.m, dtype=dt, device=dev)
     s = torch.ones(B, K.n, dtype=dt, device=dev)
     if iters > 0:
-        s = column_scaling(rows, iters)
-        r = _unit_rows(K, s)
+        Q = K.squared(cache=False)  # formed once: Ruiz's passes and the unit rows
+        s = column_scaling(rows, iters, Q)
+        r = _unit_rows(Q, s)
+        del Q
     Ks = K.scaled(r, s)
     c_hat = s * rows.c
     k_hat = r * rows.k
-    k_finite = bool(torch.isfinite(k_hat).all())
+    # Finite k from its norm: no m-sized mask unless a row is switched off (+inf).
+    kmax = inf_norm(k_hat)
+    k_finite = bool(torch.isfinite(kmax).all())
     if iters > 0:
         c_scale = _magnitude(c_hat).clamp_min(1e-12)
-        k_scale = inf_norm(k_hat.masked_fill(~torch.isfinite(k_hat), 0.0) if not k_finite
-                           else k_hat).unsqueeze(-1).clamp_min(1.0)
+        if not k_finite:
+            kmax = inf_norm(k_hat.masked_fill(~torch.isfinite(k_hat), 0.0))
+        k_scale = kmax.unsqueeze(-1).clamp_min(1.0)
     else:
         c_scale = k_scale = torch.ones(B, 1, dtype=dt, device=dev)
     return RowSystem(Ks, k_hat.div_(k_scale), rows.eq, c_hat.div_(c_scale), rows.sizes,

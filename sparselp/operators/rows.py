@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .base import Operator
 from .pattern import _coo_to_csr
-from .tensors import quiet_sparse
+from .tensors import quiet_sparse, scatter_extremes
 
 __all__ = ["SelectionOperator", "StackedOperator"]
 
@@ -77,11 +77,7 @@ class SelectionOperator(Operator):
         if not dim:
             return a, a.masked_fill(a == 0, float("inf"))
         B = a.shape[0]
-        idx = self.idx.expand(B, -1)
-        hi = a.new_zeros(B, self.n).scatter_reduce_(1, idx, a, "amax")
-        lo = a.new_full((B, self.n), float("inf")).scatter_reduce_(
-            1, idx, a.masked_fill(a == 0, float("inf")), "amin")
-        return hi, lo
+        return scatter_extremes(a, self.idx.expand(B, -1), (B, self.n), 1)
 
     def astype(self, dtype):
         return SelectionOperator(self.idx, self.n, self.sign, self.batch_size, dtype,

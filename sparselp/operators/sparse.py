@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .base import Operator
 from .pattern import _coo_to_csr, _Pattern
-from .tensors import coo_tensor, index_dtype
+from .tensors import coo_tensor, index_dtype, scatter_extremes
 
 __all__ = ["SparseOperator"]
 
@@ -219,9 +219,7 @@ class SparseOperator(Operator):
                  * s.reshape(-1).index_select(0, self.cols)).mul_(self.vals).abs_()
             idx = (self.cols if dim else self.rows).long()
             shape, red = (self.batch_size * size,), 0
-        hi = a.new_zeros(shape).scatter_reduce_(red, idx, a, "amax")
-        lo = a.new_full(shape, float("inf")).scatter_reduce_(
-            red, idx, a.masked_fill(a == 0, float("inf")), "amin")
+        hi, lo = scatter_extremes(a, idx, shape, red)
         return (hi.reshape(-1, size).expand(self.batch_size, -1),
                 lo.reshape(-1, size).expand(self.batch_size, -1))
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["index_dtype", "crow_to_rows", "is_expanded_scalar", "scipy_to_torch",
-           "quiet_sparse", "csr_tensor", "coo_tensor"]
+           "quiet_sparse", "csr_tensor", "coo_tensor", "scatter_extremes"]
 
 _INT32_LIMIT = 2**31 - 1
 
@@ -131,3 +131,12 @@ def coo_tensor(indices: Tensor, vals: Tensor, shape, **kwargs) -> Tensor:
     """``torch.sparse_coo_tensor`` for indices built by the library (unchecked, so quiet)."""
     return torch.sparse_coo_tensor(indices, vals, tuple(shape), check_invariants=False,
                                    **kwargs)
+
+
+def scatter_extremes(a: Tensor, idx: Tensor, shape, dim: int) -> tuple[Tensor, Tensor]:
+    """Largest and smallest nonzero of the (nonnegative) ``a`` scattered along ``dim`` by
+    ``idx`` into a tensor of ``shape``; ``(0, inf)`` where nothing nonzero lands."""
+    hi = a.new_zeros(shape).scatter_reduce_(dim, idx, a, "amax")
+    lo = a.new_full(shape, float("inf")).scatter_reduce_(
+        dim, idx, a.masked_fill(a == 0, float("inf")), "amin")
+    return hi, lo
