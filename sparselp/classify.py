@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .operators import finite_rows
 from .residuals import Residuals, certificates
 from .scaling import RowSystem
 from .solution import Status
@@ -30,7 +31,7 @@ def classify(system: RowSystem, tol: float, options, x: Tensor, res: Residuals, 
     ``options.unbounded_patience`` outer steps without an infeasibility certificate (on
     an infeasible problem that certificate follows the ray within a step or two).
     """
-    bad = ~torch.isfinite(res.worst) | ~torch.isfinite(x).all(-1)
+    bad = ~torch.isfinite(res.worst) | ~finite_rows(x)
     if bool(((res.worst > tol) & ~done & ~bad).any()):
         infeas, unb = certificates(system, dv, dx, options.infeasibility_tol)
     else:  # every open element is optimal: no certificate is needed

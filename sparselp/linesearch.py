@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .operators import any_neginf, any_true, as_float, finite_rows, float_mask
 from .scaling import inf_norm
 
 __all__ = ["exact_step", "armijo_step", "separable_step", "RowKinds", "Step", "LineSearch",
@@ -40,7 +41,7 @@ class RowKinds:
     """
 
     def __init__(self, eq: Tensor, dtype):
-        self.has_eq = bool(eq.any())
+        self.has_eq = any_true(eq)
         self.eqf = self.floor = None
         if self.has_eq:
             self.eqf = eq.to(dtype)
@@ -182,9 +183,11 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
     dtol, ttol = 500 * eps, 4 * eps
     tiny = torch.finfo(lin0.dtype).tiny
     f = lin0.dtype
-    live = todo.unsqueeze(-1) & (d != 0)
+    # Masks are 0/1 tensors of dtype f, combined by products and maxima: torch's bool
+    # comparisons and conversions cost several times these on CPU (operators.masks).
+    live = float_mask(torch.ne, d, 0).mul_(as_float(todo, f).unsqueeze(-1))
     # Switched-off rows (k = +inf) have u = -inf and never turn active.
-    u0 = torch.nan_to_num(u, neginf=0.0) if bool(torch.isneginf(u).any()) else u
+    u0 = torch.nan_to_num(u, neginf=0.0) if any_neginf(u) else u
 
     # The vectors here have m or n entries, m and n in the millions: every operation
     # below works in place where it can, so that a step holds two m-vectors at a time.
@@ -213,21 +216,22 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
     # an in-place where() that costs a tenth of it on CPU.
     hi, a_hi, c_hi = torch.ones_like(lin0), torch.zeros_like(lin0), torch.ones_like(lin0)
     known_hi = torch.zeros_like(live)
-    t = live.to(f)
+    t = live.clone()
     a0, curv, v = piece(t)
     for _ in range(iters):
         deriv = (t * curv).add_(a0)
-        conv = deriv.abs() <= lin0.abs().clamp_min_(tiny).mul_(dtol)
-        conv |= ~live
-        conv |= known_hi & ((hi - lo) <= ttol * hi)
+        conv = float_mask(torch.le, deriv.abs(), lin0.abs().clamp_min_(tiny).mul_(dtol))
+        torch.maximum(conv, 1.0 - live, out=conv)
+        torch.maximum(conv, float_mask(torch.le, hi - lo, ttol * hi).mul_(known_hi), out=conv)
         # The root of t's own piece is within rounding of t: t is the root up to rounding
         # (a root one ulp past a kink would otherwise need a bracket first).
-        conv |= (a0 / curv.clamp_min(tiny)).add_(t).abs_() <= ttol * t
-        if bool(conv.all()):
+        torch.maximum(conv, float_mask(torch.le, (a0 / curv.clamp_min(tiny)).add_(t).abs_(),
+                                       ttol * t), out=conv)
+        if bool(conv.amin() > 0):
             break
-        open_ = (~conv).to(f)
+        open_ = conv.neg_().add_(1.0)
         del conv
-        below = (deriv < 0).to(f).mul_(open_)
+        below = float_mask(torch.lt, deriv, 0).mul_(open_)
         del deriv
         above = open_ - below
         lo.lerp_(t, below)
@@ -236,12 +240,14 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
         hi.lerp_(t, above)
         a_hi.lerp_(a0, above)
         c_hi.lerp_(curv, above)
-        known_hi |= above > 0
+        torch.maximum(known_hi, above, out=known_hi)  # above is 0 or 1
         del above
         kh = known_hi
 
         def outside(z):
-            return 1.0 - ((z > lo) & ((z < hi) | ~kh)).to(f)
+            inside = float_mask(torch.lt, z, hi)
+            torch.maximum(inside, 1.0 - kh, out=inside)
+            return inside.mul_(float_mask(torch.gt, z, lo)).neg_().add_(1.0)
         # Newton from the newest point, else from the other end of the bracket.
         t_new = root(a0, curv)
         cand = root(a_lo, c_lo).lerp_(root(a_hi, c_hi), below)
@@ -255,7 +261,7 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
         torch.maximum(fp, torch.nextafter(lo, hi), out=fp)
         torch.minimum(fp, torch.nextafter(hi, lo), out=fp)
         torch.nan_to_num(fp, nan=0.0, posinf=0.0, neginf=0.0, out=fp)
-        fp = lo.clamp_min(0.5).mul_(2).lerp_(fp, known_hi.to(f))
+        fp = lo.clamp_min(0.5).mul_(2).lerp_(fp, known_hi)
         t_new.lerp_(fp, outside(t_new))
         del fp
         t.lerp_(t_new, open_)
@@ -264,7 +270,7 @@ def separable_step(K, u: Tensor, sigma: Tensor, rows: "RowKinds", d: Tensor, gd:
         a0.lerp_(a_new, open_)
         curv.lerp_(c_new, open_)
         del a_new, c_new, open_
-    return t * live.to(f), v
+    return t.mul_(live), v
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,7 +359,7 @@ class SeparableLineSearch(LineSearch):
         t, u = separable_step(sub.system.K, u, sub.sigma, sub.rows, d, gd, lin0, lin1, todo,
                               self.iters)
         del lin0, lin1, gd  # m- and n-vectors at the memory peak of a large solve
-        accepted = torch.isfinite(t).all(-1)
+        accepted = finite_rows(t)
         if not bool(accepted.all()):
             t = torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0)
         move = t.mul_(d)

@@ -24,6 +24,7 @@ from torch import Tensor
 from .batching import GramCache, put_rows, take_rows, take_system
 from .linesearch import LineSearch, RowKinds
 from .linsolve import HessianStrategy, NewtonSystem
+from .operators import float_mask
 from .scaling import RowSystem, inf_norm
 
 __all__ = ["Subproblem", "newton_minimise"]
@@ -84,7 +85,7 @@ class Subproblem:
         a matter of speed only.
         """
         if kinks_active:
-            return self.rows.active((u >= 0).to(u.dtype), inplace=True).mul_(self.sigma)
+            return self.rows.active(float_mask(torch.ge, u, 0), inplace=True).mul_(self.sigma)
         return self.sigma * self.rows.active(p)
 
 

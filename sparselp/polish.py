@@ -24,6 +24,7 @@ from torch import Tensor
 from .batching import merge_residuals, take_rows, take_scales, take_system
 from .linsolve import HessianStrategy, NewtonSystem
 from .mixed import residuals
+from .operators import any_true, as_float, float_mask
 from .scaling import RowSystem, inf_norm
 
 __all__ = ["polish", "try_polish"]
@@ -49,13 +50,13 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     all_fin = system.all_finite()
     fin = None if all_fin else torch.isfinite(k)
     kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
-    J = lam > 0
-    if bool(eq.any()):
-        J |= eq
+    # The active rows as a 0/1 weight, without bool tensors (slow on CPU, operators.masks):
+    # lam > 0, or an equality row, and a finite right-hand side.
+    w = float_mask(torch.gt, lam, 0, x.dtype)
+    if any_true(eq):
+        torch.maximum(w, as_float(eq, x.dtype), out=w)
     if not all_fin:
-        J &= fin
-    w = J.to(x.dtype)
-    del J
+        w.mul_(as_float(fin, x.dtype))
     shift = torch.full_like(x, delta)
     newton = NewtonSystem(K, w, shift)
     if getattr(strategy, "accepts_gram", False):

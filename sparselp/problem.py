@@ -17,8 +17,8 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .operators import (DenseOperator, Operator, SparseOperator, coo_tensor, is_expanded_scalar,
-                        scipy_to_torch)
+from .operators import (DenseOperator, Operator, SparseOperator, all_finite, coo_tensor,
+                        is_expanded_scalar, scipy_to_torch)
 
 __all__ = ["LinearProgram", "as_operator", "clean_problem", "batch_size"]
 
@@ -69,13 +69,13 @@ def as_operator(A, name: str, n: int | None, batch_size: int | None, dtype, devi
                         "pass all inputs in one floating dtype")
     A = A.to(dtype) if dtype is not None else A
     if A.layout == torch.strided:
-        if not torch.isfinite(A).all():
+        if not all_finite(A):
             raise ValueError(f"{name} contains NaN or Inf entries")
         return DenseOperator(A, batch_size)
     if A.layout == torch.sparse_csr and A.dim() == 2:
         # Straight from CSR (row-sorted, as torch keeps it): no int64 COO copy of the indices.
         crow, vals = A.crow_indices(), A.values()
-        if not torch.isfinite(vals).all():
+        if not all_finite(vals):
             raise ValueError(f"{name} contains NaN or Inf entries")
         return SparseOperator.from_csr(crow, A.col_indices(), vals, A.shape[0], A.shape[1],
                                        batch_size or 1)
@@ -88,7 +88,7 @@ def as_operator(A, name: str, n: int | None, batch_size: int | None, dtype, devi
     if vals.dim() != 1:
         raise ValueError(f"{name} must be fully sparse (no dense dimensions); got a hybrid "
                          f"COO tensor with values of shape {tuple(vals.shape)}")
-    if not torch.isfinite(vals).all():
+    if not all_finite(vals):
         raise ValueError(f"{name} contains NaN or Inf entries")
     return SparseOperator.from_coo(A.indices(), vals, tuple(A.shape), batch_size)
 
@@ -248,7 +248,7 @@ def _clean_objective(c) -> Tensor:
         raise ValueError("c must have at least one entry: the problem has no variables")
     if c.dim() == 2 and c.shape[0] == 0:
         raise ValueError("c has a batch dimension of size 0: the batch is empty")
-    if not torch.isfinite(c).all():
+    if not all_finite(c):
         raise ValueError("c contains NaN or Inf entries")
     return c
 
@@ -265,9 +265,11 @@ def _clean_rows(M, v, mname: str, vname: str, n: int, B: int, dtype, device):
         raise ValueError(f"{vname} must have shape ({op.m},) or ({B}, {op.m}) to match "
                          f"{mname} with {op.m} rows, got shape {tuple(vv.shape)}")
     vv = vv.reshape(-1, op.m).expand(B, op.m).contiguous()
-    if torch.isnan(vv).any() or (vv == -math.inf).any():
+    # The smallest entry is NaN (amin propagates it) or -inf exactly when some entry is.
+    low = vv.amin() if vv.numel() else None
+    if low is not None and bool(torch.isnan(low) | (low == -math.inf)):
         raise ValueError(f"{vname} contains NaN or -Inf entries")
-    if vname == "b_eq" and torch.isinf(vv).any():
+    if vname == "b_eq" and not all_finite(vv):
         raise ValueError(f"{vname} contains Inf entries")
     return op, vv
 
@@ -282,7 +284,7 @@ def _clean_bound(v, name: str, default: float, n: int, B: int, dtype, device) ->
     if t.dim() not in (1, 2) or t.shape[-1] != n or (t.dim() == 2 and t.shape[0] not in (1, B)):
         raise ValueError(f"{name} must be a scalar or have shape ({n},) or ({B}, {n}), "
                          f"got shape {tuple(t.shape)}")
-    if torch.isnan(t).any():
+    if t.numel() and bool(torch.isnan(t.amin())):
         raise ValueError(f"{name} contains NaN entries")
     return t.reshape(-1, n).expand(B, n).contiguous()
 

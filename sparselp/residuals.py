@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .operators import any_true
 from .scaling import RowSystem, inf_norm
 
 __all__ = ["ResidualScales", "Residuals", "certificates"]
@@ -17,7 +18,7 @@ class ResidualScales:
     def __init__(self, system: RowSystem, term_scaled: bool = False, tol: float = 0.0):
         self.has_inf = not system.all_finite()
         fin = torch.isfinite(system.k) if self.has_inf else None
-        self.has_eq = bool(system.eq.any())
+        self.has_eq = any_true(system.eq)
         self.finf = fin.to(system.k.dtype) if self.has_inf else None
         self.eqf = system.eq.to(system.k.dtype) if self.has_eq else None
         self.kf = torch.where(fin, system.k, torch.zeros_like(system.k)) if self.has_inf \

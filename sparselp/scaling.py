@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .operators import Operator, SelectionOperator, StackedOperator
+from .operators import (Operator, SelectionOperator, StackedOperator, all_finite, float_mask,
+                        is_expanded_scalar)
 from .problem import LinearProgram
 
 __all__ = ["inf_norm", "RowSystem", "build_rows", "equilibrate"]
@@ -57,7 +58,7 @@ class RowSystem:
 
     def all_finite(self) -> bool:
         if self.k_finite is None:
-            self.k_finite = bool(torch.isfinite(self.k).all())
+            self.k_finite = all_finite(self.k)
         return self.k_finite
 
 
@@ -67,6 +68,15 @@ def inf_norm(t: Tensor) -> Tensor:
         return t.new_zeros(t.shape[:-1])
     # amax and amin apart: torch.aminmax is about 15x slower on CPU (torch 2.14, one thread).
     return torch.maximum(t.amin(-1).neg_(), t.amax(-1))
+
+
+def _finite_columns(bound: Tensor) -> Tensor:
+    """The columns with a finite bound in some batch element; a bound that is one number
+    (the default ``-inf`` / ``+inf``, a stride-0 view) is looked at once."""
+    if is_expanded_scalar(bound):
+        n = bound.shape[-1] if all_finite(bound) else 0
+        return torch.arange(n, device=bound.device)
+    return torch.nonzero(torch.isfinite(bound).any(0)).squeeze(-1)
 
 
 def build_rows(lp: LinearProgram) -> RowSystem:
@@ -80,8 +90,7 @@ def build_rows(lp: LinearProgram) -> RowSystem:
         parts.append(lp.A_eq)
         rhs.append(lp.b_eq)
         eq.append(torch.ones(lp.m_eq, dtype=torch.bool, device=dev))
-    lb_idx = torch.nonzero(torch.isfinite(lp.lb).any(0)).squeeze(-1)
-    ub_idx = torch.nonzero(torch.isfinite(lp.ub).any(0)).squeeze(-1)
+    lb_idx, ub_idx = _finite_columns(lp.lb), _finite_columns(lp.ub)
     for idx, sign, vec in ((lb_idx, -1.0, -lp.lb), (ub_idx, 1.0, lp.ub)):
         if idx.numel():
             parts.append(SelectionOperator(idx, n, sign, B, dt, dev))
@@ -113,8 +122,8 @@ def _inv_sqrt_(t: Tensor, empty: Tensor | None) -> Tensor:
 
 def _empty(norms: Tensor) -> Tensor | None:
     """Float indicator of zero norms, or None when there is none (the common case)."""
-    e = norms <= 0
-    return e.to(norms.dtype) if bool(e.any()) else None
+    e = float_mask(torch.le, norms, 0)
+    return e if e.numel() and bool(e.amax() > 0) else None
 
 
 def _general_rows(K: Operator) -> Operator | None:
@@ -190,7 +199,7 @@ def _ruiz_(Q: Operator, r: Tensor, s: Tensor, iters: int) -> None:
 def _unit_rows(Q: Operator, s: Tensor) -> Tensor:
     """``r = 1 / ||row of K diag(s)||`` (1 on empty rows), from ``Q = K∘K``."""
     rn = Q.mv(s * s).clamp_min_(0).sqrt_()
-    return rn.add_((rn <= 0).to(rn.dtype)).reciprocal_()
+    return rn.add_(float_mask(torch.le, rn, 0)).reciprocal_()
 
 
 def _spread(G: Operator, GQ: Operator, rows: RowSystem, s: Tensor) -> Tensor:
@@ -297,7 +306,9 @@ def _magnitude(c: Tensor) -> Tensor:
     """
     a = c.abs()
     hi = a.amax(1, keepdim=True)
-    lo = a.masked_fill_(a == 0, float("inf")).amin(1, keepdim=True)
+    lo = a.amin(1, keepdim=True)
+    if not bool((lo > 0).all()):  # some row has a zero cost: the smallest nonzero one
+        lo = a.masked_fill_(a == 0, float("inf")).amin(1, keepdim=True)
     return torch.where(hi > COST_SPREAD * lo, (hi * lo).sqrt(), hi)
 
 

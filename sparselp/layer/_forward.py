@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from ..linsolve import NewtonSystem, get_strategy
-from ..operators import StackedOperator, is_expanded_scalar
+from ..operators import (StackedOperator, all_finite, as_float, finite_rows, float_mask,
+                         is_expanded_scalar)
 from ..problem import LinearProgram
 from ..reference import highs_solve
 from ..solution import Status
@@ -75,9 +76,9 @@ def _finite_or_none(t: Tensor | None) -> Tensor | None:
         return None
     if is_expanded_scalar(t):
         return t if bool(torch.isfinite(t.reshape(-1)[:1]).all()) else None
-    fin = torch.isfinite(t)
-    if bool(fin.all()):
+    if all_finite(t):
         return t
+    fin = torch.isfinite(t)
     if not bool(fin.any()):
         return None
     return torch.where(fin, t, torch.zeros_like(t))
@@ -85,7 +86,7 @@ def _finite_or_none(t: Tensor | None) -> Tensor | None:
 
 def _tight(dist: Tensor, ref: Tensor, atol: float) -> Tensor:
     """1.0 where ``dist <= atol (1 + |ref|)``, else 0.0."""
-    return (dist <= ref.abs().mul_(atol).add_(atol)).to(dist.dtype)
+    return float_mask(torch.le, dist, ref.abs().mul_(atol).add_(atol))
 
 
 def active_set(lp: LinearProgram, x: Tensor, atol: float, strategy="auto") -> ActiveSet:
@@ -104,9 +105,9 @@ def active_set(lp: LinearProgram, x: Tensor, atol: float, strategy="auto") -> Ac
     lb_finite, ub_finite = _finite_or_none(lp.lb), _finite_or_none(lp.ub)
     zeros = torch.zeros_like(x)
     tight_lb = zeros if lb_finite is None else \
-        _tight(x - lb_finite, lb_finite, atol) * torch.isfinite(lp.lb).to(x.dtype)
+        _tight(x - lb_finite, lb_finite, atol) * as_float(torch.isfinite(lp.lb), x.dtype)
     tight_ub = zeros if ub_finite is None else \
-        _tight(ub_finite - x, ub_finite, atol) * torch.isfinite(lp.ub).to(x.dtype)
+        _tight(ub_finite - x, ub_finite, atol) * as_float(torch.isfinite(lp.ub), x.dtype)
     op = parts[0] if len(parts) == 1 else StackedOperator(parts)
     w = weights[0] if len(weights) == 1 else torch.cat(weights, 1)
     # A tiny shift keeps H invertible when x is not a vertex (a non-unique optimum); on a
@@ -227,7 +228,7 @@ def _primal_acceptable(lp: LinearProgram, active: ActiveSet, x: Tensor, x_new: T
             violation, ((x_new - active.ub_finite) * torch.isfinite(lp.ub)).amax(-1))
     f, f_new = (lp.c * x).sum(-1), (lp.c * x_new).sum(-1)
     return (violation <= atol) & (f_new <= f + atol * (1 + f.abs())) \
-        & torch.isfinite(x_new).all(-1)
+        & finite_rows(x_new)
 
 
 def _reduced_cost(lp, v, v_eq):

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..operators import any_nonzero
 from ..problem import LinearProgram
 from ..solution import Status
 from ._forward import ActiveSet, active_set, resolve_on_active_set, solve_backend
@@ -137,7 +138,7 @@ class LPFunction(torch.autograd.Function):
             return torch.zeros_like(like) if wants else None
         grads = _Grads(zeros_if(wanted.c, x), zeros_if(wanted.b, v), zeros_if(wanted.b_eq, v_eq),
                        zeros_if(wanted.lb, x), zeros_if(wanted.ub, x))
-        if grad_x is not None and bool(grad_x.ne(0).any()):
+        if grad_x is not None and any_nonzero(grad_x):
             _primal_part(ctx.lp, ctx.active, x, grad_x, wanted, grads)
             if wanted.c and ctx.perturbed is not None:
                 grads.c += _perturbed_grad(ctx.perturbed, grad_x, x, ctx.cfg.sigma)
