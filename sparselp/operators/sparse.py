@@ -114,6 +114,8 @@ class SparseOperator(Operator):
         else:
             mul = torch.Tensor.mul_  # in place on the fresh gather
         k = self._pattern.tiles() if self.shared else 0
+        if k and mul is not torch.mul:
+            return self._gather_tiles(x, k, power)
         if k:
             out = x.repeat(1, k)
         elif self.shared and x.shape[0] > 1:
@@ -126,14 +128,38 @@ class SparseOperator(Operator):
             out = mul(out, self.vals)
         return out.reshape(x.shape[0] if self.shared else self.batch_size, self.m)
 
+    def _gather_tiles(self, x: Tensor, k: int, power: int) -> Tensor:
+        """:meth:`_gather` of ``k`` stacked identity tiles: tile ``j`` of the result is
+        ``x * vals_j`` (``power`` times), written in place, one pass over each tile
+        instead of a repeat and then the products (the same products, in the same
+        order)."""
+        n = self.n
+        out = x.new_empty(x.shape[0], k * n)
+        for j in range(k):
+            part, v = out[:, j * n:(j + 1) * n], self.vals[j * n:(j + 1) * n]
+            torch.mul(x, v, out=part)
+            for _ in range(power - 1):
+                part.mul_(v)
+        return out
+
     def _spread(self, y: Tensor, power: int = 1) -> Tensor:
         """``A^T y`` (``(A∘A)^T y`` for power 2) when row ``i`` holds exactly one entry, at
         ``cols[i]``: one scatter."""
+        k = self._pattern.tiles() if self.shared else 0
+        if k == 2 and not (y.requires_grad or self.vals.requires_grad):
+            # Two tiles: y_1 v_1 + y_2 v_2 in two passes over n entries, no m-sized
+            # product; the sum of two rounded products is what the reduction below forms.
+            n = self.n
+            v1, v2 = self.vals[:n], self.vals[n:]
+            out, second = y[:, :n] * v1, y[:, n:] * v2
+            if power == 2:
+                out.mul_(v1)
+                second.mul_(v2)
+            return out.add_(second)
         flat = y if self.shared and y.shape[0] > 1 else y.reshape(-1)
         src = flat * self.vals
         if power == 2:
             src = src * self.vals if src.requires_grad else src.mul_(self.vals)
-        k = self._pattern.tiles() if self.shared else 0
         if k:
             return src.reshape(y.shape[0], k, self.n).sum(1)
         if self.shared and y.shape[0] > 1:

@@ -58,9 +58,12 @@ def crow_to_rows(crow: Tensor, dtype: torch.dtype | None = None) -> Tensor:
 
 def is_expanded_scalar(t: Tensor) -> bool:
     """True when ``t`` is a non-empty view of one number (every stride 0, as after
-    ``expand``; a dimension of size 1 may keep any stride, as in ``full((1, 1), v).expand(1,
-    n)``): a check or a conversion then needs to look at ``t.reshape(-1)[:1]`` only."""
-    return t.numel() > 0 and all(st == 0 or size == 1 for st, size in zip(t.stride(), t.shape))
+    ``expand``; a dimension of size 1 may keep its stride, as in ``full((1, 1),
+    v).expand(1, n)``): a check or a conversion then needs to look at
+    ``t.reshape(-1)[:1]`` only."""
+    strides = t.stride()
+    return t.numel() > 0 and (not strides or 0 in strides) and all(
+        st == 0 or size == 1 for st, size in zip(strides, t.shape))
 
 
 def scipy_to_torch(A, dtype: torch.dtype | None = None, device=None) -> Tensor:
