@@ -44,9 +44,16 @@ def as_float(mask: Tensor, dtype: torch.dtype) -> Tensor:
 def float_mask(compare, a: Tensor, b, dtype: torch.dtype | None = None) -> Tensor:
     """``compare(a, b).to(dtype)`` (``compare``: ``torch.le``, ``torch.gt``, ...) written
     straight into a tensor of ``dtype`` (``a``'s by default), with no bool tensor."""
-    shape = torch.broadcast_shapes(a.shape, b.shape if isinstance(b, Tensor) else ())
-    out = torch.empty(shape, dtype=dtype or a.dtype, device=a.device)
+    out = torch.empty(_broadcast(a.shape, b.shape if isinstance(b, Tensor) else ()),
+                      dtype=dtype or a.dtype, device=a.device)
     return compare(a, b, out=out)
+
+
+def _broadcast(s: tuple, t: tuple) -> tuple:
+    """The broadcast of two shapes (``torch.broadcast_shapes`` imports sympy on first use,
+    some ten MiB that stay resident)."""
+    s, t = (1,) * (len(t) - len(s)) + tuple(s), (1,) * (len(s) - len(t)) + tuple(t)
+    return tuple(y if x == 1 else x for x, y in zip(s, t))
 
 
 def all_finite(t: Tensor) -> bool:
