@@ -4,6 +4,8 @@ certificate says so (:func:`sparselp.residuals.certificates`), a numerical error
 iterates are not finite."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -15,14 +17,17 @@ from .solution import Status
 __all__ = ["classify"]
 
 
-def classify(system: RowSystem, tol: float, options, x: Tensor, res: Residuals, dx: Tensor,
-             dv: Tensor, done: Tensor, status: tuple, ray_steps: Tensor):
+def classify(system: RowSystem, tol: float, options, x: Tensor, res: Residuals,
+             steps: Callable[[], tuple[Tensor, Tensor]], done: Tensor, status: tuple,
+             ray_steps: Tensor):
     """Decide the open elements that are optimal, infeasible, unbounded or broken.
 
     All arguments are those of the working set (:class:`sparselp.batching.Working`):
     ``system`` its rows, ``done`` (B,) the elements already decided, ``status`` their
     statuses (None while open), ``ray_steps`` (B,) the count of outer steps with a ray.
-    Returns ``(status, done, ray_steps)`` updated.
+    ``steps()`` gives the outer step's moves ``(dx, dv)`` of the primal and the
+    multipliers, formed only when a certificate is looked for (an m-sized difference a
+    block of the chunked loss, whose elements are all optimal, need not form). Returns ``(status, done, ray_steps)`` updated.
 
     Unbounded needs a feasible point as well as a ray: a problem that is infeasible and
     has a descent ray is infeasible (as scipy and HiGHS report it). The ALM's iterates
@@ -33,6 +38,7 @@ def classify(system: RowSystem, tol: float, options, x: Tensor, res: Residuals, 
     """
     bad = ~torch.isfinite(res.worst) | ~finite_rows(x)
     if bool(((res.worst > tol) & ~done & ~bad).any()):
+        dx, dv = steps()
         infeas, unb = certificates(system, dv, dx, options.infeasibility_tol)
     else:  # every open element is optimal: no certificate is needed
         infeas = unb = torch.zeros_like(done)

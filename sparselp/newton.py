@@ -48,7 +48,8 @@ class Subproblem:
 
     def argument(self, x: Tensor) -> Tensor:
         """``u = λ + σ (K x - k)``, the argument of ``Π``, (B, M)."""
-        return self.lam + self.sigma * (self.system.K.mv(x) - self.system.k)
+        # In place on the fresh product: the same three operations, no m-sized temporaries.
+        return self.system.K.mv(x).sub_(self.system.k).mul_(self.sigma).add_(self.lam)
 
     def value(self, x: Tensor):
         """``(φ(x), u, Π(u))``."""
@@ -134,7 +135,8 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
             idx, sub = sel, small
             x, inner_tol, shift, active = (take_rows(t, sel) for t in (x, inner_tol, shift,
                                                                          active))
-    _, u, p = sub.value(x)
+    u = sub.argument(x)
+    p = sub.rows.proj(u)
     # Inactive elements left out of the working set get u = 0 (their x does not move).
     full_u = u if idx is None else u.new_zeros(full_x.shape[0], u.shape[1])
     cache = GramCache() if getattr(strategy, "accepts_gram", False) else None

@@ -65,8 +65,9 @@ class Residuals:
     def __init__(self, system: RowSystem, x: Tensor, v: Tensor, Kx: Tensor | None = None,
                  sc: ResidualScales | None = None):
         sc = ResidualScales(system) if sc is None else sc
-        Kx = system.K.mv(x) if Kx is None else Kx
-        diff = (Kx - sc.kf).mul_(system.k_scale).div_(system.r)
+        # A product made here is overwritten in place; one handed in is left alone.
+        diff = system.K.mv(x).sub_(sc.kf) if Kx is None else Kx - sc.kf
+        diff.mul_(system.k_scale).div_(system.r)
         # |diff| on equality rows, its positive part on inequality rows, 0 on switched-off
         # rows; written with products, as torch.where is slow on CPU.
         viol = torch.maximum(diff, -diff * sc.eqf) if sc.has_eq else diff.clamp_min_(0)

@@ -267,7 +267,7 @@ def outer_step(state: SolverState) -> SolverState:
     if bool(done0.any()):  # a batch that could not be selected: decided ones keep theirs
         keep = done0.unsqueeze(-1)
         x, lam = torch.where(keep, x0, x), torch.where(keep, lam0, lam)
-    dx, dv = x - x0, lam - lam0
+    x_step, lam_step = x, lam  # the moves of this step, formed if a certificate needs them
     res = residuals(work.system, work.scales, work.shadow, work.shadow_scales, x, lam)
     polished = take(state.polished)
     # Polish what is close but not yet within tol: a point already within tol is a valid
@@ -278,7 +278,8 @@ def outer_step(state: SolverState) -> SolverState:
     candidates = (near < opt.polish_below) & (res.worst > su.tol) & ~done0
     if opt.polish and bool(candidates.any()):
         x, lam, res, polished = try_polish(work, x, lam, res, candidates, polished)
-    status, done, ray_steps = classify(work.system, su.tol, opt, x, res, dx, dv, done0,
+    status, done, ray_steps = classify(work.system, su.tol, opt, x, res,
+                                       lambda: (x_step - x0, lam_step - lam0), done0,
                                        work.take_list(state.status), take(state.ray_steps))
     x, lam, res, status, done, polished, ray_steps = work.put(
         state, x=x, lam=lam, residuals=res, status=status, done=done, polished=polished,
@@ -341,8 +342,8 @@ def finish(state: SolverState) -> Solution:
     m, m_eq, n_lb, n_ub = system.sizes
     if state.best is not None:  # uncertified elements: the best point seen
         state, res = _with_best(state)
-    x = state.x * system.k_scale * system.s
-    v = state.lam * system.c_scale * system.r
+    x = (state.x * system.k_scale).mul_(system.s)
+    v = (state.lam * system.c_scale).mul_(system.r)
     parts = torch.split(v, [m, m_eq, n_lb, n_ub], dim=1) \
         if v.shape[1] == m + m_eq + n_lb + n_ub else (v[:, :0],) * 4
     v_lb, v_ub = torch.zeros_like(x), torch.zeros_like(x)

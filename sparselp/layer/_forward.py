@@ -96,7 +96,7 @@ def active_set(lp: LinearProgram, x: Tensor, atol: float, strategy="auto") -> Ac
     if lp.A is not None:
         b_finite = _finite_or_none(lp.b)
         b_finite = torch.zeros_like(lp.b) if b_finite is None else b_finite
-        tight_rows = _tight(lp.b - lp.A.mv(x), b_finite, atol)
+        tight_rows = _tight(lp.A.mv(x).neg_().add_(lp.b), b_finite, atol)  # b - A x
         parts.append(lp.A)
         weights.append(tight_rows)
     if lp.A_eq is not None:
@@ -178,7 +178,7 @@ def resolve_on_active_set(lp: LinearProgram, forward: ForwardResult, active: Act
     dual_violation = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     if lp.A is not None:
         v_new = lp.A.mv(Hinv_c).mul_(active.tight_rows).neg_()
-        dual_violation = torch.maximum(dual_violation, (-v_new).amax(-1))
+        dual_violation = torch.maximum(dual_violation, v_new.amin(-1).neg_())  # max of -v
     if lp.A_eq is not None:
         v_eq_new = -lp.A_eq.mv(Hinv_c)
     v_new = v_new.clamp_min_(0)

@@ -182,7 +182,7 @@ def _primal_part(lp: LinearProgram, active: ActiveSet, x: Tensor, grad_x: Tensor
     """
     u = active.solve(grad_x)
     if lp.A is not None and (wanted.A or wanted.b):
-        A_u = active.tight_rows * lp.A.mv(u)  # A_J u, zero off J
+        A_u = lp.A.mv(u).mul_(active.tight_rows)  # A_J u, zero off J
         if wanted.b:
             grads.b += A_u
         if wanted.A:

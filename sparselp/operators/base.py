@@ -28,6 +28,7 @@ class Operator:
 
     # products --------------------------------------------------------------------------
     def mv(self, x: Tensor) -> Tensor:  # (B, n) -> (B, m)
+        """``A x``: a new tensor, which the caller may overwrite in place."""
         raise NotImplementedError
 
     def rmv(self, y: Tensor) -> Tensor:  # (B, m) -> (B, n)

@@ -44,6 +44,7 @@ class _Pattern:
         self._separable = None
         self._one = None
         self._tiles = None
+        self._count_range = None
 
     @staticmethod
     def _order(keys: Tensor, other: Tensor, size: int):
@@ -73,14 +74,21 @@ class _Pattern:
             self._rows = crow_to_rows(self._crow)
         return self._rows
 
-    def _counts_from_crow(self):
-        return self._crow[1:] - self._crow[:-1]
+    def _counts_from_crow(self) -> tuple[int, int]:
+        """The fewest and the most entries of a row (0, 0 without rows), from the row
+        pointers: one difference of them answers :meth:`one_per_row` and
+        :meth:`rows_separable` alike."""
+        if self._count_range is None:
+            counts = self._crow[1:] - self._crow[:-1]
+            self._count_range = (int(counts.amin()), int(counts.amax())) \
+                if counts.numel() else (0, 0)
+        return self._count_range
 
     def one_per_row(self) -> bool:
         """Every row holds exactly one entry and the triplets are in row order."""
         if self._one is None and self._crow is not None:
-            self._one = self.cols.numel() == self.shape[0] and bool(
-                (self._counts_from_crow() == 1).all())
+            self._one = self.cols.numel() == self.shape[0] and (
+                self.shape[0] == 0 or self._counts_from_crow() == (1, 1))
         if self._one is None:
             r = self.rows
             self._one = r.numel() == self.shape[0] and (
@@ -98,13 +106,14 @@ class _Pattern:
             self._tiles = 0
             if n and m % n == 0 and self.one_per_row():
                 ar = torch.arange(n, dtype=self.cols.dtype, device=self.cols.device)
-                if bool((self.cols.view(m // n, n) == ar).all()):
+                # tile by tile: torch.equal reads both, where == would form an m-sized mask
+                if all(torch.equal(self.cols[j * n:(j + 1) * n], ar) for j in range(m // n)):
                     self._tiles = m // n
         return self._tiles
 
     def rows_separable(self) -> bool:
         if self._separable is None and self._crow is not None:
-            self._separable = bool((self._counts_from_crow() <= 1).all())
+            self._separable = self._counts_from_crow()[1] <= 1
         if self._separable is None:
             counts = torch.bincount(self.rows, minlength=1)
             self._separable = bool(counts.max() <= 1) if counts.numel() else True
