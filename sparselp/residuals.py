@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .operators import any_true
-from .scaling import RowSystem, inf_norm
+from .scaling import RowSystem, inf_norm, unit_scale
 
 __all__ = ["ResidualScales", "Residuals", "certificates"]
 
@@ -26,7 +26,11 @@ class ResidualScales:
         # Unscaled quantities: K0 x - k0 = (Kx - k) k_scale / r, c0 + K0^T v =
         # c_scale (c + K^T v) / s, c0^T x0 = c_scale k_scale c^T x, k0^T v0 likewise.
         self.obj_scale = system.c_scale.squeeze(-1) * system.k_scale.squeeze(-1)
-        self.k0_norm = 1 + inf_norm(self.kf * (system.k_scale / system.r))
+        # With r = 1 the largest |k0| is the largest |k| times k_scale > 0, exactly
+        # (rounding is monotone): no m-sized product.
+        self.k0_norm = 1 + (inf_norm(self.kf) * system.k_scale.squeeze(-1)
+                            if unit_scale(system.r) else
+                            inf_norm(self.kf * (system.k_scale / system.r)))
         self.c0_norm = 1 + inf_norm(system.c * (system.c_scale / system.s))
         # Term-scaled dual residuals (float32 problems, see Residuals): |K| is built on the
         # first residual above tol, never for a solve that certifies without it.
@@ -67,7 +71,9 @@ class Residuals:
         sc = ResidualScales(system) if sc is None else sc
         # A product made here is overwritten in place; one handed in is left alone.
         diff = system.K.mv(x).sub_(sc.kf) if Kx is None else Kx - sc.kf
-        diff.mul_(system.k_scale).div_(system.r)
+        diff.mul_(system.k_scale)
+        if not unit_scale(system.r):
+            diff.div_(system.r)
         # |diff| on equality rows, its positive part on inequality rows, 0 on switched-off
         # rows; written with products, as torch.where is slow on CPU.
         viol = torch.maximum(diff, -diff * sc.eqf) if sc.has_eq else diff.clamp_min_(0)

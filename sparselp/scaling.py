@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .operators import (Operator, SelectionOperator, StackedOperator, all_finite, float_mask,
-                        is_expanded_scalar)
+from .operators import (Operator, SelectionOperator, SparseOperator, StackedOperator,
+                        all_finite, float_mask, is_expanded_scalar)
 from .problem import LinearProgram
 
-__all__ = ["inf_norm", "RowSystem", "build_rows", "equilibrate"]
+__all__ = ["inf_norm", "RowSystem", "build_rows", "equilibrate", "unit_scale"]
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RowSystem:
     sizes: tuple       # (m, m_eq, n_lb, n_ub)
     lb_idx: Tensor
     ub_idx: Tensor
-    r: Tensor | None = None      # row scaling (B, M)
+    r: Tensor | None = None      # row scaling (B, M); a stride-0 view of 1 if unit_scale
     s: Tensor | None = None      # column scaling (B, n)
     c_scale: Tensor | None = None  # (B, 1)
     k_scale: Tensor | None = None  # (B, 1)
@@ -255,6 +255,30 @@ def column_scaling(rows: RowSystem, iters: int, Q: Operator) -> Tensor:
     return torch.where(better, s_geo, s)
 
 
+def _unit_entries(K: Operator) -> bool:
+    """Every row of ``K`` holds at most one entry, and each sparse or bound part of it
+    stores +1 only or -1 only (the hinge LPs' ``[-I; -I]``): told by the extremes of the
+    stored values, without an m-sized temporary."""
+    if not K.rows_separable:
+        return False
+    for part in getattr(K, "parts", [K]):
+        vals = part.vals if isinstance(part, SparseOperator) else \
+            part.scale if isinstance(part, SelectionOperator) else None
+        if vals is None:
+            return False
+        if vals.numel():
+            hi, lo = float(vals.amax()), float(vals.amin())
+            if hi != lo or abs(hi) != 1.0:
+                return False
+    return True
+
+
+def unit_scale(t: Tensor) -> bool:
+    """``t`` is the stride-0 view of 1 that :func:`equilibrate` gives as the row scaling
+    ``r`` of rows already of unit norm: a product or a quotient by it may be skipped."""
+    return is_expanded_scalar(t) and float(t.reshape(-1)[0]) == 1.0
+
+
 def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     """Return the equilibrated system; ``r, s, c_scale, k_scale`` record the scaling.
 
@@ -264,14 +288,20 @@ def equilibrate(rows: RowSystem, iters: int) -> RowSystem:
     """
     K, B = rows.K, rows.c.shape[0]
     dt, dev = rows.c.dtype, rows.c.device
-    r = torch.ones(B, K.m, dtype=dt, device=dev)
     s = torch.ones(B, K.n, dtype=dt, device=dev)
-    if iters > 0:
-        Q = K.squared(cache=False)  # formed once: Ruiz's passes and the unit rows
-        s = column_scaling(rows, iters, Q)
-        r = _unit_rows(Q, s)
-        del Q
-    Ks = K.scaled(r, s)
+    if iters > 0 and _unit_entries(K):
+        # Rows of one entry +-1 (or none) have unit norm already: Ruiz's s = 1 and the
+        # unit rows' r = 1, exactly what the passes below compute, without forming Q,
+        # r (a stride-0 view of 1, see unit_scale) or a scaled copy of K.
+        r, Ks = torch.ones((1, 1), dtype=dt, device=dev).expand(B, K.m), K
+    else:
+        r = torch.ones(B, K.m, dtype=dt, device=dev)
+        if iters > 0:
+            Q = K.squared(cache=False)  # formed once: Ruiz's passes and the unit rows
+            s = column_scaling(rows, iters, Q)
+            r = _unit_rows(Q, s)
+            del Q
+        Ks = K.scaled(r, s)
     c_hat = s * rows.c
     k_hat = r * rows.k
     # Finite k from its norm: no m-sized mask unless a row is switched off (+inf).

@@ -62,7 +62,7 @@ from .presolve import presolve
 from .schedule import default_start, make_schedule
 from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales
-from .scaling import RowSystem, build_rows, equilibrate
+from .scaling import RowSystem, build_rows, equilibrate, unit_scale
 from .solution import Solution, Status
 from .warmstart import check_warm_start, warm_iterate, warm_start_fits
 
@@ -343,7 +343,9 @@ def finish(state: SolverState) -> Solution:
     if state.best is not None:  # uncertified elements: the best point seen
         state, res = _with_best(state)
     x = (state.x * system.k_scale).mul_(system.s)
-    v = (state.lam * system.c_scale).mul_(system.r)
+    v = state.lam * system.c_scale
+    if not unit_scale(system.r):
+        v.mul_(system.r)
     parts = torch.split(v, [m, m_eq, n_lb, n_ub], dim=1) \
         if v.shape[1] == m + m_eq + n_lb + n_ub else (v[:, :0],) * 4
     v_lb, v_ub = torch.zeros_like(x), torch.zeros_like(x)
