@@ -62,16 +62,18 @@ def positive_blocks(pos: Tensor, n_neg: int, block_size: int):
 
 
 def auc_pairs_term(scores: Tensor, pos: Tensor, neg: Tensor, eps: float, surrogate: str,
-                   pairs: int, solve_kwargs: dict) -> Tensor:
+                   pairs: int, solve_kwargs: dict, matrices: dict | None = None) -> Tensor:
     r"""The share of the pairs ``pos x neg`` in :class:`~sparselp.losses.AUCLoss`, each pair
     weighted ``1/pairs`` (``pairs``: the pair count of the whole batch).
 
     ``surrogate="hinge"``: the optimal value of their hinge LP,
     :math:`\sum z_{ij} / P`; ``"paper"``: :math:`\sum \operatorname{relu}(\varepsilon -
     z_{ij}) / (P \varepsilon)` with ``z`` the LP's primal solution (the loss is then one
-    minus the sum of these terms). ``pos`` must not be empty.
+    minus the sum of these terms). ``pos`` must not be empty. ``matrices``: a dict that
+    keeps the LP's matrix for the next call of the same size (the blocks of
+    :func:`chunked_auc_loss`).
     """
-    data = binary_auc_pairs_data(scores, pos, neg, eps, 1.0 / pairs)
+    data = binary_auc_pairs_data(scores, pos, neg, eps, 1.0 / pairs, matrices)
     if surrogate == "hinge":
         return lp_solve(data.c, data.A, data.b, return_value=True, **solve_kwargs)[1]
     z = lp_solve(data.c, data.A, data.b, **solve_kwargs)
@@ -98,8 +100,11 @@ def chunked_auc_loss(s: Tensor, y: Tensor, eps: float, surrogate: str, block_siz
     neg = torch.nonzero(y == 0).squeeze(1)
     pairs = pos.numel() * neg.numel()
 
+    matrices: dict = {}  # the blocks' [-I; -I], one per block size (two at most)
+
     def block_fn(scores, block):
-        return auc_pairs_term(scores, block, neg, eps, surrogate, pairs, solve_kwargs)
+        return auc_pairs_term(scores, block, neg, eps, surrogate, pairs, solve_kwargs,
+                              matrices)
 
     blocks = positive_blocks(pos[rank::world], neg.numel(), block_size)
     total = BlockwiseSum.apply(s, block_fn, blocks)

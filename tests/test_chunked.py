@@ -46,9 +46,9 @@ def test_chunked_path_is_the_one_taken():
     import sparselp.chunked as ch
     real = ch.binary_auc_pairs_data
 
-    def spy(scores, pos, neg, eps, weight):
+    def spy(scores, pos, neg, eps, weight, *rest):
         calls.append((pos.numel(), neg.numel()))
-        return real(scores, pos, neg, eps, weight)
+        return real(scores, pos, neg, eps, weight, *rest)
 
     ch.binary_auc_pairs_data = spy
     try:

@@ -110,7 +110,8 @@ def check_binary(scores: Tensor, labels, metric: str) -> tuple[Tensor, Tensor]:
     return s, y
 
 
-def separable_constraints(margin_gap: Tensor, weights: Tensor) -> LPData:
+def separable_constraints(margin_gap: Tensor, weights: Tensor,
+                          matrices: dict | None = None) -> LPData:
     r"""The hinge LP of a list of pairs, with ``A = [-I; -I]`` in CSR.
 
     .. math::
@@ -121,14 +122,21 @@ def separable_constraints(margin_gap: Tensor, weights: Tensor) -> LPData:
     ``margin_gap`` is :math:`\delta - \varepsilon` of shape (P,), ``weights`` is ``w`` (P,).
     Every row of ``A`` holds one nonzero, so the Newton Hessian :math:`A^T D A` is diagonal.
     The CSR arrays are built by index arithmetic: row ``r`` holds column ``r mod P``.
+    ``matrices`` (a dict, optional) keeps the matrix of each ``P``, dtype and device for
+    later calls: the blocks of a chunked loss, most of one size, build it once.
     """
     P = margin_gap.shape[0]
     dev, dt = margin_gap.device, margin_gap.dtype
-    # int32 indices halve the index memory (the matrix has 2P rows and 2P nonzeros).
-    it = _index_dtype(2 * P + 1)
-    crow = torch.arange(2 * P + 1, dtype=it, device=dev)
-    col = torch.arange(P, dtype=it, device=dev).repeat(2)
-    A = csr_tensor(crow, col, torch.full((2 * P,), -1.0, dtype=dt, device=dev), (2 * P, P))
+    key = (P, dt, dev)
+    A = None if matrices is None else matrices.get(key)
+    if A is None:
+        # int32 indices halve the index memory (the matrix has 2P rows and 2P nonzeros).
+        it = _index_dtype(2 * P + 1)
+        crow = torch.arange(2 * P + 1, dtype=it, device=dev)
+        col = torch.arange(P, dtype=it, device=dev).repeat(2)
+        A = csr_tensor(crow, col, torch.full((2 * P,), -1.0, dtype=dt, device=dev), (2 * P, P))
+        if matrices is not None:
+            matrices[key] = A
     b = torch.cat([margin_gap, torch.zeros(P, dtype=dt, device=dev)])
     return LPData(weights, A, b)
 

@@ -49,13 +49,14 @@ def binary_auc_data(scores: Tensor, labels, eps: float = 1.0, reduction: str = "
 
 
 def binary_auc_pairs_data(scores: Tensor, pos: Tensor, neg: Tensor, eps: float,
-                          weight: float) -> LPData:
+                          weight: float, matrices: dict | None = None) -> LPData:
     """The binary AUC hinge LP of the pairs ``pos x neg`` only (row-major), each pair's
     variable weighted ``weight`` in the objective: one block of :func:`binary_auc_data`'s
-    LP, which is row-separable, so its blocks are independent LPs."""
+    LP, which is row-separable, so its blocks are independent LPs. ``matrices``: see
+    :func:`~sparselp.formulations._base.separable_constraints`."""
     gap = _pair_gaps(scores, pos, neg) - eps
     w = torch.full((gap.shape[0],), weight, dtype=scores.dtype, device=scores.device)
-    return separable_constraints(gap, w)
+    return separable_constraints(gap, w, matrices)
 
 
 def binary_auc(scores: Tensor, labels, eps: float = 1.0, reduction: str = "mean") -> LinearProgram:
