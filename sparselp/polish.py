@@ -43,13 +43,15 @@ def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
 
 
 def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
-           delta: float = 1e-10):
-    """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space)."""
+           delta: float = 1e-10, active: Tensor | None = None):
+    """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space), or from the
+    bool (B, M) ``active`` when given (``lam`` is then only the point the dual's least
+    squares stays nearest to)."""
     K, k, eq = system.K, system.k, system.eq
     all_fin = system.all_finite()
     fin = None if all_fin else torch.isfinite(k)
     kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
-    J = lam > 0
+    J = lam > 0 if active is None else active.clone()
     if bool(eq.any()):
         J |= eq
     if not all_fin:
