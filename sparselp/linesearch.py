@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .breakpoints import MAX_ROWS, breakpoint_step
 from .operators import any_neginf, any_true, as_float, finite_rows, float_mask
 from .scaling import inf_norm
 
@@ -302,7 +303,9 @@ class LineSearch:
 
 
 class ExactLineSearch(LineSearch):
-    """The exact minimiser of ``φ`` along ``d`` (:func:`exact_step`), one ``t`` per element."""
+    """The exact minimiser of ``φ`` along ``d``, one ``t`` per element: by sorting the
+    breakpoints for a small batch (:func:`sparselp.breakpoints.breakpoint_step`), else by
+    :func:`exact_step`."""
 
     def __init__(self, iters: int = 60):
         self.iters = iters
@@ -315,7 +318,10 @@ class ExactLineSearch(LineSearch):
         if sub.proximal:
             lin0 = lin0 + ((x - sub.center) * d).sum(-1) / tau
             lin1 = (d * d).sum(-1) / tau
-        t = exact_step(u, s, sub.system.eq, lin0, lin1, sub.sigma, todo, self.iters)
+        if u.numel() <= MAX_ROWS:  # small: sort the breakpoints, no iteration
+            t = breakpoint_step(u, s, sub.system.eq, lin0, lin1, sub.sigma, todo)
+        else:
+            t = exact_step(u, s, sub.system.eq, lin0, lin1, sub.sigma, todo, self.iters)
         accepted = torch.isfinite(t)
         t = torch.where(accepted, t, torch.zeros_like(t))
         # A step that no longer moves x (the exact minimiser along d is at round-off

@@ -71,7 +71,7 @@ def _matrix(A, name, n):
 
 # Over 60 lines only through its public docstring; the body is about 30.
 def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), options=None,
-            dtype=torch.float64, device=None) -> LinprogResult:
+            dtype=torch.float64, device=None, x0=None) -> LinprogResult:
     r"""Solve a linear program with scipy's argument names and result fields.
 
     .. math::
@@ -89,6 +89,11 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
         for no bound. Default ``(0, None)``.
     options : SolverOptions or dict, optional
     dtype, device : torch dtype and device the problem is solved in.
+    x0 : array_like of shape (n,), optional
+        A guess of ``x`` (scipy's name): the solve starts there, with the rows tight at
+        ``x0`` as the active set (:func:`sparselp.warmstart.primal_iterate`); a vertex
+        that is optimal is certified without a Newton step. The answer does not depend
+        on it. Dropped when the presolve removes rows or columns.
 
     Returns
     -------
@@ -102,7 +107,12 @@ def linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=(0, None), opt
     lp, empty, given = scipy_problem(c, A_ub, b_ub, A_eq, b_eq, bounds, dtype, device)
     if empty.size:
         return _empty_bounds_result(empty, given, time.perf_counter() - start)
-    sol = solve(lp, options)
+    start_x = None
+    if x0 is not None:
+        start_x = torch.as_tensor(np.asarray(x0, dtype=float), dtype=dtype, device=lp.device)
+        if tuple(start_x.shape) != (lp.n,):
+            raise ValueError(f"x0 must have shape ({lp.n},) like c, got {tuple(start_x.shape)}")
+    sol = solve(lp, options, warm_start=start_x)
     elapsed = time.perf_counter() - start
     st = Status(sol.status)
     x = sol.x.detach().cpu().numpy()

@@ -150,9 +150,12 @@ class _LPLoss(nn.Module):
         return p.chosen.settings.get("block_size")
 
     def _value(self, data) -> Tensor:
+        # The formulation's closed-form optimum where it has one (F-score, precision at
+        # recall: certified at once), else the last call's solution (warm_start=True).
+        start = self.warm_start if data.start is None else data.start
         _, value = lp_solve(data.c, data.A, data.b, data.A_eq, data.b_eq, data.lb, data.ub,
                             options=self.options, backend=self.backend, return_value=True,
-                            warm_start=self.warm_start, **self.layer_kwargs)
+                            warm_start=start, **self.layer_kwargs)
         return value
 
 

@@ -20,6 +20,7 @@ from torch import Tensor
 from .options import SolverOptions
 from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem
+from .structured import share_layout
 
 __all__ = ["shadow_system", "residuals", "Best", "keep_best", "STALL_PATIENCE"]
 
@@ -39,9 +40,11 @@ def shadow_system(opt: SolverOptions, system: RowSystem, separable: bool) -> Row
     if not on:
         return None
     try:
-        return system.astype(torch.float64)
+        shadow = system.astype(torch.float64)
     except NotImplementedError:  # an operator without a float64 copy
         return None
+    share_layout(system.K, shadow.K)  # the same pattern: analysed once
+    return shadow
 
 
 def residuals(system: RowSystem, scales: ResidualScales, shadow: RowSystem | None,

@@ -44,15 +44,17 @@ def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
 
 
 def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
-           delta: float = 1e-10):
-    """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space)."""
+           delta: float = 1e-10, active: Tensor | None = None):
+    """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space), or from the
+    bool (B, M) ``active`` when given (``lam`` is then only the point the dual's least
+    squares stays nearest to)."""
     K, k, eq = system.K, system.k, system.eq
     all_fin = system.all_finite()
     fin = None if all_fin else torch.isfinite(k)
     kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
     # The active rows as a 0/1 weight, without bool tensors (slow on CPU, operators.masks):
-    # lam > 0, or an equality row, and a finite right-hand side.
-    w = float_mask(torch.gt, lam, 0, x.dtype)
+    # lam > 0 (or the given ones), or an equality row, and a finite right-hand side.
+    w = float_mask(torch.gt, lam, 0, x.dtype) if active is None else as_float(active, x.dtype)
     if any_true(eq):
         torch.maximum(w, as_float(eq, x.dtype), out=w)
     if not all_fin:

@@ -64,7 +64,7 @@ from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem, build_rows, equilibrate, unit_scale
 from .solution import Solution, Status
-from .warmstart import check_warm_start, warm_iterate, warm_start_fits
+from .warmstart import check_warm_start, primal_iterate, warm_iterate, warm_start_fits
 
 __all__ = ["solve", "SolverSetup", "SolverState", "init_state", "outer_step", "finish"]
 
@@ -87,10 +87,12 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     memory_budget : int, float or str, optional
         Bytes (or ``"2GB"``): when the predicted peak (:func:`sparselp.plan`) exceeds it,
         :class:`sparselp.MemoryBudgetError` is raised before the solve starts.
-    warm_start : Solution, optional
+    warm_start : Solution or tensor, optional
         A solution of an LP of the same shapes (batch size, ``n``, ``m``, ``m_eq``; else
         a ValueError): its primal and duals are the first iterate instead of zero
-        (:mod:`sparselp.warmstart`). The same LP's solution is certified at once; a nearby
+        (:mod:`sparselp.warmstart`). A tensor of shape (n,) or (B, n) is a primal start:
+        the rows tight there are the active set, the multipliers come from it
+        (:func:`sparselp.warmstart.primal_iterate`). The same LP's solution is certified at once; a nearby
         LP's (the next minibatch, a perturbed right-hand side) takes fewer iterations.
         With ``presolve=True`` it is used only when the presolve removed nothing.
 
@@ -236,14 +238,19 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
     sigma0 = opt.sigma0 if opt.sigma0 is not None else start
     tau0 = opt.tau0 if opt.tau0 is not None else start
     full = dict(dtype=dt, device=dev)
-    x, lam = (torch.zeros(B, problem.n, **full), torch.zeros_like(system.k)) \
-        if warm_start is None else warm_iterate(system, warm_start, dt, dev)
+    polished = torch.zeros(B, dtype=torch.bool, device=dev)
+    if warm_start is None:
+        x, lam = torch.zeros(B, problem.n, **full), torch.zeros_like(system.k)
+    elif isinstance(warm_start, Tensor):  # a primal start
+        x, lam, polished = primal_iterate(system, strategy, warm_start, opt.polish, shadow)
+    else:
+        x, lam = warm_iterate(system, warm_start, dt, dev)
     return SolverState(
         setup, x=x, lam=lam,
         sigma=torch.full((B, 1), sigma0, **full),
         tau=torch.full((B, 1), schedule.initial_tau(tau0), **full),
         inner_tol=torch.full((B,), 1.0, **full), done=torch.zeros(B, dtype=torch.bool, device=dev),
-        status=(None,) * B, polished=torch.zeros(B, dtype=torch.bool, device=dev),
+        status=(None,) * B, polished=polished,
         ray_steps=torch.zeros(B, dtype=torch.long, device=dev))
 
 
@@ -270,6 +277,8 @@ def outer_step(state: SolverState) -> SolverState:
     x_step, lam_step = x, lam  # the moves of this step, formed if a certificate needs them
     res = residuals(work.system, work.scales, work.shadow, work.shadow_scales, x, lam)
     polished = take(state.polished)
+    if bool(polished.any()):  # a Newton step leaves the polish (none to leave: no dx formed)
+        polished = polished & ((x_step - x0) == 0).all(-1)
     # Polish what is close but not yet within tol: a point already within tol is a valid
     # answer, and the polish would cost as much as a Newton step.
     # With a float64 shadow the polish's dual is what repairs a float32 dual residual (a

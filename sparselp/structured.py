@@ -60,7 +60,7 @@ from torch import Tensor
 
 from .operators import Operator, SelectionOperator, SparseOperator, StackedOperator
 
-__all__ = ["Layout", "analyse", "DENSE_CAP"]
+__all__ = ["Layout", "analyse", "share_layout", "DENSE_CAP"]
 
 #: at most this many dense lines (columns + rows) per batch element
 DENSE_CAP = 64
@@ -309,6 +309,17 @@ def _cholesky(S: Tensor) -> Tensor:
         S = S + torch.diag_embed(1e-13 * d.abs().amax(-1, keepdim=True).expand_as(d))
         L = torch.linalg.cholesky(S)
     return L
+
+
+def share_layout(src: Operator, dst: Operator) -> None:
+    """Let ``dst``, a copy of ``src`` in another dtype (the same index pattern), use the
+    layouts already analysed for ``src`` (a Layout holds indices only)."""
+    try:
+        hit = _CACHE.get(src)
+        if hit:
+            _CACHE.setdefault(dst, {}).update(hit)
+    except TypeError:  # not weak-referenceable
+        pass
 
 
 def analyse(op: Operator, cap: int = DENSE_CAP) -> Layout | None:

@@ -12,6 +12,12 @@ proximal ALM starts next to its answer instead of at ``x = 0, λ = 0``.
 :class:`WarmStart` holds the last solution of a layer or a loss and hands it to the next
 solve when the shapes match (the same batch size, ``n``, ``m``, ``m_eq``); otherwise the
 solve starts cold. The answer never depends on the start: it is certified the same way.
+
+A tensor ``x0`` (shape ``(n,)`` or ``(B, n)``) is a primal start (:func:`primal_iterate`):
+the rows tight at ``x0`` are taken as the active set and the multipliers come from it by
+the polish's least squares (:func:`sparselp.polish.polish`). A formulation that knows its
+optimum in closed form (the F-score and precision-at-recall LPs) starts its loss's solve
+there: certified without a Newton step when the vertex is nondegenerate.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from .problem import LinearProgram
 from .scaling import RowSystem
 from .solution import Solution
 
-__all__ = ["WarmStart", "warm_start_fits", "check_warm_start", "warm_iterate"]
+__all__ = ["WarmStart", "warm_start_fits", "check_warm_start", "warm_iterate", "primal_iterate"]
 
 
 class WarmStart:
@@ -61,18 +67,27 @@ def _shapes(sol: Solution):
     return tuple(tuple(_batched(getattr(sol, f), b).shape) for f in ("x", "v", "v_eq"))
 
 
-def warm_start_fits(sol: Solution, problem: LinearProgram) -> bool:
-    """True when ``sol`` has the shapes of a solution of ``problem``."""
+def warm_start_fits(sol: Solution | Tensor, problem: LinearProgram) -> bool:
+    """True when ``sol`` has the shapes of a solution (or a primal start) of ``problem``."""
     B = problem.batch_size or 1
+    if isinstance(sol, Tensor):
+        return tuple(sol.shape) in ((B, problem.n),) + (((problem.n,),) if B == 1 else ())
     want = ((B, problem.n), (B, problem.m), (B, problem.m_eq))
     return isinstance(sol, Solution) and _shapes(sol) == want
 
 
 def check_warm_start(sol, problem: LinearProgram) -> None:
     """Raise a ValueError naming ``warm_start`` when ``sol`` cannot start ``problem``."""
+    if isinstance(sol, Tensor):
+        if not warm_start_fits(sol, problem):
+            B = problem.batch_size or 1
+            raise ValueError(f"warm_start, a primal start, has shape {tuple(sol.shape)}; this "
+                             f"problem needs ({B}, {problem.n})" + (
+                                 f" or ({problem.n},)" if B == 1 else ""))
+        return
     if not isinstance(sol, Solution):
-        raise TypeError(f"warm_start must be a sparselp Solution (or None), got "
-                        f"{type(sol).__name__}")
+        raise TypeError(f"warm_start must be a sparselp Solution, a tensor (a primal start) "
+                        f"or None, got {type(sol).__name__}")
     if not warm_start_fits(sol, problem):
         B = problem.batch_size or 1
         raise ValueError(f"warm_start has shapes x, v, v_eq = {_shapes(sol)}; this problem "
@@ -103,3 +118,47 @@ def warm_iterate(system: RowSystem, sol: Solution, dtype, device) -> tuple[Tenso
         x = torch.where(ok.unsqueeze(-1), x, torch.zeros_like(x))
         lam = torch.where(ok.unsqueeze(-1), lam, torch.zeros_like(lam))
     return x, lam
+
+
+def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
+                   shadow: RowSystem | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x̂, λ̂, polished)`` from a primal start ``x0`` (unscaled, (n,) or (B, n)), in the
+    equilibrated space of ``system``: the rows within round-off of tight at ``x0``
+    (``|K x̂ - k| <= 1e3 eps (1 + |k| + |K| |x̂|)``) are the active set, and the polish
+    (:func:`sparselp.polish.polish`, with ``strategy``'s Newton systems) makes them exact
+    and gives the multipliers that fit them. At a nondegenerate optimal vertex that is the
+    optimal pair; elsewhere it is a start like any other. Elements with a non-finite entry,
+    and batches whose active-set system is singular, start cold (at zero). ``polished``
+    (B,) bool marks the elements whose pair came from the polish (exact on its active set,
+    as the solver's own polish; the layer then skips its re-solve once it is certified).
+    ``polish=False`` (the solver's option): the scaled point with zero multipliers. With a
+    float64 ``shadow`` of a float32 system (and an exact strategy) the polish runs on it,
+    as the solver's own does: a float32 sum over a coupling row of 65,536 terms is not
+    within the primal tolerance otherwise."""
+    from .polish import polish as polish_  # it imports the batching helpers, as the solver does
+
+    dt = system.c.dtype
+    on = shadow if shadow is not None and getattr(strategy, "exact", False) else system
+    x = x0.detach().to(dtype=on.c.dtype, device=on.c.device).reshape(-1, on.c.shape[-1])
+    x = x.expand_as(on.c) / (on.k_scale * on.s)
+    ok = torch.isfinite(x).all(-1)
+    x = torch.where(ok.unsqueeze(-1), x, torch.zeros_like(x))
+    lam = torch.zeros_like(on.k)
+    if not polish:
+        return x.to(dt), lam.to(dt), torch.zeros_like(ok)
+    size = on.K.absolute().mv(x.abs()).add_(on.k.abs()).add_(1.0)
+    tight = (on.K.mv(x) - on.k).abs_() <= 1e3 * torch.finfo(dt).eps * size
+    tight &= ok.unsqueeze(-1)
+    try:
+        xp, lp = polish_(on, strategy, x, lam, active=tight)
+        # At a degenerate vertex (more tight rows than columns, e.g. both sides of a
+        # clipped ramp) the least-squares multipliers split between parallel rows and
+        # some come out negative (clamped to zero): once more without those rows.
+        drop = tight & (lp <= 0) & ~on.eq
+        if bool(drop.any()):
+            xp, lp = polish_(on, strategy, x, lam, active=tight & ~drop)
+    except (RuntimeError, ValueError):  # a singular active-set system: the bare point
+        return x.to(dt), lam.to(dt), torch.zeros_like(ok)
+    good = (ok & torch.isfinite(xp).all(-1) & torch.isfinite(lp).all(-1)).unsqueeze(-1)
+    return (torch.where(good, xp, x).to(dt), torch.where(good, lp, lam).to(dt),
+            good.squeeze(-1))

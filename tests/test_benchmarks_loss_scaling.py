@@ -39,11 +39,12 @@ def test_pairwise_losses_are_skipped_above_max_pairs():
 
 @pytest.mark.filterwarnings("ignore:LP layer")
 def test_status_is_read_from_the_loss_warning(monkeypatch):
-    """A solve stopped early (max_outer=1) must not be reported OPTIMAL."""
+    """A solve stopped early (max_outer=1) must not be reported OPTIMAL (without the
+    polish, which would certify the loss's closed-form start at once)."""
     from benchmarks import scale
     real = scale.make_loss
-    monkeypatch.setattr(scale, "make_loss",
-                        lambda *a, **k: real(*a, **{**k, "options": {"max_outer": 1}}))
+    opts = {"max_outer": 1, "polish": False}
+    monkeypatch.setattr(scale, "make_loss", lambda *a, **k: real(*a, **{**k, "options": opts}))
     r = loss_scaling.loss_step("fscore", 512, "float64")
     assert r["status"] == "ITERATION_LIMIT" and "residual" in r["message"]
 

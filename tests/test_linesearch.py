@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from sparselp.breakpoints import breakpoint_step
 from sparselp.linesearch import RowKinds, armijo_step, exact_step, separable_step
 from sparselp.operators import SparseOperator
 
@@ -71,15 +72,20 @@ def _problems(B, m, dtype, seed, with_eq=True, switched_off=True):
     return u, s, eq, lin0, lin1, sigma
 
 
+# The two exact searches: the iteration (large LPs) and the sorted breakpoints (small ones).
+EXACT = [exact_step, breakpoint_step]
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("with_eq", [False, True], ids=["ineq", "eq"])
 @pytest.mark.parametrize("seed", range(3))
-def test_exact_step_is_the_exact_minimiser(dtype, with_eq, seed):
+@pytest.mark.parametrize("search", EXACT, ids=["iterate", "sort"])
+def test_exact_step_is_the_exact_minimiser(dtype, with_eq, seed, search):
     B, m = 8, 40
     u, s, eq, lin0, lin1, sigma = _problems(B, m, dtype, seed, with_eq)
     todo = torch.ones(B, dtype=torch.bool)
     todo[3] = False
-    t = exact_step(u, s, eq, lin0, lin1, sigma, todo)
+    t = search(u, s, eq, lin0, lin1, sigma, todo)
     assert t.shape == (B,) and t.dtype == dtype
     assert float(t[3]) == 0.0  # not in todo: no step
     f = [a.double().numpy() for a in (u, s, lin0, lin1, sigma)]
@@ -98,16 +104,40 @@ def test_exact_step_is_the_exact_minimiser(dtype, with_eq, seed):
         assert _phi(ref, *gargs) <= best + 1e-12 * (1 + abs(best))
 
 
-def test_exact_step_without_proximal_term():
+@pytest.mark.parametrize("search", EXACT, ids=["iterate", "sort"])
+def test_exact_step_without_proximal_term(search):
     """lin1 = 0 (the penalty method): only the rows give phi' its slope."""
     B, m = 5, 30
     u, s, eq, lin0, _, sigma = _problems(B, m, torch.float64, 11, with_eq=True)
     lin1 = torch.zeros(B, dtype=torch.float64)
-    t = exact_step(u, s, eq, lin0, lin1, sigma, torch.ones(B, dtype=torch.bool))
+    t = search(u, s, eq, lin0, lin1, sigma, torch.ones(B, dtype=torch.bool))
     for b in range(B):
         ref = ref_root(lin0[b].item(), 0.0, u[b].numpy(), s[b].numpy(), eq.numpy(),
                        1.0 / sigma[b, 0].item())
         assert abs(float(t[b]) - ref) <= 1e-9 * ref
+
+
+
+def test_breakpoint_step_edge_cases():
+    """Ties, rows on their kink, no descent and no bound, each against the reference."""
+    f64 = torch.float64
+    eq = torch.zeros(4, dtype=torch.bool)
+    sigma = torch.ones(4, 1, dtype=f64)
+    # 0: two rows with the same breakpoint (t = 1) and a row on its kink turning on;
+    # 1: phi'(0) >= 0, no step; 2: no proximal term and every row switching off, so
+    # phi' stays negative (+inf: no finite minimiser); 3: the root on the last piece.
+    u = torch.tensor([[-1.0, -2.0, 0.0, 5.0], [1.0, 0.0, 0.0, 0.0],
+                      [1.0, 2.0, -1.0, -1.0], [-1.0, -3.0, 2.0, 0.5]], dtype=f64)
+    s = torch.tensor([[1.0, 2.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0],
+                      [-1.0, -1.0, -2.0, -1.0], [1.0, 1.0, -1.0, 3.0]], dtype=f64)
+    lin0 = torch.tensor([-4.0, 2.0, -1.0, -20.0], dtype=f64)
+    lin1 = torch.tensor([0.5, 1.0, 0.0, 0.1], dtype=f64)
+    t = breakpoint_step(u, s, eq, lin0, lin1, sigma, torch.ones(4, dtype=torch.bool))
+    assert float(t[1]) == 0.0 and float(t[2]) == float("inf")
+    for b in (0, 3):
+        ref = ref_root(lin0[b].item(), lin1[b].item(), u[b].numpy(), s[b].numpy(),
+                       eq.numpy(), 1.0)
+        assert abs(float(t[b]) - ref) <= 1e-12 * ref, (b, float(t[b]), ref)
 
 
 def _phi_x(x, c, A, k, eq, sigma, xk, tau):

@@ -29,6 +29,22 @@ def test_default_bounds_and_marginals(sparse):
     np.testing.assert_allclose(ours.ineqlin.residual, b - A @ ours.x, atol=1e-12)
 
 
+
+def test_x0_a_guess_of_the_optimum_is_certified_at_once():
+    """scipy's x0: HiGHS's optimal vertex as the guess gives HiGHS's answer with no Newton
+    step (the active set is read off the tight rows); a poor guess the same answer."""
+    c, A, b, Aeq, beq = problem(2)
+    ref = highs(c, A, b, Aeq, beq, lb=0.0)
+    cold = linprog(c, A_ub=A, b_ub=b, A_eq=Aeq, b_eq=beq)
+    warm = linprog(c, A_ub=A, b_ub=b, A_eq=Aeq, b_eq=beq, x0=ref.x)
+    assert cold.status == warm.status == 0 and cold.nit > 0 and warm.nit == 0
+    assert abs(warm.fun - ref.fun) <= 1e-9 * max(1, abs(ref.fun))
+    np.testing.assert_allclose(warm.ineqlin.marginals, ref.ineqlin.marginals, atol=1e-8)
+    poor = linprog(c, A_ub=A, b_ub=b, A_eq=Aeq, b_eq=beq, x0=np.full(c.size, 5.0))
+    assert poor.status == 0 and abs(poor.fun - ref.fun) <= 1e-7 * max(1, abs(ref.fun))
+    with pytest.raises(ValueError, match="x0 must have shape"):
+        linprog(c, A_ub=A, b_ub=b, x0=ref.x[:-1])
+
 def test_bounds_with_none_per_variable():
     c, A, b, _, _ = problem(1, n=3)
     # x0 in [0, 1)^3 meets the first two bounds; moving x0_2 to 0.5 changes A x0 by less

@@ -188,6 +188,52 @@ def test_ratio_lps_match_highs(kind, n):
                          None if lp.A_eq is None else lp.b_eq[0])
 
 
+
+def test_free_columns_are_clipped_at_their_first_kink():
+    """clip_free_columns on a precision-at-recall subproblem: the Newton direction built
+    here from the dense H keeps its non-free columns, stays a descent direction, and a free
+    column stops, at t = 1, at or before the kink of each row that touches it alone (the
+    bound rows), on it where that row binds."""
+    from sparselp.linesearch import RowKinds
+    from sparselp.newton import Subproblem, clip_free_columns
+
+    g = torch.Generator().manual_seed(3)
+    n = 60
+    y = (torch.rand(n, generator=g) < 0.3).long()
+    y[0], y[1] = 1, 0
+    lp = precision_at_recall(torch.randn(n, generator=g, dtype=F64), y)
+    system = build_rows(lp)
+    Kd = system.K.to_dense(0)
+    tau, sigma = 1e3, torch.full((1, 1), 1e3, dtype=F64)
+    x = torch.rand(1, lp.n, generator=g, dtype=F64) + 0.5  # xi, eta > 0: bound rows off
+    x[0, -1] = 0.0  # theta
+    sub = Subproblem(system, RowKinds(system.eq, F64), torch.zeros_like(system.k), x.clone(),
+                     sigma, torch.full((1, 1), tau, dtype=F64), True)
+    u = sub.argument(x)
+    p = sub.rows.proj(u)
+    w = sub.hessian_weights(u, p, False)
+    grad = sub.gradient(x, p)
+    H = sigma[0, 0] * Kd.T @ (w[0, :, None] / sigma[0, 0] * Kd) + torch.eye(lp.n, dtype=F64) / tau
+    d = -torch.linalg.solve(H, grad[0]).unsqueeze(0)
+    free = (w[0].unsqueeze(-1) * Kd.abs()).sum(0) == 0
+    assert bool(free.any()) and not bool(free.all())
+    dc = clip_free_columns(sub, u, w, d)
+    torch.testing.assert_close(dc[0, ~free], d[0, ~free], rtol=0, atol=0)
+    ratio = dc[0, free] / d[0, free]
+    assert bool(((ratio > 0) & (ratio <= 1)).all()) and float(ratio.min()) < 1e-2
+    assert float((grad * dc).sum()) < 0
+    # Single-column rows that approach their kink along d: at t = 1 they are on it.
+    s = sigma * (d @ Kd.T)
+    single = (Kd != 0).sum(1) == 1
+    col = (Kd != 0).to(torch.int64).argmax(1)
+    hit = single & (u[0] < 0) & (s[0] > 0) & free[col]
+    hit &= (dc[0, col] / d[0, col]) < 1
+    assert bool(hit.any())
+    v = (u + sigma * (dc @ Kd.T))[0, hit]
+    assert float(v.max()) <= 1e-9  # never past the kink
+    assert float((v.abs() <= 1e-9).sum()) >= 1  # and the binding ones on it
+
+
 def test_batch_of_lps_with_a_shared_matrix_matches_highs():
     """Precision at recall: the scores enter b, so one matrix serves a batch of LPs."""
     g = torch.Generator().manual_seed(8)

@@ -29,6 +29,9 @@ class LPData(NamedTuple):
     b_eq: Tensor | None = None
     lb: Tensor | None = None
     ub: Tensor | None = None
+    #: A primal point known in closed form (detached), the formulation's optimum where it
+    #: has one: the losses start their solve there (``warm_start`` of the layer).
+    start: Tensor | None = None
 
     def problem(self) -> LinearProgram:
         """The detached :class:`LinearProgram` of these tensors."""

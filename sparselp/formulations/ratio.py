@@ -62,7 +62,11 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0) -> LPData:
                              (1, n + 1))
     b_eq = torch.ones(1, dtype=dt, device=dev)
     c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), torch.zeros(1, dtype=dt, device=dev)])
-    return LPData(c, A, b, A_eq, b_eq)
+    # The optimum of the docstring: w = u t, t = 1 / (sum u + |P|) (summed in float64: a
+    # float32 sum of 65,536 terms is off by more than the start's tight-row test allows).
+    ud = u.detach().double()
+    t = 1.0 / (ud.sum() + npos)
+    return LPData(c, A, b, A_eq, b_eq, start=torch.cat([ud * t, t.reshape(1)]).to(dt))
 
 
 def fscore(scores: Tensor, labels, eps: float = 1.0) -> LinearProgram:
@@ -138,7 +142,30 @@ def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
                    torch.stack([-s[neg] - eps, zq], 1).reshape(-1),
                    torch.tensor([(1.0 - recall) * p], dtype=dt, device=dev)])
     c = torch.cat([zp, one_q / q, torch.zeros(1, dtype=dt, device=dev)])
-    return LPData(c, A, b)
+    # The optimum in closed form, computed in float64 (cumulative sums of the scores).
+    sd = s.detach().double()
+    theta = _recall_threshold(sd[pos], recall, eps)
+    start = torch.cat([(1 - (sd[pos] - theta) / eps).clamp_min(0),
+                       (1 + (sd[neg] - theta) / eps).clamp_min(0), theta.reshape(1)])
+    return LPData(c, A, b, start=start.to(dt))
+
+
+def _recall_threshold(sp: Tensor, recall: float, eps: float) -> Tensor:
+    r"""The optimal threshold of :func:`precision_at_recall`: the largest :math:`	heta`
+    with :math:`g(	heta) = \sum_{\mathcal P} \max(0, (	heta - a_i)/arepsilon) \le
+    (1-eta)|\mathcal P|`, :math:`a_i = s_i - arepsilon` (the false positives fall as
+    :math:`	heta` grows, the recall constraint holds while :math:`g` stays below its
+    bound). ``g`` is piecewise linear and increasing past the smallest ``a``: on the piece
+    after the ``k`` smallest ``a`` it is :math:`(k	heta - S_k)/arepsilon`, so the root is
+    :math:`(arepsilon R + S_k)/k` on the first piece whose right end reaches ``R``."""
+    a = (sp - eps).sort().values
+    p = a.numel()
+    k = torch.arange(1, p + 1, dtype=a.dtype, device=a.device)
+    S = a.cumsum(0)
+    R = (1.0 - recall) * p
+    right = torch.cat([(k[:-1] * a[1:] - S[:-1]) / eps, a.new_full((1,), torch.inf)])
+    j = int((right < R).sum())  # pieces that end below R
+    return (eps * R + S[j]) / k[j]
 
 
 def precision_at_recall(scores: Tensor, labels, recall: float = 0.8,

@@ -32,7 +32,8 @@ class ForwardResult:
 def solve_backend(lp: LinearProgram, backend: str, options, warm_start=None) -> ForwardResult:
     """Solve ``lp`` (batched) with ``backend`` in {"sparselp", "highs"}.
 
-    ``warm_start`` (sparselp only): a :class:`~sparselp.Solution` to start from, or a
+    ``warm_start`` (sparselp only): a :class:`~sparselp.Solution` or a primal point (a
+    tensor) to start from, or a
     :class:`~sparselp.warmstart.WarmStart` holder, which starts the solve from its last
     solution where the shapes fit and then records this one.
     """

@@ -82,9 +82,11 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
         Bytes (or ``"2GB"``): when the predicted peak of the solve and its backward
         (:func:`sparselp.plan`) exceeds it, :class:`sparselp.MemoryBudgetError` is raised
         before solving.
-    warm_start : Solution or WarmStart, optional
+    warm_start : Solution, tensor or WarmStart, optional
         ``backend="sparselp"``: start the solver from a previous solution of an LP of the
-        same shapes (a :class:`~sparselp.Solution`; else a ValueError), or from the last
+        same shapes (a :class:`~sparselp.Solution`; else a ValueError), from a primal
+        point ``x0`` (a tensor of shape (n,) or (B, n):
+        :func:`sparselp.warmstart.primal_iterate`), or from the last
         solution held by a :class:`~sparselp.warmstart.WarmStart`, which falls back to a
         cold start when the shapes differ and then holds this call's solution
         (``LPLayer(warm_start=True)`` and the losses' ``warm_start=True`` keep one).
@@ -114,8 +116,8 @@ def lp_solve(c: Tensor, A: Tensor | None, b: Tensor | None, A_eq: Tensor | None 
     if c_grad == "perturbed" and not (sigma > 0 and n_samples >= 1):
         raise ValueError(f"c_grad='perturbed' needs sigma > 0 and n_samples >= 1, got "
                          f"sigma={sigma}, n_samples={n_samples}")
-    if warm_start is not None and not isinstance(warm_start, (Solution, WarmStart)):
-        raise TypeError(f"warm_start must be a Solution, a WarmStart or None, got "
+    if warm_start is not None and not isinstance(warm_start, (Solution, WarmStart, Tensor)):
+        raise TypeError(f"warm_start must be a Solution, a tensor, a WarmStart or None, got "
                         f"{type(warm_start).__name__} (LPLayer(warm_start=True) and the "
                         f"losses' warm_start=True keep a WarmStart)")
     inp = batch_inputs(c, A, b, A_eq, b_eq, lb, ub)
