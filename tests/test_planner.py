@@ -7,7 +7,7 @@ import torch
 
 import sparselp
 from sparselp import AUCLoss, FScoreLoss, MemoryBudgetError, MultiClassAUCLoss, plan
-from sparselp.memory_model import C0, MiB, LPSize, lp_peak_bytes, parse_bytes
+from sparselp.memory_model import C0, PREFERRED_BLOCK, MiB, LPSize, lp_peak_bytes, parse_bytes
 
 F64 = torch.float64
 
@@ -49,10 +49,10 @@ def test_auc_plan_falls_back_to_chunks_sized_from_the_budget():
     assert not p.options[0].fits
     assert p.chosen.name == "chunked"
     bs = p.chosen.settings["block_size"]
-    assert bs % 10000 == 0 and 0 < bs <= 250_000  # whole positives, at most the fast size
+    assert bs % 10000 == 0 and 0 < bs <= PREFERRED_BLOCK  # whole positives, at most the fast size
     assert p.peak_bytes <= 0.9 * parse_bytes("2GB")
     # a tight budget gives smaller blocks, still whole positives
-    tight = plan("auc", batch_size=20000, memory_budget="60MiB").chosen
+    tight = plan("auc", batch_size=20000, memory_budget="40MiB").chosen
     assert tight.name == "chunked" and tight.settings["block_size"] < bs
     assert tight.settings["block_size"] % 10000 == 0
     assert tight.peak_bytes <= 0.9 * 60 * MiB
@@ -186,7 +186,7 @@ def test_cli_plan_exit_codes(capsys):
     from benchmarks.cli import main
     assert main(["plan", "--loss", "auc", "--batch-size", "20000", "--memory", "2GB"]) == 0
     out = capsys.readouterr().out
-    assert "* chunked" in out and "block_size=250000" in out
+    assert "* chunked" in out and f"block_size={PREFERRED_BLOCK // 10000 * 10000}" in out
     assert main(["plan", "--loss", "fscore", "--batch-size", "20000", "--memory", "40MB"]) == 1
     assert "nearest that fits: batch_size <=" in capsys.readouterr().out
     assert main(["plan", "--loss", "auc"]) == 2
