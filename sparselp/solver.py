@@ -234,7 +234,7 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
                         make_line_search(opt, separable), schedule,
                         ResidualScales(system, **term), separable, time.perf_counter(), shadow,
                         None if shadow is None else ResidualScales(shadow, **term))
-    start = default_start(opt, tol, exact_diag, strategy.name)
+    start = default_start(opt, tol, exact_diag, strategy.name, dt)
     sigma0 = opt.sigma0 if opt.sigma0 is not None else start[0]
     tau0 = opt.tau0 if opt.tau0 is not None else start[1]
     full = dict(dtype=dt, device=dev)
