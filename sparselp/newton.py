@@ -198,7 +198,7 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
         d = -(strategy.factor(system) if cache is None else
               strategy.factor(system, gram=cache.gram(system.op, w)))(g)
         del system
-        if strategy.name == "structured":  # where it was measured to pay (see below)
+        if strategy.name == "structured":  # where it pays (see clip_free_columns)
             d = clip_free_columns(sub, u, w, d)
         del w
         if not bool(todo.all()):

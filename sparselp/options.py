@@ -42,11 +42,13 @@ class SolverOptions:
         diagonal strategy: there the Newton system's conditioning costs nothing, the
         per-coordinate exact line search minimises each subproblem in one step whatever
         ``sigma``, and the first outer step already lands within ``tol``; or 300 with the
-        structured strategy (exact, in float64; :func:`sparselp.schedule.default_start`).
+        structured strategy (exact, in float64), or 100 with the dense Cholesky strategy
+        on float64 problems (:func:`sparselp.schedule.default_start`).
     tau0, tau_growth, tau_max : float
         Proximal step of the ALM and its growth per outer step (``inf`` turns the proximal
         term off; the Newton system then gets ``rho`` instead). ``tau0=None`` (default)
-        follows ``sigma0``'s rule.
+        follows ``sigma0``'s rule, except with the dense Cholesky strategy on float64
+        problems: 1.
     balance : float
         ALM only: sigma grows when primal residual / dual residual exceeds ``balance`` and
         shrinks when it falls below ``1 / balance``.

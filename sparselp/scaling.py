@@ -19,7 +19,7 @@ where its entries span more than ``COST_SPREAD``, by the geometric mean of its e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -221,9 +221,10 @@ def _spread(G: Operator, GQ: Operator, rows: RowSystem, s: Tensor) -> Tensor:
 
 def column_scaling(rows: RowSystem, iters: int, Q: Operator) -> Tensor:
     """The column scaling ``s`` (B, n) of the rows ``K`` (``Q = K∘K``, formed once by the
-    caller): Ruiz's passes (2-norm) on all of ``K``, or, where the entries of ``A`` and ``A_eq`` span more than ``_GEOM_RANGE``,
-    geometric passes and then Ruiz's on ``A`` and ``A_eq`` alone if that scales the LP
-    better.
+    caller): Ruiz's passes (2-norm) on all of ``K``, or, in the batch elements whose
+    entries of ``A`` and ``A_eq`` span more than ``_GEOM_RANGE`` (those alone are
+    selected for it), geometric passes and then Ruiz's on ``A`` and ``A_eq`` alone if that
+    scales the LP better.
 
     The two candidates fail in opposite cases. Bound rows hold one entry each and are
     brought to unit norm whatever ``s``, so in Ruiz's column norms they pin each column:
@@ -243,16 +244,33 @@ def column_scaling(rows: RowSystem, iters: int, Q: Operator) -> Tensor:
     G = _general_rows(K)
     if G is None:
         return s
-    ones_r = torch.ones(B, G.m, dtype=K.dtype, device=K.device)
-    hi, lo = G.abs_extremes(ones_r, torch.ones_like(s), 0)
-    if not bool((_log_range(hi, lo) > math.log10(_GEOM_RANGE)).any()):
+    hi, lo = G.abs_extremes(torch.ones(B, G.m, dtype=K.dtype, device=K.device),
+                            torch.ones_like(s), 0)
+    wide = _log_range(hi, lo) > math.log10(_GEOM_RANGE)
+    if not bool(wide.any()):
         return s
-    s_geo = torch.ones_like(s)
+    idx = None if bool(wide.all()) else torch.nonzero(wide).squeeze(-1)
+    if idx is not None:  # the other elements keep Ruiz's scaling: no geometric passes
+        G_wide = G.take(idx)
+        if G_wide is None:  # an operator that cannot select: the whole batch
+            idx = None
+        else:
+            G = G_wide
+            rows = replace(rows, c=_take(rows.c, idx), k=_take(rows.k, idx))
+    s_ruiz = s if idx is None else s.index_select(0, idx)
+    s_geo = torch.ones_like(s_ruiz)
+    ones_r = torch.ones(s_geo.shape[0], G.m, dtype=K.dtype, device=K.device)
     _geometric_(G, ones_r, s_geo)
     GQ = G.squared(cache=False)
     _ruiz_(GQ, ones_r, s_geo, iters)
-    better = (_spread(G, GQ, rows, s_geo) < _spread(G, GQ, rows, s)).unsqueeze(-1)
-    return torch.where(better, s_geo, s)
+    better = (_spread(G, GQ, rows, s_geo) < _spread(G, GQ, rows, s_ruiz)).unsqueeze(-1)
+    s_geo = torch.where(better, s_geo, s_ruiz)
+    return s_geo if idx is None else s.index_copy(0, idx, s_geo)
+
+
+def _take(t: Tensor, idx: Tensor) -> Tensor:
+    """The batch elements ``idx`` of ``t`` (itself when shared by the batch)."""
+    return t if t.shape[0] == 1 else t.index_select(0, idx)
 
 
 def _unit_entries(K: Operator) -> bool:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["ALMSchedule", "PenaltySchedule", "make_schedule", "default_start",
-           "STRUCTURED_START"]
+           "STRUCTURED_START", "DENSE_START"]
 
 
 class ALMSchedule:
@@ -87,11 +87,15 @@ def make_schedule(options, tol: float, max_cond: float):
 
 #: sigma0 = tau0 of the structured strategy (see default_start)
 STRUCTURED_START = 300.0
+#: (sigma0, tau0) of the dense Cholesky strategy (see default_start)
+DENSE_START = (100.0, 1.0)
 
 
-def default_start(opt, tol: float, exact_diag: bool, strategy: str) -> float:
-    """The default ``sigma0`` and ``tau0``: ``1/tol`` for exact diagonal solves (one outer
-    step reaches tol), ``STRUCTURED_START`` for the structured strategy, 1 otherwise.
+def default_start(opt, tol: float, exact_diag: bool, strategy: str,
+                  dtype=torch.float64) -> tuple[float, float]:
+    """The default ``(sigma0, tau0)``: ``1/tol`` for exact diagonal solves (one outer step
+    reaches tol), ``STRUCTURED_START`` for the structured strategy, ``DENSE_START`` for the
+    dense Cholesky strategy in float64, 1 otherwise.
 
     The structured solve is exact and runs in float64 whatever the problem's dtype, so a
     larger sigma costs it no accuracy, only Newton steps (more kinks crossed per outer
@@ -100,9 +104,27 @@ def default_start(opt, tol: float, exact_diag: bool, strategy: str) -> float:
     LPs, every one certified at each start): Newton steps in all 1,236 at a start of 1,
     701 at 100, 734 at 300, 870 at 1e3, 1,164 at 3e3; outer steps 486 / 241 / 200 / 175 /
     161; time (each LP's divided by sqrt(n), summed) 0.249 / 0.179 / 0.172 / 0.210 /
-    0.266. 300 is also the fastest at 65,536 (F-score: 20 outer steps -> 2-5)."""
+    0.266. 300 is also the fastest at 65,536 (F-score: 20 outer steps -> 2-5).
+
+    Dense LPs (``benchmarks.batched_lp.make_batch``: m = 2n Gaussian rows, box -1..1,
+    float64), each solved alone: late in a solve, when fewer than n rows are active, a
+    Newton direction of the proximal subproblem is dominated by the null space of the
+    active rows (curvature ``1/tau`` against ``sigma``), and the exact line search stops at
+    the next kink, so the inner loop crawls one row a step. A stiffer start with a short
+    proximal step crawled less, measured in Newton steps of 64 LPs at n = 100
+    (``make_batch(32, 100, seed)``, seeds 0 and 1), at (sigma0, tau0) = (1, 1): 4,060;
+    (100, 1): 3,285; (30, 1): 3,438; (10, 1): 3,568; (300, 1): 3,648; (100, 0.3): 3,517;
+    (100, 3): 3,506; (100, 10): 3,805; (30, 30): 3,765. At n = 30 and 200 (16 LPs,
+    seed 2) 520 -> 465 and 1,333 -> 1,104 from (1, 1) to (100, 1). Every LP certified.
+    Growth factors and ``balance`` around (100, 1) moved the count by under 5%. Float32
+    keeps 1: there ``sigma * tau`` is capped at 1e5, and one float32 unbounded LP of
+    ``python -m benchmarks.fuzz_lp --count 200`` (seed 53) then ended at the iteration
+    limit instead of being found unbounded.
+    """
     if exact_diag:
-        return 1 / tol
+        return 1 / tol, 1 / tol
     if opt.method == "alm" and strategy == "structured":
-        return STRUCTURED_START
-    return 1.0
+        return STRUCTURED_START, STRUCTURED_START
+    if opt.method == "alm" and strategy == "cholesky" and dtype == torch.float64:
+        return DENSE_START
+    return 1.0, 1.0

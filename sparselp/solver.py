@@ -90,10 +90,11 @@ def solve(problem: LinearProgram, options: SolverOptions | dict | None = None,
     warm_start : Solution or tensor, optional
         A solution of an LP of the same shapes (batch size, ``n``, ``m``, ``m_eq``; else
         a ValueError): its primal and duals are the first iterate instead of zero
-        (:mod:`sparselp.warmstart`). A tensor of shape (n,) or (B, n) is a primal start:
-        the rows tight there are the active set, the multipliers come from it
-        (:func:`sparselp.warmstart.primal_iterate`). The same LP's solution is certified at once; a nearby
-        LP's (the next minibatch, a perturbed right-hand side) takes fewer iterations.
+        (:mod:`sparselp.warmstart`). The same LP's solution is certified at once; a nearby
+        LP's (the next minibatch, a perturbed right-hand side) takes fewer iterations. A
+        tensor of shape (n,) or (B, n) is a primal start: the rows tight there are the
+        active set and the multipliers come from it
+        (:func:`sparselp.warmstart.primal_iterate`).
         With ``presolve=True`` it is used only when the presolve removed nothing.
 
     Returns
@@ -234,9 +235,9 @@ def init_state(problem: LinearProgram, options: SolverOptions | dict | None = No
                         make_line_search(opt, separable), schedule,
                         ResidualScales(system, **term), separable, time.perf_counter(), shadow,
                         None if shadow is None else ResidualScales(shadow, **term))
-    start = default_start(opt, tol, exact_diag, strategy.name)
-    sigma0 = opt.sigma0 if opt.sigma0 is not None else start
-    tau0 = opt.tau0 if opt.tau0 is not None else start
+    start = default_start(opt, tol, exact_diag, strategy.name, dt)
+    sigma0 = opt.sigma0 if opt.sigma0 is not None else start[0]
+    tau0 = opt.tau0 if opt.tau0 is not None else start[1]
     full = dict(dtype=dt, device=dev)
     polished = torch.zeros(B, dtype=torch.bool, device=dev)
     if warm_start is None:

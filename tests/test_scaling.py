@@ -145,3 +145,23 @@ def test_no_scaling_is_the_identity():
     for t in (S.r, S.s, S.c_scale, S.k_scale):
         assert torch.equal(t, torch.ones_like(t))
     torch.testing.assert_close(dense_of(S.K, 1, 6), dense_of(S0.K, 1, 6), rtol=0, atol=0)
+
+
+
+
+def test_geometric_passes_only_on_the_elements_that_span_wide(monkeypatch):
+    # Element 0's entries span 12 decades, element 1's a few: the geometric candidate is
+    # formed for element 0 alone; element 1 keeps Ruiz's scaling.
+    import sparselp.scaling as scaling
+    p = _lp(batch=2, scale_rows=False)
+    p["A"] = p["A"].clone()
+    p["A"][0] = p["A"][0] * 10 ** torch.linspace(-6, 6, 6, dtype=F64)
+    lp = LinearProgram(**p)
+    sizes, geometric = [], scaling._geometric_
+    monkeypatch.setattr(scaling, "_geometric_",
+                        lambda G, r, s: sizes.append(s.shape[0]) or geometric(G, r, s))
+    S = equilibrate(build_rows(lp), 10)
+    assert sizes == [1]
+    monkeypatch.setattr(scaling, "_GEOM_RANGE", float("inf"))
+    R = equilibrate(build_rows(lp), 10)  # Ruiz's alone
+    torch.testing.assert_close(S.s[1], R.s[1], rtol=0, atol=0)

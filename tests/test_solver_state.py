@@ -110,3 +110,21 @@ def test_schedules():
     assert bool((s * t <= 10.0 * (1 + 1e-12)).all())
     s, t = pen.update(sigma, tau, res)
     torch.testing.assert_close(s, sigma * opt.sigma_growth)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dense_cholesky_start(dtype):
+    # Float64 dense LPs start at DENSE_START (sigma0, tau0), float32 ones at 1; options
+    # override either; the answer matches HiGHS from every start.
+    from sparselp.schedule import DENSE_START
+    lp, p = _lp(seed=3)
+    lp = LinearProgram(**{k: v.to(dtype) if torch.is_tensor(v) else v for k, v in p.items()})
+    state = init_state(lp)
+    assert state.setup.strategy.name == "cholesky"
+    want = DENSE_START if dtype == torch.float64 else (1.0, 1.0)
+    assert (float(state.sigma[0, 0]), float(state.tau[0, 0])) == want
+    state = init_state(lp, SolverOptions(sigma0=7.0))
+    assert (float(state.sigma[0, 0]), float(state.tau[0, 0])) == (7.0, want[1])
+    sol = solve(lp)
+    assert sol.status == Status.OPTIMAL
+    assert_matches_highs(sol, **p, tol=1e-8 if dtype == torch.float64 else 1e-5)
