@@ -27,7 +27,7 @@ from .mixed import residuals
 from .operators import any_true, as_float, float_mask
 from .scaling import RowSystem, inf_norm
 
-__all__ = ["polish", "try_polish"]
+__all__ = ["polish", "try_polish", "ActiveSystem"]
 
 
 def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
@@ -48,45 +48,65 @@ def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
     """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space), or from the
     bool (B, M) ``active`` when given (``lam`` is then only the point the dual's least
     squares stays nearest to)."""
-    K, k, eq = system.K, system.k, system.eq
-    all_fin = system.all_finite()
-    fin = None if all_fin else torch.isfinite(k)
-    kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
-    # The active rows as a 0/1 weight, without bool tensors (slow on CPU, operators.masks):
-    # lam > 0 (or the given ones), or an equality row, and a finite right-hand side.
-    w = float_mask(torch.gt, lam, 0, x.dtype) if active is None else as_float(active, x.dtype)
-    if any_true(eq):
-        torch.maximum(w, as_float(eq, x.dtype), out=w)
-    if not all_fin:
-        w.mul_(as_float(fin, x.dtype))
-    shift = torch.full_like(x, delta)
-    newton = NewtonSystem(K, w, shift)
-    if getattr(strategy, "accepts_gram", False):
-        # The dense Gram K_J^T K_J, formed once for the factor, also gives the exact
-        # products of the refinement: n^2 per product instead of two passes over K.
-        G = K.gram(w)
-        solve = strategy.factor(newton, gram=G)
+    act = ActiveSystem(system, strategy, x, lam if active is None else active,
+                       active is not None, delta)
+    return act.primal(x), act.dual(lam)
 
-        def gram(v):
-            return torch.bmm(G, v.unsqueeze(-1)).squeeze(-1)
-    else:
-        solve = strategy.factor(newton)  # once, for the primal and the dual
 
-        def gram(v):  # K_J^T K_J v, without the regularisation
-            return K.rmv(K.mv(v).mul_(w))
+class ActiveSystem:
+    """The factored ``K_J^T K_J + δ I`` of one active set ``J`` and the two least-squares
+    steps of :func:`polish` on it (each a refined solve), usable one at a time.
 
-    # Primal: least-squares correction d of x so that K_J (x + d) = k_J.
-    r = (kf - K.mv(x)).mul_(w)
-    d = _refined_solve(solve, K.rmv(r), gram)
-    del r
-    x_p = x + d
-    del d
-    # Dual: lam_J + w * K z with K_J^T (lam + w K z) = -c, i.e. (K_J^T K_J) z = -c - K^T lam.
-    g = (system.c + K.rmv(w * lam)).neg_()
-    z = _refined_solve(solve, g, gram)
-    lam_p = K.mv(z).add_(lam).mul_(w)
-    lam_p = torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) else lam_p.clamp_min_(0)
-    return x_p, lam_p
+    ``J`` is ``which > 0`` (the multipliers' rows) or, with ``given``, the bool ``which``
+    itself; equality rows are always in it and rows with an infinite ``k`` never."""
+
+    def __init__(self, system: RowSystem, strategy: HessianStrategy, x: Tensor,
+                 which: Tensor, given: bool, delta: float = 1e-10):
+        self.system = system
+        K, k, eq = system.K, system.k, system.eq
+        all_fin = system.all_finite()
+        fin = None if all_fin else torch.isfinite(k)
+        self.kf = k if all_fin else torch.where(fin, k, torch.zeros_like(k))
+        # The active rows as a 0/1 weight, without bool tensors (slow on CPU,
+        # operators.masks): the given ones or lam > 0, or an equality row, and a finite
+        # right-hand side.
+        w = as_float(which, x.dtype) if given else float_mask(torch.gt, which, 0, x.dtype)
+        if any_true(eq):
+            torch.maximum(w, as_float(eq, x.dtype), out=w)
+        if not all_fin:
+            w.mul_(as_float(fin, x.dtype))
+        self.w = w
+        newton = NewtonSystem(K, w, torch.full_like(x, delta))
+        if getattr(strategy, "accepts_gram", False):
+            # The dense Gram K_J^T K_J, formed once for the factor, also gives the exact
+            # products of the refinement: n^2 per product instead of two passes over K.
+            G = K.gram(w)
+            self.solve = strategy.factor(newton, gram=G)
+
+            def gram(v):
+                return torch.bmm(G, v.unsqueeze(-1)).squeeze(-1)
+        else:
+            self.solve = strategy.factor(newton)  # once, for the primal and the dual
+
+            def gram(v):  # K_J^T K_J v, without the regularisation
+                return K.rmv(K.mv(v).mul_(w))
+        self.gram = gram
+
+    def primal(self, x: Tensor) -> Tensor:
+        """``x + d``, ``d`` the least-squares correction with ``K_J (x + d) = k_J``."""
+        K = self.system.K
+        r = (self.kf - K.mv(x)).mul_(self.w)
+        return x + _refined_solve(self.solve, K.rmv(r), self.gram)
+
+    def dual(self, lam: Tensor) -> Tensor:
+        """``lam_J + w K z`` with ``K_J^T (lam + w K z) = -c``, i.e.
+        ``(K_J^T K_J) z = -c - K^T lam``; inequality rows clamped to ``>= 0``."""
+        K, eq, w = self.system.K, self.system.eq, self.w
+        g = (self.system.c + K.rmv(w * lam)).neg_()
+        z = _refined_solve(self.solve, g, self.gram)
+        lam_p = K.mv(z).add_(lam).mul_(w)
+        return torch.where(eq, lam_p, lam_p.clamp_min(0)) if bool(eq.any()) \
+            else lam_p.clamp_min_(0)
 
 
 def try_polish(su, x, lam, res, candidates, polished):

@@ -125,7 +125,7 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     """``(x̂, λ̂, polished)`` from a primal start ``x0`` (unscaled, (n,) or (B, n)), in the
     equilibrated space of ``system``: the rows within round-off of tight at ``x0``
     (``|K x̂ - k| <= 1e3 eps (1 + |k| + |K| |x̂|)``) are the active set, and the polish
-    (:func:`sparselp.polish.polish`, with ``strategy``'s Newton systems) makes them exact
+    (:class:`sparselp.polish.ActiveSystem`, with ``strategy``'s Newton systems) makes them exact
     and gives the multipliers that fit them. At a nondegenerate optimal vertex that is the
     optimal pair; elsewhere it is a start like any other. Elements with a non-finite entry,
     and batches whose active-set system is singular, start cold (at zero). ``polished``
@@ -135,7 +135,7 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     float64 ``shadow`` of a float32 system (and an exact strategy) the polish runs on it,
     as the solver's own does: a float32 sum over a coupling row of 65,536 terms is not
     within the primal tolerance otherwise."""
-    from .polish import polish as polish_  # it imports the batching helpers, as the solver does
+    from .polish import ActiveSystem  # it imports the batching helpers, as the solver does
 
     dt = system.c.dtype
     on = shadow if shadow is not None and getattr(strategy, "exact", False) else system
@@ -150,13 +150,16 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     tight = (on.K.mv(x) - on.k).abs_() <= 1e3 * torch.finfo(dt).eps * size
     tight &= ok.unsqueeze(-1)
     try:
-        xp, lp = polish_(on, strategy, x, lam, active=tight)
+        act = ActiveSystem(on, strategy, x, tight, True)
+        lp = act.dual(lam)
         # At a degenerate vertex (more tight rows than columns, e.g. both sides of a
         # clipped ramp) the least-squares multipliers split between parallel rows and
         # some come out negative (clamped to zero): once more without those rows.
         drop = tight & (lp <= 0) & ~on.eq
         if bool(drop.any()):
-            xp, lp = polish_(on, strategy, x, lam, active=tight & ~drop)
+            act = ActiveSystem(on, strategy, x, tight & ~drop, True)
+            lp = act.dual(lam)
+        xp = act.primal(x)
     except (RuntimeError, ValueError):  # a singular active-set system: the bare point
         return x.to(dt), lam.to(dt), torch.zeros_like(ok)
     good = (ok & torch.isfinite(xp).all(-1) & torch.isfinite(lp).all(-1)).unsqueeze(-1)
