@@ -59,7 +59,10 @@ def _loss_part(rows, out, body, verdicts):
          "hlines": [(2048, "2 KiB")]}])
     body.append(img(f, "FScoreLoss and PrecisionAtRecallLoss: forward + backward time and "
                        "peak memory per sample (fresh process, one torch thread) against "
-                       "the batch; dotted lines: the targets."))
+                       "the batch; dotted lines: the targets. The losses hand the solver "
+                       "their LP's closed-form optimum as a primal start, which it "
+                       "certifies without a Newton step (the engine's cold solves of the "
+                       "same LPs: python -m benchmarks.start_sweep)."))
     body.append(html.table(rows, ["loss", "dtype", "batch", "status", "time_s", "peak_mib",
                                   "bytes_per_sample"]))
     bad = [r for r in rows if r.get("status") != "OPTIMAL"]
