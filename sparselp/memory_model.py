@@ -20,7 +20,7 @@ strategy's Newton system:
 
 .. math::
 
-    \text{peak} \approx C_0 + B\,(17\,m + 10\,n)\,s + \mathrm{nnz}\,(s + 16)
+    \text{peak} \approx C_0 + B\,(13\,m + 10\,n)\,s + \mathrm{nnz}\,(s + 16)
     + \begin{cases} 36 \sum_i \mathrm{nnz}_i^2 + C_{\text{scipy}} & \text{SciPy's sparse LU} \\
                     w_s B (m + n) + C_{\text{str}} & \text{structured (Schur/Woodbury)} \\
                     3 B n^2 s & \text{dense Cholesky} \\ 0 & \text{diagonal, CG}\end{cases}
@@ -28,7 +28,9 @@ strategy's Newton system:
 The per-row and per-column counts are calibrated on CPU against the resident-set peaks
 that ``benchmarks/scale.py`` (``sparselp bench scale``) measures in fresh processes and
 prints beside these predictions (the pairwise AUC LP has ``m = 2P``, ``n = P``,
-``nnz = 2P`` for ``P`` pairs: 216 bytes a pair in float32, 400 in float64);
+``nnz = 2P`` for ``P`` pairs: 184 bytes a pair in float32, 336 in float64; 17 bytes a
+row and 272 a structured line until the chunked path's fewer temporaries and the ratio
+losses' closed-form start lowered the measured peaks by about a fifth);
 :math:`\sum_i \mathrm{nnz}_i^2` bounds the nonzeros of the normal matrix
 :math:`A^T D A` that SciPy's LU factors. :math:`C_0` = 16 MiB is what a first call costs
 in a fresh interpreter that has imported ``sparselp.losses`` (lazily loaded modules, the
@@ -37,7 +39,7 @@ time, so it follows the import layout and is re-measured by ``benchmarks/scale.p
 clone of the same code on the same machine measured 26 MiB: for problems of a few MiB this
 constant, not the model, decides the ratio);
 :math:`C_{\text{scipy}}` = 14 MiB loads SciPy's sparse solvers, :math:`C_{\text{str}}` = 3 MiB
-the structured path, whose work per row and column is :math:`w_s` = 272 bytes in float32
+the structured path, whose work per row and column is :math:`w_s` = 220 bytes in float32
 (float64 copies for mixed precision) and 160 in float64. On CUDA the model counts
 tensors only (:math:`C_0 = C_{\text{scipy}} = 0`), as ``max_memory_allocated`` does; it is
 not yet checked against a GPU.
@@ -56,12 +58,12 @@ __all__ = ["Plan", "PlanOption", "MemoryBudgetError", "parse_bytes", "lp_peak_by
 MiB = 2 ** 20
 C0 = 16 * MiB
 C_SCIPY = 14 * MiB
-PER_ROW, PER_COL, PER_NNZ_INDEX, PER_NORMAL_ENTRY = 17, 10, 16, 36
+PER_ROW, PER_COL, PER_NNZ_INDEX, PER_NORMAL_ENTRY = 13, 10, 16, 36
 #: bytes per row and column of the structured (Schur/Woodbury) Newton path, by item size:
 #: its float64 work vectors, plus in float32 the float64 copy of the rows that mixed
 #: precision keeps (calibrated on the F-score and precision-at-recall losses, batch 1,024
 #: to 65,536)
-PER_STRUCTURED_LINE = {4: 272, 8: 160}
+PER_STRUCTURED_LINE = {4: 220, 8: 160}
 C_STRUCTURED = 3 * MiB
 #: fraction of the budget a chosen setting may use (the model is within about 25%)
 HEADROOM = 0.9
@@ -163,7 +165,7 @@ def lp_peak_bytes(size: LPSize, device=None, strategy: str | None = None) -> int
     elif strategy == "cholesky":
         out += 3 * B * size.n ** 2 * s
     elif strategy == "structured":
-        out += PER_STRUCTURED_LINE.get(s, 272) * B * (size.m + size.n) + \
+        out += PER_STRUCTURED_LINE.get(s, 220) * B * (size.m + size.n) + \
             (0 if cuda else C_STRUCTURED)
     return int(out + (0 if cuda else C0))
 

@@ -220,7 +220,8 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
                           note=f"{details.get('pairs', details['rows']):,} "
                                f"{'pairs' if kind != 'coupled' else 'rows'}")]
     if kind == "auc":
-        options.append(_chunked_option(counts, budget, peak_pairs))
+        options.append(_chunked_option(
+            counts, budget, lambda P: peak_pairs(P) + _chunk_extra(P, itemsize)))
     for w in world_sizes:
         if kind == "coupled":
             options.append(PlanOption(f"sharded x{w}", as_is, as_is <= HEADROOM * budget,
@@ -237,13 +238,29 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
     return Plan(what, budget, options, chosen, details)
 
 
+#: bytes a pair (per byte of the item size) that a chunked block holds beyond its LP, up
+#: to CHUNK_EXTRA_CAP: the next block's pairs are built while the last block's freed
+#: vectors are still resident in the allocator. Measured (float32, fresh processes,
+#: ``benchmarks.scale``): blocks of 50,000 / 123,000 / 250,000 pairs peak 4.4 / 8.8 /
+#: 22 MiB over the LP model alone, about 80 bytes a pair; blocks of 1e6 pairs none (their
+#: vectors are mapped and unmapped whole).
+CHUNK_EXTRA = 20
+CHUNK_EXTRA_CAP = 20 * 2 ** 20
+
+
+def _chunk_extra(P: int, itemsize: int) -> int:
+    return min(CHUNK_EXTRA * itemsize * P, CHUNK_EXTRA_CAP)
+
+
 def chunk_peak_bytes(counts, block_size: int, dtype, device) -> int:
     """Predicted peak of the chunked binary AUC loss with ``block_size`` (its blocks hold
     whole positives: ``max(1, block_size // n_neg)`` of them)."""
     n_neg, n_pos = counts[0], counts[1]
     itemsize = max(torch.empty((), dtype=dtype).element_size(), 4)
     per = min(max(1, block_size // max(n_neg, 1)), n_pos)
-    return lp_peak_bytes(LPSize.pairs(per * n_neg, itemsize), device) + 8 * sum(counts) * itemsize
+    P = per * n_neg
+    return lp_peak_bytes(LPSize.pairs(P, itemsize), device) + _chunk_extra(P, itemsize) \
+        + 8 * sum(counts) * itemsize
 
 
 def _chunked_option(counts, budget, peak_pairs) -> PlanOption:

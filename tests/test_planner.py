@@ -26,12 +26,12 @@ def test_parse_bytes_refuses_by_name(bad):
 
 
 def test_pair_model_is_linear_in_pairs_and_itemsize():
-    """216 bytes a pair in float32 and 400 in float64 over the one-off C0 (module doc)."""
+    """184 bytes a pair in float32 and 336 in float64 over the one-off C0 (module doc)."""
     for P in (10, 1000, 10**7):
-        assert lp_peak_bytes(LPSize.pairs(P, 4)) - C0 == 216 * P
-        assert lp_peak_bytes(LPSize.pairs(P, 8)) - C0 == 400 * P
+        assert lp_peak_bytes(LPSize.pairs(P, 4)) - C0 == 184 * P
+        assert lp_peak_bytes(LPSize.pairs(P, 8)) - C0 == 336 * P
     # CUDA counts tensors only: no interpreter constant
-    assert lp_peak_bytes(LPSize.pairs(10, 4), device="cuda") == 216 * 10
+    assert lp_peak_bytes(LPSize.pairs(10, 4), device="cuda") == 184 * 10
 
 
 def test_auc_plan_counts_pairs_and_chooses_as_is_when_it_fits():
