@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .operators import all_finite
+
 __all__ = ["breakpoint_step", "MAX_ROWS"]
 
 # Rows times batch elements up to which sorting beats the iterative search (CPU, one
@@ -39,8 +41,8 @@ def breakpoint_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor
     (B,): zero where ``todo`` is False or ``φ'(0) >= 0``, ``+inf`` where ``φ'`` stays
     negative (no proximal term and no row to stop the step).
     """
-    fin = torch.isfinite(u)
-    if not bool(fin.all()):  # a switched-off row: u = -1 and s = 0, never active
+    if not all_finite(u):  # a switched-off row: u = -1 and s = 0, never active
+        fin = torch.isfinite(u)
         u = torch.where(fin, u, -1.0)
         s = torch.where(fin, s, 0.0)
     # Each row's share of phi' on a piece where it is active: intercept s u / sigma and

@@ -115,11 +115,14 @@ class HessianStrategy:
     """Turns a :class:`NewtonSystem` into a solve ``rhs -> H^{-1} rhs``.
 
     Subclasses implement :meth:`factor`. ``exact`` says whether the solve is exact up to
-    round-off (a sketch is not); the solver uses it only for reporting.
+    round-off (a sketch is not); the solver uses it only for reporting. ``clip_free``:
+    the Newton loop cuts free columns' steps at their first kink
+    (:func:`sparselp.newton.clip_free_columns`), measured to pay on the structured LPs only.
     """
 
     name = "base"
     exact = True
+    clip_free = False
 
     def factor(self, system: NewtonSystem) -> Callable[[Tensor], Tensor]:
         raise NotImplementedError
@@ -205,6 +208,7 @@ class StructuredHessian(HessianStrategy):
     """
 
     name = "structured"
+    clip_free = True
 
     def __init__(self, cap: int = DENSE_CAP, refine: int = 3):
         self.cap, self.refine = cap, refine

@@ -24,7 +24,7 @@ from torch import Tensor
 from .batching import GramCache, put_rows, take_rows, take_system
 from .linesearch import LineSearch, RowKinds
 from .linsolve import HessianStrategy, NewtonSystem
-from .operators import float_mask
+from .operators import any_true, float_mask
 from .scaling import RowSystem, inf_norm
 
 __all__ = ["Subproblem", "newton_minimise", "clip_free_columns"]
@@ -118,7 +118,7 @@ def clip_free_columns(sub: Subproblem, u: Tensor, w: Tensor, d: Tensor) -> Tenso
     product with ``|K|``.
     """
     free = sub.system.K.sq_rmv(w) == 0
-    if not bool(free.any()):
+    if not any_true(free):
         return d
     s = sub.sigma * sub.system.K.mv(d)
     rate = torch.where((u < 0) & (s > 0), s / -u, 0.0)
@@ -198,7 +198,7 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
         d = -(strategy.factor(system) if cache is None else
               strategy.factor(system, gram=cache.gram(system.op, w)))(g)
         del system
-        if strategy.name == "structured":  # where it pays (see clip_free_columns)
+        if strategy.clip_free:
             d = clip_free_columns(sub, u, w, d)
         del w
         if not bool(todo.all()):

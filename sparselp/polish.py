@@ -44,12 +44,9 @@ def _refined_solve(solve, rhs: Tensor, exact_matvec, steps: int = 3) -> Tensor:
 
 
 def polish(system: RowSystem, strategy: HessianStrategy, x: Tensor, lam: Tensor,
-           delta: float = 1e-10, active: Tensor | None = None):
-    """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space), or from the
-    bool (B, M) ``active`` when given (``lam`` is then only the point the dual's least
-    squares stays nearest to)."""
-    act = ActiveSystem(system, strategy, x, lam if active is None else active,
-                       active is not None, delta)
+           delta: float = 1e-10):
+    """Return ``(x_p, lam_p)`` from the active set of ``lam`` (scaled space)."""
+    act = ActiveSystem(system, strategy, x, lam, False, delta)
     return act.primal(x), act.dual(lam)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .operators import finite_rows
 from .problem import LinearProgram
 from .scaling import RowSystem
 from .solution import Solution
@@ -141,7 +142,7 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     on = shadow if shadow is not None and getattr(strategy, "exact", False) else system
     x = x0.detach().to(dtype=on.c.dtype, device=on.c.device).reshape(-1, on.c.shape[-1])
     x = x.expand_as(on.c) / (on.k_scale * on.s)
-    ok = torch.isfinite(x).all(-1)
+    ok = finite_rows(x)
     x = torch.where(ok.unsqueeze(-1), x, torch.zeros_like(x))
     lam = torch.zeros_like(on.k)
     if not polish:
@@ -162,6 +163,6 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
         xp = act.primal(x)
     except (RuntimeError, ValueError):  # a singular active-set system: the bare point
         return x.to(dt), lam.to(dt), torch.zeros_like(ok)
-    good = (ok & torch.isfinite(xp).all(-1) & torch.isfinite(lp).all(-1)).unsqueeze(-1)
+    good = (ok & finite_rows(xp) & finite_rows(lp)).unsqueeze(-1)
     return (torch.where(good, xp, x).to(dt), torch.where(good, lp, lam).to(dt),
             good.squeeze(-1))
