@@ -26,6 +26,9 @@ Shared behaviour (tested):
   solution of the loss's previous call (primal and duals, :mod:`sparselp.warmstart`)
   when the two LPs have the same shapes (the same class counts), cold otherwise; the
   value and gradient are those of a cold start. The chunked AUC solve starts cold.
+  ``FScoreLoss`` and ``PrecisionAtRecallLoss`` always start from their LP's closed-form
+  optimum instead (``LPData.start``, a primal start), which the solver certifies without
+  a Newton step.
 
 Global batch over ``torch.distributed`` (``process_group=``, every loss): the loss of the
 concatenation over the group's ranks, in rank order, of the local ``(scores, labels)``,
