@@ -1,5 +1,6 @@
-"""Per-rank peak memory and time of the distributed AUCLoss (``process_group=``) against
-the number of ranks: strong scaling (fixed global batch) and weak scaling (fixed pairs
+"""Per-rank peak memory and time of the distributed losses (``process_group=``; AUCLoss by
+default, ``--loss fscore|precision`` for the row-sharded coupled LPs) against the number
+of ranks: strong scaling (fixed global batch) and weak scaling (fixed pairs
 per rank).
 
 Each world size runs in fresh processes (CPU, gloo, one torch thread each, started by
@@ -29,10 +30,13 @@ import os
 import tempfile
 import time
 
-__all__ = ["run", "main", "COLUMNS"]
+__all__ = ["run", "main", "COLUMNS", "LOSSES"]
+
+LOSSES = ("auc", "fscore", "precision")
 
 COLUMNS = ("mode", "world", "global_batch", "pairs", "rank_pairs", "status", "peak_mb",
-           "mem_vs_ideal", "seconds", "cpu_seconds", "loss", "peak_mb_ranks", "error")
+           "mem_vs_ideal", "seconds", "cpu_seconds", "loss", "peak_mb_ranks", "error",
+           "loss_name", "sharded")
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str, cfg: dict) -> None:
@@ -40,14 +44,12 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, cfg: dict) -> N
     import torch.distributed as dist
 
     from benchmarks.peakmem import _peak_now, _reset_peak, current_rss
-    from sparselp.losses import AUCLoss
 
     torch.set_num_threads(cfg["threads"])
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world, timeout=datetime.timedelta(seconds=600))
     dt, n = getattr(torch, cfg["dtype"]), cfg["global_batch"]
-    loss = AUCLoss(eps=cfg["eps"], surrogate=cfg["surrogate"], block_size=cfg["block_size"],
-                   process_group=dist.group.WORLD)
+    loss = _make_loss(cfg, dist.group.WORLD)
     warm = torch.rand(8, dtype=dt, requires_grad=True)
     loss(warm, torch.arange(8) % 2).backward()
     g = torch.Generator().manual_seed(cfg["seed"])
@@ -56,7 +58,10 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, cfg: dict) -> N
     lo, hi = rank * n // world, (rank + 1) * n // world  # the local batch: a contiguous slice
     local, y = scores[lo:hi].clone().requires_grad_(True), labels[lo:hi].clone()
     n_pos = int(labels.sum())
-    rank_pairs = len(range(rank, n_pos, world)) * (n - n_pos)
+    if cfg["loss"] == "auc":
+        rank_pairs, pairs = len(range(rank, n_pos, world)) * (n - n_pos), n_pos * (n - n_pos)
+    else:  # the coupled LPs: two rows a sample (and the global rows)
+        rank_pairs, pairs = 2 * (hi - lo), 2 * n + 1
     del scores, labels
     dist.barrier()
     _reset_peak()
@@ -69,9 +74,21 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, cfg: dict) -> N
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
         json.dump({"net_rss": peak - baseline, "seconds": seconds, "cpu_seconds": cpu,
                    "loss": value.item(),
-                   "rank_pairs": rank_pairs, "pairs": n_pos * (n - n_pos)}, fh)
+                   "rank_pairs": rank_pairs, "pairs": pairs,
+                   "sharded": getattr(loss, "last_sharded", None)}, fh)
     dist.barrier()
     dist.destroy_process_group()
+
+
+def _make_loss(cfg: dict, group):
+    """The loss of ``cfg["loss"]`` on ``group``."""
+    from sparselp.losses import AUCLoss, FScoreLoss, PrecisionAtRecallLoss
+    if cfg["loss"] == "auc":
+        return AUCLoss(eps=cfg["eps"], surrogate=cfg["surrogate"],
+                       block_size=cfg["block_size"], process_group=group)
+    if cfg["loss"] == "fscore":
+        return FScoreLoss(eps=1.0, process_group=group)
+    return PrecisionAtRecallLoss(recall=0.8, eps=1.0, process_group=group)
 
 
 def _spawn(world: int, cfg: dict, timeout: float) -> dict:
@@ -108,16 +125,26 @@ def _spawn(world: int, cfg: dict, timeout: float) -> dict:
             "peak_mb_ranks": "/".join(f"{v:.0f}" for v in mb),
             "seconds": max(x["seconds"] for x in ranks),
             "cpu_seconds": max(x["cpu_seconds"] for x in ranks), "loss": ranks[0]["loss"],
-            "pairs": ranks[0]["pairs"], "rank_pairs": max(x["rank_pairs"] for x in ranks)}
+            "pairs": ranks[0]["pairs"], "rank_pairs": max(x["rank_pairs"] for x in ranks),
+            "sharded": ranks[0]["sharded"]}
 
 
 def run(world_sizes=(1, 2, 4), mode: str = "strong", pairs_per_rank: int = 2_500_000,
         global_batch: int = 6325, dtype: str = "float32", eps: float = 0.01,
         surrogate: str = "paper", block_size: int | None = None, threads: int = 1,
-        seed: int = 0, timeout: float = 600.0, progress: bool = False) -> list[dict]:
+        seed: int = 0, timeout: float = 600.0, progress: bool = False,
+        loss: str = "auc", samples_per_rank: int = 250_000) -> list[dict]:
     """One row per world size of ``mode``: ``"strong"`` (the global batch is
     ``global_batch`` for every world size) or ``"weak"`` (about ``pairs_per_rank`` pairs on
-    each rank: a balanced global batch of ``2 sqrt(world * pairs_per_rank)``).
+    each rank: a balanced global batch of ``2 sqrt(world * pairs_per_rank)``; for the
+    coupled losses ``samples_per_rank`` samples on each rank).
+
+    ``loss``: ``"auc"`` (``AUCLoss(eps, surrogate)``: each rank solves its share of the
+    pairs), ``"fscore"`` (``FScoreLoss(eps=1)``) or ``"precision"``
+    (``PrecisionAtRecallLoss(recall=0.8, eps=1)``): each rank holds the rows of its own
+    samples (:mod:`sparselp.sharded`; ``sharded`` says whether the last call was certified
+    so, rather than solved whole on every rank). For these, ``pairs`` and ``rank_pairs``
+    count LP rows (the whole LP's, the most a rank holds).
 
     Rows: ``mode, world, global_batch, pairs`` (global), ``rank_pairs`` (the most pairs a
     rank solves), ``status, peak_mb`` (max over ranks of peak RSS minus the RSS after
@@ -127,14 +154,18 @@ def run(world_sizes=(1, 2, 4), mode: str = "strong", pairs_per_rank: int = 2_500
     """
     if mode not in ("strong", "weak"):
         raise ValueError(f"mode must be 'strong' or 'weak', got {mode!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     rows = []
     for world in world_sizes:
-        n = global_batch if mode == "strong" else round(2 * math.sqrt(world * pairs_per_rank))
+        n = global_batch if mode == "strong" else (
+            round(2 * math.sqrt(world * pairs_per_rank)) if loss == "auc"
+            else world * samples_per_rank)
         cfg = {"global_batch": n, "dtype": dtype, "eps": eps, "surrogate": surrogate,
-               "block_size": block_size, "threads": threads, "seed": seed}
-        row = {"mode": mode, "world": world, "global_batch": n}
+               "block_size": block_size, "threads": threads, "seed": seed, "loss": loss}
+        row = {"mode": mode, "world": world, "global_batch": n, "loss_name": loss}
         row.update(_spawn(world, cfg, timeout))
         rows.append(row)
         if progress:
@@ -160,6 +191,11 @@ def main(argv=None) -> list[dict]:
                    help="strong scaling's global batch (default 6325: 1e7 pairs)")
     p.add_argument("--pairs-per-rank", type=int, default=2_500_000,
                    help="weak scaling's pairs per rank (default 2.5e6)")
+    p.add_argument("--loss", choices=LOSSES, default="auc",
+                   help="auc (pairs sharded) or the coupled fscore / precision (rows "
+                        "sharded); default auc")
+    p.add_argument("--samples-per-rank", type=int, default=250_000,
+                   help="weak scaling's samples per rank for the coupled losses")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--threads", type=int, default=1, help="torch threads per rank")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per world size")
@@ -174,7 +210,8 @@ def main(argv=None) -> list[dict]:
     rows = []
     for mode in (("strong", "weak") if a.mode == "both" else (a.mode,)):
         rows += run(worlds, mode, per_rank, batch, a.dtype, threads=a.threads,
-                    timeout=a.timeout, progress=not a.quick)
+                    timeout=a.timeout, progress=not a.quick, loss=a.loss,
+                    samples_per_rank=a.samples_per_rank)
     return emit(rows, a.out, COLUMNS)
 
 

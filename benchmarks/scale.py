@@ -203,18 +203,26 @@ def run_refusal(batch: int = 10**6, budget: str = "1GB") -> list[dict]:
 
 
 def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
-    """Strong and weak scaling of the distributed AUCLoss (:mod:`benchmarks.dist_scaling`)
-    with the planner's per-rank prediction beside the measured peak. The ranks measure
-    after a warm-up, so the prediction is taken without the one-off C0."""
+    """Strong and weak scaling of the distributed AUCLoss (:mod:`benchmarks.dist_scaling`),
+    and strong scaling of the row-sharded FScoreLoss, with the planner's per-rank
+    prediction beside the measured peak. The ranks measure after a warm-up, so the
+    prediction is taken without the one-off C0."""
     from benchmarks import dist_scaling
-    from sparselp.memory_model import C0, LPSize, lp_peak_bytes
+    from sparselp.memory_model import C0, LPSize, lp_peak_bytes, shard_peak_bytes
     worlds = (1, 2) if quick else (1, 2, 4)
     batch, per_rank = (632, 50_000) if quick else (6325, 2_500_000)
+    coupled_batch = 100_000 if quick else 1_000_000
+    runs = [("auc", mode, dist_scaling.run(worlds, mode, per_rank, batch, progress=progress))
+            for mode in ("strong", "weak")]
+    runs.append(("fscore", "strong", dist_scaling.run(
+        worlds, "strong", global_batch=coupled_batch, progress=progress, loss="fscore")))
     rows = []
-    for mode in ("strong", "weak"):
-        for r in dist_scaling.run(worlds, mode, per_rank, batch, progress=progress):
-            pred = (lp_peak_bytes(LPSize.pairs(r.get("rank_pairs") or 0, 4)) - C0) / 2**20
-            row = {"part": f"{mode} x{r['world']}", "loss": "auc", "dtype": "float32",
+    for loss, mode, results in runs:
+        for r in results:
+            pred = (lp_peak_bytes(LPSize.pairs(r.get("rank_pairs") or 0, 4)) if loss == "auc"
+                    else shard_peak_bytes(loss, r["global_batch"], r["world"])) - C0
+            pred /= 2**20
+            row = {"part": f"{mode} x{r['world']}", "loss": loss, "dtype": "float32",
                    "batch": r["global_batch"], "pairs": r.get("pairs"),
                    "block_size": r.get("rank_pairs"), "status": r["status"],
                    "predicted_mb": pred, "measured_mb": r.get("peak_mb"),

@@ -8,8 +8,10 @@ labels)``. Every rank
    minibatch of an epoch);
 2. computes a PARTIAL value whose sum over the ranks is the global loss: its share of the
    pairs for the row-separable AUC losses (1/world of them, so memory per rank falls as
-   1/world), or the whole value divided by the world size for the coupled F-score and
-   precision-at-recall LPs (solved on every rank, replicated);
+   1/world), or, for the coupled F-score and precision-at-recall LPs, the share of the
+   optimal value of the rows of its own samples (:mod:`sparselp.sharded`; the whole
+   value divided by the world size where the sharded optimum is not certified and the
+   LP is solved whole on every rank);
 3. returns :func:`sum_over_ranks` of it: the global loss, the same on every rank.
 
 Gradients. The backward pass of :func:`sum_over_ranks` is the identity (every rank's
@@ -106,14 +108,15 @@ class _Gather(torch.autograd.Function):
         return grad[ctx.start:ctx.stop], None, None, None
 
 
-def gather(scores: Tensor, labels: Tensor, group) -> tuple[Tensor, Tensor]:
+def gather(scores: Tensor, labels: Tensor, group, with_range: bool = False):
     """The global batch: the concatenation over ``group``'s ranks, in rank order, of the
     local ``scores`` ((n_r,) or (n_r, K), any n_r >= 0) and ``labels`` ((n_r,)).
 
     Sizes are all-gathered first, the tensors padded to the largest, gathered and
     unpadded. The scores keep their dtype and stay on the autograd graph (backward:
     :class:`_Gather`); the labels are gathered without gradient. Collectives run on the
-    scores' device (CUDA tensors for NCCL).
+    scores' device (CUDA tensors for NCCL). ``with_range=True`` also returns ``(lo, hi)``,
+    where this rank's samples sit in the global batch.
     """
     rank, world = rank_and_world(group)
     n = torch.tensor([scores.shape[0]], dtype=torch.long, device=scores.device)
@@ -122,7 +125,8 @@ def gather(scores: Tensor, labels: Tensor, group) -> tuple[Tensor, Tensor]:
     sizes = [int(c) for c in counts]
     global_labels = _all_gather_padded(labels.detach().to(scores.device, torch.long),
                                        sizes, group)
-    return _Gather.apply(scores, sizes, rank, group), global_labels
+    out = _Gather.apply(scores, sizes, rank, group), global_labels
+    return out + ((sum(sizes[:rank]), sum(sizes[:rank + 1])),) if with_range else out
 
 
 class _SumOverRanks(torch.autograd.Function):

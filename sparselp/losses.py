@@ -36,8 +36,10 @@ the same value on every rank, and each rank's local scores get the gradient of t
 loss (:mod:`sparselp.distributed`). Local batch sizes may differ. The AUC losses are
 sharded: each rank solves the LP of about 1/world of the global pairs, so memory per rank
 falls as 1/world (and ``block_size=`` cuts a rank's share into blocks). The F-score and
-precision-at-recall LPs couple all samples; they are solved whole on every rank
-(replicated: their LP is O(n), not O(n^2)). A missing class is judged on the global
+precision-at-recall LPs couple all samples through one shared variable; each rank builds
+the rows of its own samples only, and their closed-form optimum is certified for the
+whole LP with all-reduced sums (:mod:`sparselp.sharded`); where it is not, the LP is
+solved whole on every rank (``last_sharded`` says which). A missing class is judged on the global
 labels, so every rank warns and returns the zero loss alike. Every rank must call the loss
 and its backward (collectives); non-finite scores on any rank raise on every rank.
 
@@ -51,123 +53,19 @@ from __future__ import annotations
 import warnings
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .formulations import fscore_data, multiclass_auc_data, precision_at_recall_data
-from .formulations._base import absent_classes, check_labels, check_scores, describe_absent
+from .formulations.ratio_shards import fscore_shard, precision_at_recall_shard
+from .formulations._base import absent_classes, describe_absent
 from .chunked import auc_pairs_term, chunked_auc_loss
-from .distributed import check_group, gather, rank_and_world, resolve_group, sum_over_ranks
-from .layer import lp_solve
-from .warmstart import WarmStart
-from .memory_model import MemoryBudgetError, parse_bytes
-from .planner import chunk_peak_bytes, plan_loss
+from .distributed import rank_and_world
+from .loss_base import LPLossBase, binary_counts
 
 __all__ = ["AUCLoss", "MultiClassAUCLoss", "FScoreLoss", "PrecisionAtRecallLoss"]
 
 
-class _LPLoss(nn.Module):
-    """Common checks, the global batch and the solve; subclasses build the LP."""
-
-    score_dims = (1,)
-
-    def __init__(self, options=None, backend: str = "sparselp", process_group=None,
-                 memory_budget=None, warm_start: bool = False, **layer_kwargs):
-        super().__init__()
-        self.options, self.backend, self.layer_kwargs = options, backend, layer_kwargs
-        # The last solution, reused by the next call where the LP's shapes match.
-        self.warm_start = WarmStart() if warm_start else None
-        self.process_group = check_group(process_group)
-        self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
-        self.last_block_size = None  # the block size of the last chunked call (AUCLoss)
-
-    def _prepare(self, scores, labels, num_classes=None):
-        """Checked ``(s, y, group)``: the local batch and None, or the global batch gathered
-        over the process group and the group."""
-        group = resolve_group(self.process_group)
-        s = check_scores(scores, self.score_dims, finite=group is None)
-        y = check_labels(labels, s.shape[0], num_classes, device=s.device)
-        self._check_local(s)
-        if group is None:
-            return s, y, None
-        s, y = gather(s, y, group)
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError("scores contains NaN or Inf entries (on some rank of "
-                             "process_group); the LP is undefined")
-        return s, y, group
-
-    def _check_local(self, s: Tensor) -> None:
-        """Shape checks of the local scores beyond ``score_dims`` (before any gather)."""
-
-    @staticmethod
-    def _batch(group) -> str:
-        return "the minibatch" if group is None else \
-            "the global minibatch (all ranks of process_group)"
-
-    def _missing_binary_class(self, scores: Tensor, y: Tensor, group):
-        """The zero loss (with a warning) when a binary minibatch lacks a class, else None."""
-        absent = absent_classes(y)
-        if not absent:
-            return None
-        return self._zero(scores, f"{self._batch(group)} has no {describe_absent(absent)}",
-                          stacklevel=4)
-
-    @staticmethod
-    def _finish(partial: Tensor, s: Tensor, group, replicated: bool = False) -> Tensor:
-        """The loss from this rank's partial value: itself for the local batch; else the sum
-        over the ranks (``replicated``: every rank computed the whole value, which is
-        divided by the world size first)."""
-        if group is None:
-            return partial
-        if replicated:
-            partial = partial / rank_and_world(group)[1]
-        # `+ s.sum() * 0`: the gather's backward (a collective) runs on every rank even
-        # where this rank's share of the LP has no pair.
-        return sum_over_ranks(partial + s.sum() * 0, group)
-
-    def _zero(self, scores: Tensor, why: str, stacklevel: int = 3) -> Tensor:
-        warnings.warn(f"{type(self).__name__}: {why}; returning a zero loss", UserWarning,
-                      stacklevel=stacklevel)
-        s = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
-        return s.sum() * 0
-
-    def _check_budget(self, s: Tensor, counts: list[int], block_size: int | None = None):
-        """With ``memory_budget``: None when the LP of a batch with these class ``counts``
-        fits as is (or the given chunked ``block_size`` fits), the block size the planner
-        picks when only chunking fits (AUCLoss), else :class:`~sparselp.MemoryBudgetError`
-        before the LP is built. With a process group the counts are those of the global
-        batch (of a rank's share for AUCLoss), the same on every rank."""
-        if self.memory_budget is None or min(counts) == 0:
-            return block_size
-        p = plan_loss(self, sum(counts), 0.5, self.memory_budget, s.device, s.dtype, (),
-                      counts)
-        what = f"{type(self).__name__} on a batch of {s.shape[0]}"
-        if block_size is not None:
-            peak = chunk_peak_bytes(counts, block_size, s.dtype, s.device)
-            if peak > self.memory_budget:
-                raise MemoryBudgetError(what + f" with block_size={block_size}", peak,
-                                        self.memory_budget, p.suggestion())
-            return block_size
-        if p.chosen is None:
-            raise MemoryBudgetError(what, p.options[0].peak_bytes, self.memory_budget,
-                                    p.suggestion())
-        return p.chosen.settings.get("block_size")
-
-    def _value(self, data) -> Tensor:
-        # The formulation's closed-form optimum where it has one (F-score, precision at
-        # recall: certified at once), else the last call's solution (warm_start=True).
-        start = self.warm_start if data.start is None else data.start
-        _, value = lp_solve(data.c, data.A, data.b, data.A_eq, data.b_eq, data.lb, data.ub,
-                            options=self.options, backend=self.backend, return_value=True,
-                            warm_start=start, **self.layer_kwargs)
-        return value
-
-
-def _binary_counts(y: Tensor) -> list[int]:
-    n_pos = int(y.sum())
-    return [y.numel() - n_pos, n_pos]
-
-
-class AUCLoss(_LPLoss):
+class AUCLoss(LPLossBase):
     r"""Binary AUC loss from the paper's pairwise hinge LP (eq. 1).
 
     The LP (:func:`sparselp.formulations.binary_auc`) is
@@ -267,7 +165,7 @@ class AUCLoss(_LPLoss):
         return self._finish(partial, s, group)
 
 
-class MultiClassAUCLoss(_LPLoss):
+class MultiClassAUCLoss(LPLossBase):
     r"""Multi-class AUC loss: the optimal value of the AUC_mu hinge LP (or one-vs-all).
 
     See :func:`sparselp.formulations.multiclass_auc` for the LP. ``scores`` (n, K),
@@ -330,7 +228,7 @@ class MultiClassAUCLoss(_LPLoss):
         return self._finish(partial, s, group)
 
 
-class FScoreLoss(_LPLoss):
+class FScoreLoss(LPLossBase):
     r"""F1-score loss: ``1 - F*`` with ``F*`` from the Charnes–Cooper LP.
 
     See :func:`sparselp.formulations.fscore` for the derivation: :math:`F^*` is the
@@ -343,9 +241,10 @@ class FScoreLoss(_LPLoss):
     eps : float
         Width of the ramp.
     process_group : torch.distributed.ProcessGroup or "world", optional
-        The loss of the global batch (see the module docstring). The LP couples every
-        sample to one scale variable, so it is not sharded: every rank solves the whole
-        LP of the gathered batch (replicated; the LP is O(n)).
+        The loss of the global batch (see the module docstring): each rank holds the
+        rows of its own samples, certified together (:mod:`sparselp.sharded`);
+        ``last_sharded`` is False after a call that fell back to solving the whole LP
+        on every rank.
     options, backend, **layer_kwargs
         Passed to :func:`sparselp.layer.lp_solve`.
     """
@@ -359,12 +258,14 @@ class FScoreLoss(_LPLoss):
         zero = self._missing_binary_class(scores, y, group)
         if zero is not None:
             return zero
-        self._check_budget(s, _binary_counts(y))
-        return self._finish(1.0 + self._value(fscore_data(s, y, self.eps)), s, group,
-                            replicated=True)
+        self._check_budget(s, binary_counts(y), group=group)
+        value = self._coupled_value(s, group, lambda: fscore_data(s, y, self.eps),
+                                    lambda lo, hi: fscore_shard(s, y, self.eps, lo, hi))
+        world = 1 if group is None else rank_and_world(group)[1]
+        return self._finish(1.0 / world + value, s, group)
 
 
-class PrecisionAtRecallLoss(_LPLoss):
+class PrecisionAtRecallLoss(LPLossBase):
     r"""Precision at a fixed recall: the relaxed false-positive rate at recall >= beta.
 
     The optimal value of :func:`sparselp.formulations.precision_at_recall` (Eban et al.
@@ -378,9 +279,10 @@ class PrecisionAtRecallLoss(_LPLoss):
     eps : float
         Width of the ramp.
     process_group : torch.distributed.ProcessGroup or "world", optional
-        The loss of the global batch (see the module docstring). The LP couples every
-        sample to one threshold, so it is not sharded: every rank solves the whole LP of
-        the gathered batch (replicated; the LP is O(n)).
+        The loss of the global batch (see the module docstring): each rank holds the
+        rows of its own samples, certified together (:mod:`sparselp.sharded`);
+        ``last_sharded`` is False after a call that fell back to solving the whole LP
+        on every rank.
     options, backend, **layer_kwargs
         Passed to :func:`sparselp.layer.lp_solve`.
     """
@@ -394,7 +296,8 @@ class PrecisionAtRecallLoss(_LPLoss):
         zero = self._missing_binary_class(scores, y, group)
         if zero is not None:
             return zero
-        self._check_budget(s, _binary_counts(y))
-        return self._finish(self._value(precision_at_recall_data(s, y, self.recall,
-                                                                 self.eps)),
-                            s, group, replicated=True)
+        self._check_budget(s, binary_counts(y), group=group)
+        value = self._coupled_value(
+            s, group, lambda: precision_at_recall_data(s, y, self.recall, self.eps),
+            lambda lo, hi: precision_at_recall_shard(s, y, self.recall, self.eps, lo, hi))
+        return self._finish(value, s, group)

@@ -14,7 +14,8 @@ import math
 import torch
 
 from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
-                           Plan, PlanOption, lp_peak_bytes, parse_bytes, strategy_for)
+                           Plan, PlanOption, lp_peak_bytes, parse_bytes, shard_peak_bytes,
+                           strategy_for)
 from .network_memory import scale_counts, with_network
 
 
@@ -85,8 +86,7 @@ def _probe(fscore: bool, k: int, k_pos: int, recall: float, itemsize: int) -> LP
 
 def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
     """The coupled LP's size at batch ``n``, from its LP at two small batches."""
-    name = loss if isinstance(loss, str) else type(loss).__name__
-    fscore = name in ("fscore", "FScoreLoss")
+    fscore = _coupled_key(loss) == "fscore"
     recall = float(getattr(loss, "recall", 0.8))
 
     def measure(k):
@@ -121,6 +121,11 @@ def coupled_strategy(loss) -> str:
     return chosen if isinstance(chosen, str) and chosen != "auto" else "structured"
 
 
+def _coupled_key(loss) -> str:
+    name = loss if isinstance(loss, str) else type(loss).__name__
+    return "fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"
+
+
 def coupled_peak_bytes(loss, size: LPSize, device) -> int:
     """Peak of a coupled loss (F-score, precision at recall): their constraint matrices
     are separable apart from a few dense lines (the t column, the recall or normalisation
@@ -130,8 +135,7 @@ def coupled_peak_bytes(loss, size: LPSize, device) -> int:
     ``KAPPA[loss] * n^2`` bytes over the vectors, measured."""
     strategy = coupled_strategy(loss)
     if strategy == "scipy" and torch.device(device or "cpu").type == "cpu":
-        name = loss if isinstance(loss, str) else type(loss).__name__
-        key = "fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"
+        key = _coupled_key(loss)
         return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(KAPPA[key] * size.n ** 2)
     return lp_peak_bytes(size, device, strategy if strategy in ("structured", "cg",
                                                                 "cholesky") else "structured")
@@ -224,9 +228,9 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
             counts, budget, lambda P: peak_pairs(P) + _chunk_extra(P, itemsize)))
     for w in world_sizes:
         if kind == "coupled":
-            options.append(PlanOption(f"sharded x{w}", as_is, as_is <= HEADROOM * budget,
-                                      {"world_size": w},
-                                      "coupled LP solved whole on every rank"))
+            per = shard_peak_bytes(_coupled_key(loss), n, w)
+            options.append(PlanOption(f"sharded x{w}", per, per <= HEADROOM * budget,
+                                      {"world_size": w}, "per rank: its samples' rows"))
         else:
             per = peak_pairs(math.ceil(details["pairs"] / w))
             options.append(PlanOption(f"sharded x{w}", per, per <= HEADROOM * budget,

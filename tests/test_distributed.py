@@ -12,13 +12,26 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from sparselp import MemoryBudgetError
 from sparselp.chunked import chunked_auc_loss
 from sparselp.formulations import multiclass_auc_data
 from sparselp.losses import AUCLoss, FScoreLoss, MultiClassAUCLoss, PrecisionAtRecallLoss
 
 F64 = torch.float64
+
+
+class WrongShardFScoreLoss(FScoreLoss):
+    """Proposes a wrong multiplier for the normalisation row: the sharded certificate must
+    refuse it, and the loss solve the whole LP on every rank."""
+
+    def _coupled_value(self, s, group, whole, shard):
+        return super()._coupled_value(
+            s, group, whole, lambda lo, hi: shard(lo, hi)._replace(mu=shard(lo, hi).mu / 2))
+
+
 LOSSES = {"AUCLoss": AUCLoss, "MultiClassAUCLoss": MultiClassAUCLoss,
-          "FScoreLoss": FScoreLoss, "PrecisionAtRecallLoss": PrecisionAtRecallLoss}
+          "FScoreLoss": FScoreLoss, "PrecisionAtRecallLoss": PrecisionAtRecallLoss,
+          "WrongShardFScoreLoss": WrongShardFScoreLoss}
 # Local batch sizes per world size: uneven, and an empty one in the 4-process run.
 SIZES = {2: [9, 14], 4: [7, 0, 10, 6]}
 
@@ -68,6 +81,10 @@ def _cases(sizes):
          Sm, Ym),
         ("fscore", "FScoreLoss", dict(eps=1.0), (s - 0.5) * 0.8, y),
         ("precision", "PrecisionAtRecallLoss", dict(recall=0.6, eps=1.0), s - 0.5, y),
+        # ramps clipped on both sides (degenerate vertices), and a wrong sharded proposal
+        ("fscore-clipped", "FScoreLoss", dict(eps=0.2), (s - 0.5) * 0.8, y),
+        ("precision-clipped", "PrecisionAtRecallLoss", dict(recall=0.8, eps=0.1), s - 0.5, y),
+        ("fscore-refused", "WrongShardFScoreLoss", dict(eps=1.0), (s - 0.5) * 0.8, y),
         ("missing-auc", "AUCLoss", dict(eps=0.05), s, torch.zeros_like(y)),
         ("missing-fscore", "FScoreLoss", dict(), s, torch.ones_like(y)),
         ("missing-mauc", "MultiClassAUCLoss", dict(num_classes=3, eps=0.4), Sm, Ym),
@@ -83,7 +100,7 @@ def _run_case(name, cls, kwargs, s, y, sizes, rank, group):
         value = loss(local, y[lo:lo + sizes[rank]])
         value.backward()
     return {"value": float(value.detach()), "dtype": value.dtype, "grad": local.grad,
-            "warnings": [str(w.message) for w in caught]}
+            "warnings": [str(w.message) for w in caught], "sharded": loss.last_sharded}
 
 
 def _worker(rank, world, init_file, out_dir):
@@ -138,6 +155,10 @@ def test_distributed_losses_equal_the_one_process_loss_of_the_global_batch(world
             zero_warned = any("zero loss" in m and "global minibatch" in m
                               for m in got["warnings"])
             assert zero_warned == name.startswith("missing-"), (name, r, got["warnings"])
+            # the coupled LPs: each rank's own rows, certified; the wrong proposal refused
+            sharded = {"FScoreLoss": True, "PrecisionAtRecallLoss": True,
+                       "WrongShardFScoreLoss": False}.get(cls) if v0 else None
+            assert got["sharded"] is sharded, (name, r, got["sharded"])
         if name.startswith("missing-"):
             assert v0 == 0.0
         elif name != "mauc-skip":  # the cases are not trivial: the gradient is not zero
@@ -169,6 +190,13 @@ def test_process_group_needs_torch_distributed_initialized(tmp_path):
         group = dist.group.WORLD
         loss = AUCLoss(eps=0.1, process_group=group)
         assert float(loss(s, y)) == pytest.approx(float(AUCLoss(eps=0.1)(s, y)), abs=1e-14)
+        # a coupled loss's budget is judged on its row-sharded peak per rank
+        big = torch.rand(10**6)
+        with pytest.raises(MemoryBudgetError, match="row-sharded over 1 ranks"):
+            FScoreLoss(memory_budget="100MB", process_group=group)(big, big > 0.7)
+        fs = FScoreLoss(memory_budget="100MB", process_group=group)
+        assert float(fs(s, y)) == pytest.approx(float(FScoreLoss()(s, y)), abs=1e-14)
+        assert fs.last_sharded is True
     finally:
         dist.destroy_process_group()
     with pytest.raises(RuntimeError, match="process_group.*not initialized"):
@@ -260,8 +288,16 @@ def test_dist_scaling_rows_and_per_rank_memory_halves(tmp_path, capsys):
     assert two["loss"] == pytest.approx(one["loss"], abs=1e-6)  # the same global loss
     assert one["peak_mb"] > 50 and 0.4 < two["peak_mb"] / one["peak_mb"] < 0.65
     assert two["mem_vs_ideal"] == pytest.approx(2 * two["peak_mb"] / one["peak_mb"])
+    # the coupled F-score LP, rows sharded: each rank holds its samples' rows
+    rows = run((1, 2), "strong", global_batch=200_000, timeout=120, loss="fscore")
+    assert [(r["status"], r["sharded"]) for r in rows] == [("ok", True)] * 2, rows
+    assert rows[1]["rank_pairs"] == rows[0]["rank_pairs"] // 2 == 200_000
+    assert rows[1]["loss"] == pytest.approx(rows[0]["loss"], abs=1e-6)
+    assert rows[0]["peak_mb"] > 30 and rows[1]["peak_mb"] / rows[0]["peak_mb"] < 0.7
     with pytest.raises(ValueError, match="mode must be"):
         run((1,), "medium")
+    with pytest.raises(ValueError, match="loss must be"):
+        run((1,), loss="hinge")
     out = tmp_path / "scaling.csv"
     main(["--quick", "--mode", "weak", "--worlds", "2", "--out", str(out)])
     assert "weak" in capsys.readouterr().out

@@ -58,14 +58,19 @@ def test_auc_plan_falls_back_to_chunks_sized_from_the_budget():
     assert tight.peak_bytes <= 0.9 * 60 * MiB
 
 
-def test_sharded_options_divide_the_pairs_and_coupled_losses_do_not_shard():
+def test_sharded_options_divide_the_pairs_and_the_coupled_losses_rows():
     p = plan("auc", batch_size=4000, memory_budget="8GB", world_sizes=(2, 4))
     as_is, w2, w4 = (p.options[0], p.options[2], p.options[3])
     assert w2.settings == {"world_size": 2} and w4.settings == {"world_size": 4}
     assert (w2.peak_bytes - C0) == pytest.approx((as_is.peak_bytes - C0) / 2, rel=1e-3)
-    f = plan("fscore", batch_size=1000, memory_budget="8GB", world_sizes=(4,))
-    assert f.options[1].peak_bytes == f.options[0].peak_bytes
-    assert "whole" in f.options[1].note
+    # the coupled losses: each rank's own rows, plus the gathered batch on every rank
+    f = plan("fscore", batch_size=10**6, memory_budget="8GB", world_sizes=(1, 2, 4))
+    one, two, four = (o.peak_bytes - C0 for o in f.options[1:])
+    assert one < f.options[0].peak_bytes / 2  # certified, not solved
+    assert 0.5 < two / one < 0.6 and 0.25 < four / one < 0.35
+    assert "rows" in f.options[1].note
+    p = plan("precision-at-recall", batch_size=10**6, memory_budget="120MB", world_sizes=(4,))
+    assert not p.options[0].fits and p.options[1].fits and p.chosen.name == "sharded x4"
 
 
 def test_multiclass_plan_counts_class_pairs():
@@ -93,12 +98,12 @@ def test_coupled_plan_reads_the_lp_size_off_small_batches():
 
 
 def test_nothing_fits_names_the_largest_batch_that_would():
-    p = plan("fscore", batch_size=20000, memory_budget="40MB")
+    p = plan("fscore", batch_size=20000, memory_budget="40MB", world_sizes=())
     assert not p.fits and p.chosen is None
     limit = p.details["max_batch_as_is"]
     assert 2 <= limit < 20000
-    assert plan("fscore", batch_size=limit, memory_budget="40MB").fits
-    assert not plan("fscore", batch_size=limit + 50, memory_budget="40MB").fits
+    assert plan("fscore", batch_size=limit, memory_budget="40MB", world_sizes=()).fits
+    assert not plan("fscore", batch_size=limit + 50, memory_budget="40MB", world_sizes=()).fits
     assert f"batch_size <= {limit}" in p.table()
 
 
@@ -187,7 +192,7 @@ def test_cli_plan_exit_codes(capsys):
     assert main(["plan", "--loss", "auc", "--batch-size", "20000", "--memory", "2GB"]) == 0
     out = capsys.readouterr().out
     assert "* chunked" in out and f"block_size={PREFERRED_BLOCK // 10000 * 10000}" in out
-    assert main(["plan", "--loss", "fscore", "--batch-size", "20000", "--memory", "40MB"]) == 1
+    assert main(["plan", "--loss", "fscore", "--batch-size", "1000000", "--memory", "40MB"]) == 1
     assert "nearest that fits: batch_size <=" in capsys.readouterr().out
     assert main(["plan", "--loss", "auc"]) == 2
     assert "--batch-size" in capsys.readouterr().err

@@ -150,8 +150,10 @@ def render_scale(data: dict, out: str, quick: bool = False):
             r["world"] = int(r["part"].split("x")[-1])
             r["mode"] = r["part"].split()[0]
         panels = []
-        for m in ("strong", "weak"):
-            sel = [r for r in dist if r["mode"] == m and is_ok(r)]
+        for m, loss in (("strong", "auc"), ("weak", "auc"), ("strong", "fscore")):
+            sel = [r for r in dist if r["mode"] == m and r["loss"] == loss and is_ok(r)]
+            if not sel:
+                continue
             one = next((num(r["measured_mb"]) for r in sel if r["world"] == 1), math.nan)
             for r in sel:
                 r["ideal_mb"] = one / r["world"] if m == "strong" else one
@@ -160,15 +162,23 @@ def render_scale(data: dict, out: str, quick: bool = False):
                       **series(sel, "world", "ideal_mb",
                                lambda r: "ideal (1/ranks)" if m == "strong" else "ideal (flat)")}
             panels.append({"series": curves, "xlabel": "ranks (gloo, CPU)",
-                           "ylabel": "peak MiB per rank", "title": f"{m} scaling",
+                           "ylabel": "peak MiB per rank",
+                           "title": f"{m} scaling" + (", F-score rows" if loss != "auc" else ""),
                            "logy": m == "strong", "ymin": 0})
         f = line_panels(os.path.join(out, "scale_ranks.png"), panels)
         body.append(img(f, "Per-rank peak memory of the distributed AUCLoss "
                            "(process_group=): strong scaling (global batch fixed) should "
-                           "fall as 1/ranks, weak scaling (pairs per rank fixed) stay flat."))
-        body.append(html.table(dist, ["part", "batch", "pairs", "block_size", "predicted_mb",
-                                      "measured_mb", "ratio", "total_s", "note"]))
-        strong = [r for r in dist if r["mode"] == "strong" and is_ok(r)]
+                           "fall as 1/ranks, weak scaling (pairs per rank fixed) stay flat. "
+                           "Right: FScoreLoss, each rank holding the rows of its own samples "
+                           "(sparselp.sharded); every rank also holds the gathered global "
+                           "batch (24 bytes a sample), so it falls a little slower than "
+                           "1/ranks. In the table, pairs and block_size count the whole "
+                           "LP's rows and a rank's for F-score, its pairs for AUC."))
+        body.append(html.table(dist, ["part", "loss", "batch", "pairs", "block_size",
+                                      "predicted_mb", "measured_mb", "ratio", "total_s",
+                                      "note"]))
+        strong = [r for r in dist if r["mode"] == "strong" and r["loss"] == "auc"
+                  and is_ok(r)]
         one = next((r for r in strong if r["world"] == 1), None)
         ratios = [num(r["measured_mb"]) * r["world"] / num(one["measured_mb"])
                   for r in strong if one and r["world"] > 1]

@@ -37,24 +37,31 @@ def relaxed_predictions(scores: Tensor, eps: float = 1.0) -> Tensor:
     return (0.5 + scores / (2 * eps)).clamp(0.0, 1.0)
 
 
+def _fscore_rows(pos: Tensor, u: Tensor):
+    """COO triplets of the F-score LP's two rows per sample ``k`` (columns ``w_k``, and
+    ``t`` after the ``n`` samples): row ``2k``, ``-w_k <= 0`` (positive) or ``-w_k + u_k t
+    <= 0`` (negative); row ``2k+1``, ``w_k - u_k t <= 0`` (positive) or ``w_k - t <= 0``."""
+    n, dev = u.shape[0], u.device
+    k = torch.arange(n, device=dev)
+    t_col = torch.full((n,), n, dtype=torch.long, device=dev)
+    one = torch.ones_like(u)
+    rows = torch.cat([2 * k, 2 * k[~pos], 2 * k + 1, 2 * k + 1])
+    cols = torch.cat([k, t_col[~pos], k, t_col])
+    return rows, cols, torch.cat([-one, u[~pos], one, torch.where(pos, -u, -one)])
+
+
 def fscore_data(scores: Tensor, labels, eps: float = 1.0) -> LPData:
     """Tensors of :func:`fscore`, attached to the graph of ``scores`` (through ``A``)."""
     s, y, npos = _binary(scores, labels, eps)
     n, dev, dt = s.shape[0], s.device, s.dtype
     u = relaxed_predictions(s, eps)
     pos = y == 1
-    k = torch.arange(n, device=dev)
-    t_col = torch.full((n,), n, dtype=torch.long, device=dev)
     one = torch.ones(n, dtype=dt, device=dev)
-    negk = k[~pos]
-    # Rows 2k: -w_k <= 0 (positives) or -w_k + u_k t <= 0 (negatives);
-    # rows 2k+1: w_k - u_k t <= 0 (positives) or w_k - t <= 0 (negatives); row 2n: -t <= 0.
-    rows = torch.cat([2 * k, 2 * negk, 2 * k + 1, 2 * k + 1,
-                      torch.tensor([2 * n], device=dev)])
-    cols = torch.cat([k, t_col[~pos], k, t_col, torch.tensor([n], device=dev)])
-    vals = torch.cat([-one, u[~pos], one, torch.where(pos, -u, -one),
-                      torch.tensor([-1.0], dtype=dt, device=dev)])
-    A = csr_from_triplets(rows, cols, vals, (2 * n + 1, n + 1))
+    rows, cols, vals = _fscore_rows(pos, u)
+    # row 2n: -t <= 0
+    A = csr_from_triplets(torch.cat([rows, rows.new_full((1,), 2 * n)]),
+                          torch.cat([cols, cols.new_full((1,), n)]),
+                          torch.cat([vals, vals.new_full((1,), -1.0)]), (2 * n + 1, n + 1))
     b = torch.zeros(2 * n + 1, dtype=dt, device=dev)
     A_eq = csr_from_triplets(torch.zeros(n + 1, dtype=torch.long, device=dev),
                              torch.arange(n + 1, device=dev),
@@ -120,8 +127,7 @@ def fscore(scores: Tensor, labels, eps: float = 1.0) -> LinearProgram:
 def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
                              eps: float = 1.0) -> LPData:
     """Tensors of :func:`precision_at_recall`, attached to the graph of ``scores``."""
-    if not (isinstance(recall, (int, float)) and 0 < recall <= 1):
-        raise ValueError(f"recall must be in (0, 1], got {recall!r}")
+    _check_recall(recall)
     s, y, npos = _binary(scores, labels, eps)
     dev, dt = s.device, s.dtype
     pos = torch.nonzero(y == 1).squeeze(1)
@@ -148,6 +154,11 @@ def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
     start = torch.cat([(1 - (sd[pos] - theta) / eps).clamp_min(0),
                        (1 + (sd[neg] - theta) / eps).clamp_min(0), theta.reshape(1)])
     return LPData(c, A, b, start=start.to(dt))
+
+
+def _check_recall(recall) -> None:
+    if not (isinstance(recall, (int, float)) and 0 < recall <= 1):
+        raise ValueError(f"recall must be in (0, 1], got {recall!r}")
 
 
 def _recall_threshold(sp: Tensor, recall: float, eps: float) -> Tensor:
