@@ -75,7 +75,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, cfg: dict) -> N
         json.dump({"net_rss": peak - baseline, "seconds": seconds, "cpu_seconds": cpu,
                    "loss": value.item(),
                    "rank_pairs": rank_pairs, "pairs": pairs,
-                   "sharded": getattr(loss, "last_sharded", None)}, fh)
+                   "sharded": getattr(loss, "last_path", None) == "closed-form"}, fh)
     dist.barrier()
     dist.destroy_process_group()
 

@@ -10,9 +10,11 @@ batch, with 20% positives (``MultiClassAUCLoss``: K = 10 balanced classes). Colu
   ``ITERATION_LIMIT`` and the residuals), else the child's failure (timeout, memory);
 - ``time_s``: forward + backward on the batch; ``peak_mib``: peak resident set size of the
   child over its size after the imports, and ``bytes_per_sample`` the same per sample;
-- ``solver``: the ``linear_solver`` given to the solver and to the layer (``auto`` picks
-  the structured solve for the F-score and precision-at-recall LPs; ``--baseline scipy``
-  adds SciPy's SuperLU, the previous choice, side by side, up to ``--baseline-max``).
+- ``solver``: ``auto``, the losses as users get them (the F-score and precision-at-recall
+  losses answer from their certified closed form, no solve); a baseline (``--baseline
+  structured,scipy``, up to ``--baseline-max``) runs those two losses through the solver
+  instead (``closed_form=False``) with that ``linear_solver``: ``structured`` is what the
+  solver picks for them, SciPy's SuperLU the choice before it.
 
 The pairwise losses are quadratic in the batch: they are skipped above ``--max-pairs``
 pairs (2e7 by default; the scale benchmark measures them further, chunked).
@@ -67,7 +69,7 @@ def loss_step(loss: str, batch: int, dtype: str = "float32", solver: str = "auto
     import torch
 
     from benchmarks.scale import make_loss
-    kwargs = {} if solver == "auto" else {"linear_solver": solver,
+    kwargs = {} if solver == "auto" else {"linear_solver": solver, "closed_form": False,
                                           "options": {"linear_solver": solver}}
     fn = make_loss(loss, NUM_CLASSES, **kwargs)
     dt = getattr(torch, dtype)
@@ -129,7 +131,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--batches", default=None, help="comma-separated batch sizes")
     p.add_argument("--losses", default=",".join(LOSSES), help="comma-separated losses")
     p.add_argument("--dtypes", default="float32,float64")
-    p.add_argument("--baseline", default="", help="strategies to compare, e.g. scipy")
+    p.add_argument("--baseline", default="",
+                   help="solver paths to compare for the ratio losses, e.g. structured,scipy")
     p.add_argument("--baseline-max", type=int, default=4096)
     p.add_argument("--max-pairs", type=float, default=2e7)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per configuration")

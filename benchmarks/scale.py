@@ -208,7 +208,7 @@ def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
     prediction beside the measured peak. The ranks measure after a warm-up, so the
     prediction is taken without the one-off C0."""
     from benchmarks import dist_scaling
-    from sparselp.memory_model import C0, LPSize, lp_peak_bytes, shard_peak_bytes
+    from sparselp.memory_model import C0, LPSize, closed_form_peak_bytes, lp_peak_bytes
     worlds = (1, 2) if quick else (1, 2, 4)
     batch, per_rank = (632, 50_000) if quick else (6325, 2_500_000)
     coupled_batch = 100_000 if quick else 1_000_000
@@ -220,7 +220,8 @@ def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
     for loss, mode, results in runs:
         for r in results:
             pred = (lp_peak_bytes(LPSize.pairs(r.get("rank_pairs") or 0, 4)) if loss == "auc"
-                    else shard_peak_bytes(loss, r["global_batch"], r["world"])) - C0
+                    else closed_form_peak_bytes(loss, r["global_batch"], r["world"],
+                                                gathered=True)) - C0
             pred /= 2**20
             row = {"part": f"{mode} x{r['world']}", "loss": loss, "dtype": "float32",
                    "batch": r["global_batch"], "pairs": r.get("pairs"),

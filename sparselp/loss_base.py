@@ -35,9 +35,9 @@ class LPLossBase(nn.Module):
         self.process_group = check_group(process_group)
         self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
         self.last_block_size = None  # the block size of the last chunked call (AUCLoss)
-        # FScoreLoss, PrecisionAtRecallLoss with a process group: whether the last call
-        # was certified row-sharded (False: replicated; None: no such call yet)
-        self.last_sharded = None
+        # FScoreLoss, PrecisionAtRecallLoss: "closed-form" (certified, and row-sharded over
+        # a process group) or "solver" for the last call (None: no such call yet)
+        self.last_path = None
 
     def _prepare(self, scores, labels, num_classes=None):
         """Checked ``(s, y, group)``: the local batch and None, or the global batch gathered
@@ -117,21 +117,30 @@ class LPLossBase(nn.Module):
                                     p.suggestion())
         return p.chosen.settings.get("block_size")
 
+    def closed_form_allowed(self) -> bool:
+        """Whether a coupled ratio loss answers from its certified closed-form optimum
+        (:meth:`_coupled_value`): ``closed_form=True`` with the default engine
+        (``backend="sparselp"``) and implicit differentiation (``mode``)."""
+        return (getattr(self, "closed_form", False) and self.backend == "sparselp"
+                and self.layer_kwargs.get("mode", "implicit") == "implicit")
+
     def _coupled_value(self, s: Tensor, group, whole, shard) -> Tensor:
-        """This rank's partial value of a coupled ratio LP: the solve of ``whole()`` (its
-        LPData) for the local batch; over a process group, the rows ``shard(lo, hi)`` of
-        this rank's own samples with the closed-form optimum, certified for the whole LP
-        across the ranks (:mod:`sparselp.sharded`), or, where that fails (every rank
-        alike), the whole LP solved on every rank and divided by the world size.
-        ``last_sharded`` says which."""
-        if group is None:
-            return self._value(whole())
-        world = rank_and_world(group)[1]
-        sh = shard(*self._local_range)
-        cert = certify(sh, group)
-        self.last_sharded = cert.worst <= make_options(self.options).tol_for(s.dtype)
-        if self.last_sharded:
-            return lagrangian_partial(sh, s.dtype, world)
+        """This rank's partial value of a coupled ratio LP (F-score, precision at recall):
+        the closed-form optimum of the rows ``shard(lo, hi)`` (this rank's own samples;
+        the whole batch without a process group), certified for the whole LP
+        (:func:`sparselp.sharded.certify`, its sums all-reduced over the group) and
+        differentiated by the envelope theorem on those rows; or, where the certificate
+        fails (on every rank alike) or :meth:`closed_form_allowed` is False, the LP
+        ``whole()`` (its LPData) solved by the layer, whole on every rank and divided by
+        the world size. ``last_path`` says which: ``"closed-form"`` or ``"solver"``."""
+        world = 1 if group is None else rank_and_world(group)[1]
+        if self.closed_form_allowed():
+            lo, hi = (0, s.shape[0]) if group is None else self._local_range
+            sh = shard(lo, hi)
+            if certify(sh, group).worst <= make_options(self.options).tol_for(s.dtype):
+                self.last_path = "closed-form"
+                return lagrangian_partial(sh, s.dtype, world)
+        self.last_path = "solver"
         return self._value(whole()) / world
 
     def _value(self, data) -> Tensor:

@@ -26,9 +26,13 @@ Shared behaviour (tested):
   solution of the loss's previous call (primal and duals, :mod:`sparselp.warmstart`)
   when the two LPs have the same shapes (the same class counts), cold otherwise; the
   value and gradient are those of a cold start. The chunked AUC solve starts cold.
-  ``FScoreLoss`` and ``PrecisionAtRecallLoss`` always start from their LP's closed-form
-  optimum instead (``LPData.start``, a primal start), which the solver certifies without
-  a Newton step.
+- ``FScoreLoss`` and ``PrecisionAtRecallLoss`` know their LP's optimum in closed form
+  (primal and multipliers, :mod:`sparselp.formulations.ratio_shards`): they certify it
+  against the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions
+  and ``tol``) and differentiate it by the envelope theorem, as the layer would, without
+  a solve (``last_path == "closed-form"``). Where the certificate fails, or with
+  ``closed_form=False``, another ``backend`` or ``mode``, the solver solves the LP,
+  started at that optimum (``LPData.start``; ``last_path == "solver"``).
 
 Global batch over ``torch.distributed`` (``process_group=``, every loss): the loss of the
 concatenation over the group's ranks, in rank order, of the local ``(scores, labels)``,
@@ -39,7 +43,7 @@ falls as 1/world (and ``block_size=`` cuts a rank's share into blocks). The F-sc
 precision-at-recall LPs couple all samples through one shared variable; each rank builds
 the rows of its own samples only, and their closed-form optimum is certified for the
 whole LP with all-reduced sums (:mod:`sparselp.sharded`); where it is not, the LP is
-solved whole on every rank (``last_sharded`` says which). A missing class is judged on the global
+solved whole on every rank (``last_path`` says which). A missing class is judged on the global
 labels, so every rank warns and returns the zero loss alike. Every rank must call the loss
 and its backward (collectives); non-finite scores on any rank raise on every rank.
 
@@ -240,18 +244,25 @@ class FScoreLoss(LPLossBase):
     ----------
     eps : float
         Width of the ramp.
+    closed_form : bool
+        True (default): answer from the LP's optimum in closed form, certified against
+        the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions
+        and ``tol``) and differentiated by the envelope theorem, with no solve; the
+        solver takes over where the certificate fails. False: always solve the LP with
+        the engine (started at that optimum). ``last_path`` says which answered the
+        last call: ``"closed-form"`` or ``"solver"``.
     process_group : torch.distributed.ProcessGroup or "world", optional
         The loss of the global batch (see the module docstring): each rank holds the
-        rows of its own samples, certified together (:mod:`sparselp.sharded`);
-        ``last_sharded`` is False after a call that fell back to solving the whole LP
-        on every rank.
+        rows of its own samples, certified together (:mod:`sparselp.sharded`); where
+        the certificate fails every rank solves the whole LP.
     options, backend, **layer_kwargs
-        Passed to :func:`sparselp.layer.lp_solve`.
+        Passed to :func:`sparselp.layer.lp_solve`; a ``backend`` other than
+        ``"sparselp"`` or a ``mode`` other than ``"implicit"`` always solves.
     """
 
-    def __init__(self, eps: float = 1.0, **kwargs):
+    def __init__(self, eps: float = 1.0, closed_form: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.eps = eps
+        self.eps, self.closed_form = eps, closed_form
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y, group = self._prepare(scores, labels)
@@ -278,18 +289,26 @@ class PrecisionAtRecallLoss(LPLossBase):
         The recall :math:`\beta` to hold.
     eps : float
         Width of the ramp.
+    closed_form : bool
+        True (default): answer from the LP's optimum in closed form, certified against
+        the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions
+        and ``tol``) and differentiated by the envelope theorem, with no solve; the
+        solver takes over where the certificate fails. False: always solve the LP with
+        the engine (started at that optimum). ``last_path`` says which answered the
+        last call: ``"closed-form"`` or ``"solver"``.
     process_group : torch.distributed.ProcessGroup or "world", optional
         The loss of the global batch (see the module docstring): each rank holds the
-        rows of its own samples, certified together (:mod:`sparselp.sharded`);
-        ``last_sharded`` is False after a call that fell back to solving the whole LP
-        on every rank.
+        rows of its own samples, certified together (:mod:`sparselp.sharded`); where
+        the certificate fails every rank solves the whole LP.
     options, backend, **layer_kwargs
-        Passed to :func:`sparselp.layer.lp_solve`.
+        Passed to :func:`sparselp.layer.lp_solve`; a ``backend`` other than
+        ``"sparselp"`` or a ``mode`` other than ``"implicit"`` always solves.
     """
 
-    def __init__(self, recall: float = 0.8, eps: float = 1.0, **kwargs):
+    def __init__(self, recall: float = 0.8, eps: float = 1.0, closed_form: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.recall, self.eps = recall, eps
+        self.recall, self.eps, self.closed_form = recall, eps, closed_form
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y, group = self._prepare(scores, labels)

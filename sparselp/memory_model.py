@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 import torch
 
 __all__ = ["Plan", "PlanOption", "MemoryBudgetError", "parse_bytes", "lp_peak_bytes",
-           "LPSize", "shard_peak_bytes"]
+           "LPSize", "closed_form_peak_bytes", "size_of",
+           "row_counts"]
 
 MiB = 2 ** 20
 C0 = 16 * MiB
@@ -154,20 +155,23 @@ def strategy_for(size: LPSize, device) -> str:
     return "cholesky" if size.n <= 3000 else "cg"
 
 
-#: The row-sharded coupled losses (:mod:`sparselp.sharded`) per rank: bytes per sample of
-#: the rank's own (its rows as COO triplets, the float64 proposal, the certificate's
-#: products and the Lagrangian's graph) and per sample of the global batch (the gathered
-#: scores and int64 labels). Measured on CPU at 1e6 samples on 1, 2 and 4 ranks
-#: (``python -m benchmarks.dist_scaling --loss fscore|precision``), float32 and float64
-#: alike within 5% (the proposal is float64, the indices int64 in both).
-SHARD_PER_OWN = {"fscore": 262, "precision-at-recall": 213}
-SHARD_PER_GLOBAL = 24
+#: The coupled losses answered in closed form (:mod:`sparselp.sharded`, no solve): bytes
+#: per sample of a rank's own (its rows as COO triplets, the float64 proposal, the
+#: certificate's products and the Lagrangian's graph), and over a process group per
+#: sample of the global batch (the gathered scores and int64 labels). Measured on CPU,
+#: float32 and float64 alike within 5% (the proposal is float64, the indices int64 in
+#: both): one process from 1,024 to 1e6 samples (``sparselp bench scale``) and 1, 2, 4
+#: ranks at 1e6 (``python -m benchmarks.dist_scaling --loss fscore|precision``).
+CLOSED_FORM_PER_SAMPLE = {"fscore": 270, "precision-at-recall": 225}
+GATHERED_PER_SAMPLE = 24
 
 
-def shard_peak_bytes(key: str, n: int, world: int) -> int:
-    """Predicted peak per rank of a coupled loss (``key`` in :data:`SHARD_PER_OWN`) on a
-    global batch of ``n`` over ``world`` ranks, certified row-sharded."""
-    return C0 + SHARD_PER_OWN[key] * -(-n // world) + SHARD_PER_GLOBAL * n
+def closed_form_peak_bytes(key: str, n: int, world: int = 1, gathered: bool = False) -> int:
+    """Predicted peak (per rank) of a coupled loss (``key`` in
+    :data:`CLOSED_FORM_PER_SAMPLE`) answered in closed form on a batch of ``n``, over
+    ``world`` ranks (``gathered``: with a process group) each holding its share's rows."""
+    return (C0 + CLOSED_FORM_PER_SAMPLE[key] * -(-n // world)
+            + (GATHERED_PER_SAMPLE * n if gathered else 0))
 
 
 def lp_peak_bytes(size: LPSize, device=None, strategy: str | None = None) -> int:
@@ -249,3 +253,38 @@ class Plan:
         return "\n".join(lines)
 
     __str__ = table
+
+
+def row_counts(A) -> tuple[int, int, int]:
+    """(rows, nnz, sum of squared row counts) of a torch matrix or a sparselp operator."""
+    if A is None:
+        return 0, 0, 0
+    if hasattr(A, "mv") and hasattr(A, "nnz"):  # a sparselp Operator
+        rows = getattr(A, "rows", None)
+        if rows is None or not torch.is_tensor(rows):
+            return A.m, A.nnz, A.nnz * A.n  # dense or stacked: every row full
+        counts = torch.bincount(rows.reshape(-1) % A.m, minlength=A.m)
+        return A.m, A.nnz, int((counts.double() ** 2).sum())
+    if A.layout == torch.sparse_csr:
+        counts = A.crow_indices().diff()
+    elif A.layout == torch.sparse_coo:
+        counts = torch.bincount(A._indices()[-2], minlength=A.shape[-2])
+    else:
+        return A.shape[-2], A.shape[-2] * A.shape[-1], A.shape[-2] * A.shape[-1] ** 2
+    return A.shape[-2], int(counts.sum()), int((counts.double() ** 2).sum())
+
+
+def size_of(c, mats, lb, ub, batch, itemsize, separable) -> LPSize:
+    """The :class:`LPSize` of an LP given by its cost ``c``, its matrices ``mats``
+    (torch matrices or sparselp operators; None skipped) and bounds."""
+    n = c.shape[-1]
+    m = nnz = normal = 0
+    for M in mats:
+        r, z, q = row_counts(M)
+        m, nnz, normal = m + r, nnz + z, normal + q
+    for bound in (lb, ub):
+        if bound is not None:
+            k = int(torch.isfinite(torch.as_tensor(bound)).reshape(-1, n).any(0).sum()) \
+                if torch.is_tensor(bound) else n
+            m, nnz, normal = m + k, nnz + k, normal + k
+    return LPSize(m, n, nnz, normal, batch, itemsize, separable)

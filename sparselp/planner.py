@@ -8,15 +8,16 @@ columns and nonzeros are linear in n, the normal-matrix count is quadratic).
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
-from .memory_model import (C_SCIPY, HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
-                           Plan, PlanOption, lp_peak_bytes, parse_bytes, shard_peak_bytes,
-                           strategy_for)
+from .memory_model import (HEADROOM, PREFERRED_BLOCK, LPSize, MemoryBudgetError,
+                           Plan, PlanOption, closed_form_peak_bytes, lp_peak_bytes,
+                           parse_bytes, row_counts, size_of, strategy_for)
 from .network_memory import scale_counts, with_network
+from .planner_coupled import (closed_form, coupled_key, coupled_peak_bytes, coupled_size,
+                              coupled_strategy)
 
 
 __all__ = ["plan", "plan_loss", "plan_problem", "check_problem", "loss_kind",
@@ -70,110 +71,6 @@ def _pairs(kind, loss, counts) -> int:
                for j in range(i + 1, len(counts)))
 
 
-@functools.lru_cache(maxsize=256)
-def _probe(fscore: bool, k: int, k_pos: int, recall: float, itemsize: int) -> LPSize:
-    """The size of a coupled LP of ``k`` samples, ``k_pos`` positive, built on dummy scores
-    (cached: a loss with ``memory_budget`` asks at every call, and the planner's search
-    for the largest batch that fits asks for the same few probes)."""
-    from .formulations import fscore_data, precision_at_recall_data
-    g = torch.Generator().manual_seed(0)
-    s = torch.rand(k, generator=g, dtype=torch.float64)
-    y = torch.zeros(k, dtype=torch.long)
-    y[:k_pos] = 1
-    d = fscore_data(s, y) if fscore else precision_at_recall_data(s, y, recall)
-    return _size_of(d.c, [d.A, d.A_eq], d.lb, d.ub, 1, itemsize, False)
-
-
-def _coupled_size(loss, n: int, n_pos: int, itemsize: int) -> LPSize:
-    """The coupled LP's size at batch ``n``, from its LP at two small batches."""
-    fscore = _coupled_key(loss) == "fscore"
-    recall = float(getattr(loss, "recall", 0.8))
-
-    def measure(k):
-        return _probe(fscore, k, max(1, round(k * n_pos / n)), recall, itemsize)
-
-    a, b = measure(256), measure(512)
-
-    def lin(u, v):  # linear through (256, u) and (512, v)
-        return int(round(u + (v - u) * (n - 256) / 256))
-
-    # normal = alpha n + beta n^2 through both points
-    beta = (b.normal / 512 - a.normal / 256) / 256
-    alpha = a.normal / 256 - beta * 256
-    return LPSize(lin(a.m, b.m), lin(a.n, b.n), lin(a.nnz, b.nnz),
-                  int(max(alpha * n + beta * n * n, 0)), 1, itemsize)
-
-
-#: bytes per squared LP column of the coupled losses' SuperLU solves on CPU, measured;
-#: used only when the loss is given linear_solver="scipy"
-KAPPA = {"fscore": 26.0, "precision-at-recall": 35.0}
-
-
-def coupled_strategy(loss) -> str:
-    """The Newton strategy of a coupled loss: ``"structured"`` (what ``"auto"`` picks), or
-    the ``linear_solver`` the loss was given (in its keywords or its options)."""
-    chosen = None
-    if not isinstance(loss, str):
-        chosen = getattr(loss, "layer_kwargs", {}).get("linear_solver")
-        opts = getattr(loss, "options", None)
-        chosen = (opts.get("linear_solver") if isinstance(opts, dict)
-                  else getattr(opts, "linear_solver", None)) or chosen
-    return chosen if isinstance(chosen, str) and chosen != "auto" else "structured"
-
-
-def _coupled_key(loss) -> str:
-    name = loss if isinstance(loss, str) else type(loss).__name__
-    return "fscore" if name in ("fscore", "FScoreLoss") else "precision-at-recall"
-
-
-def coupled_peak_bytes(loss, size: LPSize, device) -> int:
-    """Peak of a coupled loss (F-score, precision at recall): their constraint matrices
-    are separable apart from a few dense lines (the t column, the recall or normalisation
-    row), so ``linear_solver="auto"`` solves their Newton systems by the structured
-    (Schur/Woodbury) path in O(nnz) memory on every device. With
-    ``linear_solver="scipy"`` on CPU, SciPy's SuperLU grows as the square of the batch:
-    ``KAPPA[loss] * n^2`` bytes over the vectors, measured."""
-    strategy = coupled_strategy(loss)
-    if strategy == "scipy" and torch.device(device or "cpu").type == "cpu":
-        key = _coupled_key(loss)
-        return lp_peak_bytes(size, device, "cg") + C_SCIPY + int(KAPPA[key] * size.n ** 2)
-    return lp_peak_bytes(size, device, strategy if strategy in ("structured", "cg",
-                                                                "cholesky") else "structured")
-
-
-def _row_counts(A) -> tuple[int, int, int]:
-    """(rows, nnz, sum of squared row counts) of a torch matrix or a sparselp operator."""
-    if A is None:
-        return 0, 0, 0
-    if hasattr(A, "mv") and hasattr(A, "nnz"):  # a sparselp Operator
-        rows = getattr(A, "rows", None)
-        if rows is None or not torch.is_tensor(rows):
-            return A.m, A.nnz, A.nnz * A.n  # dense or stacked: every row full
-        counts = torch.bincount(rows.reshape(-1) % A.m, minlength=A.m)
-        return A.m, A.nnz, int((counts.double() ** 2).sum())
-    if A.layout == torch.sparse_csr:
-        counts = A.crow_indices().diff()
-    elif A.layout == torch.sparse_coo:
-        counts = torch.bincount(A._indices()[-2], minlength=A.shape[-2])
-    else:
-        return A.shape[-2], A.shape[-2] * A.shape[-1], A.shape[-2] * A.shape[-1] ** 2
-    return A.shape[-2], int(counts.sum()), int((counts.double() ** 2).sum())
-
-
-def _size_of(c, mats, lb, ub, batch, itemsize, separable) -> LPSize:
-    n = c.shape[-1]
-    m = nnz = normal = 0
-    for M in mats:
-        r, z, q = _row_counts(M)
-        m, nnz, normal = m + r, nnz + z, normal + q
-    for bound in (lb, ub):
-        if bound is not None:
-            k = int(torch.isfinite(torch.as_tensor(bound)).reshape(-1, n).any(0).sum()) \
-                if torch.is_tensor(bound) else n
-            m, nnz, normal = m + k, nnz + k, normal + k
-    return LPSize(m, n, nnz, normal, batch, itemsize, separable)
-
-
 def _max_batch(fits_at, lo: int, hi: int) -> int | None:
     """The largest batch in [lo, hi] for which ``fits_at`` holds (monotone), else None."""
     if not fits_at(lo):
@@ -203,13 +100,13 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
 
     details = {"batch_size": n, "class_counts": counts, "itemsize": itemsize}
     if kind == "coupled":
-        size = _coupled_size(loss, n, counts[1], itemsize)
+        size = coupled_size(loss, n, counts[1], itemsize)
         as_is = coupled_peak_bytes(loss, size, device)
         details.update(rows=size.m, columns=size.n, nnz=size.nnz,
-                       strategy=coupled_strategy(loss))
+                       strategy="closed-form" if closed_form(loss) else coupled_strategy(loss))
 
         def fits_at(k):
-            sub = _coupled_size(loss, k, max(1, k * counts[1] // n), itemsize)
+            sub = coupled_size(loss, k, max(1, k * counts[1] // n), itemsize)
             return coupled_peak_bytes(loss, sub, device) <= HEADROOM * budget
     else:
         P = _pairs(kind, loss, counts)
@@ -228,7 +125,7 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
             counts, budget, lambda P: peak_pairs(P) + _chunk_extra(P, itemsize)))
     for w in world_sizes:
         if kind == "coupled":
-            per = shard_peak_bytes(_coupled_key(loss), n, w)
+            per = closed_form_peak_bytes(coupled_key(loss), n, w, gathered=True)
             options.append(PlanOption(f"sharded x{w}", per, per <= HEADROOM * budget,
                                       {"world_size": w}, "per rank: its samples' rows"))
         else:
@@ -301,7 +198,7 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
     """:func:`plan` for a :class:`~sparselp.LinearProgram`."""
     itemsize = torch.empty((), dtype=lp.dtype).element_size()
     shared_nnz_batch = lp.batch_size
-    size = _size_of(lp.c, [lp.A, lp.A_eq], lp.lb, lp.ub, shared_nnz_batch, itemsize,
+    size = size_of(lp.c, [lp.A, lp.A_eq], lp.lb, lp.ub, shared_nnz_batch, itemsize,
                     bool(getattr(lp.A, "rows_separable", False)) and lp.A_eq is None)
     dev = device or lp.c.device
     strategy = _auto_strategy(lp, size, dev)
@@ -313,7 +210,7 @@ def plan_problem(lp, budget, device, world_sizes, reduced_rows) -> Plan:
         k = int(reduced_rows)
         if k < 1:
             raise ValueError(f"reduced_rows must be a positive integer, got {reduced_rows!r}")
-        bounds = size.m - _row_counts(lp.A)[0] - _row_counts(lp.A_eq)[0]
+        bounds = size.m - row_counts(lp.A)[0] - row_counts(lp.A_eq)[0]
         red = LPSize(k + bounds, size.n, k * size.n + bounds, k * size.n ** 2 + bounds,
                      lp.batch_size, itemsize)
         held = size.nnz * (itemsize + 16)  # the original LP, already in memory

@@ -31,7 +31,7 @@ do not in either LP).
 
 Memory per rank: the rows of ``n / world`` samples; nothing of the size of the global LP.
 The losses fall back to the replicated solve of the whole LP on every rank when the
-proposed pair is not certified (:attr:`sparselp.losses.FScoreLoss.last_sharded`).
+proposed pair is not certified (``last_path`` of the loss).
 """
 from __future__ import annotations
 
@@ -130,9 +130,11 @@ def lagrangian_partial(sh: ArrowShard, dtype: torch.dtype, world: int) -> Tensor
     """This rank's share of the optimal value, with the gradient of the Lagrangian on its
     rows: ``c_local^T x_local + c_shared^T x_shared / world + L - L.detach()``,
     ``L = sum_i v_i (A_i x - b_i)`` over the local rows (zero at the optimum by
-    complementary slackness; ``A`` and ``b`` on the graph, ``x`` and ``v`` fixed)."""
+    complementary slackness; ``A`` and ``b`` on the graph, ``x`` and ``v`` fixed). The
+    objective is summed in float64 (the proposal's precision), then rounded to ``dtype``."""
     nl = sh.n_local
+    c = sh.c.detach().to(F64)
+    value = (c[:nl] @ sh.x[:nl] + (c[nl:] @ sh.x[nl:]) / world).to(dtype)
     x, v = sh.x.to(dtype), sh.v.to(dtype)
-    c = sh.c.detach().to(dtype)
     lag = (v[sh.rows] * sh.vals * x[sh.cols]).sum() - (v * sh.b).sum()
-    return (c[:nl] @ x[:nl]) + (c[nl:] @ x[nl:]) / world + (lag - lag.detach())
+    return value + (lag - lag.detach())

@@ -39,27 +39,30 @@ def test_pairwise_losses_are_skipped_above_max_pairs():
 
 @pytest.mark.filterwarnings("ignore:LP layer")
 def test_status_is_read_from_the_loss_warning(monkeypatch):
-    """A solve stopped early (max_outer=1) must not be reported OPTIMAL (without the
-    polish, which would certify the loss's closed-form start at once)."""
+    """A solve stopped early (max_outer=1) must not be reported OPTIMAL (on the solver's
+    path, without the polish, which would certify the loss's closed-form start at once)."""
     from benchmarks import scale
     real = scale.make_loss
     opts = {"max_outer": 1, "polish": False}
-    monkeypatch.setattr(scale, "make_loss", lambda *a, **k: real(*a, **{**k, "options": opts}))
+    monkeypatch.setattr(scale, "make_loss", lambda *a, **k: real(
+        *a, **{**k, "options": opts, "closed_form": False}))
     r = loss_scaling.loss_step("fscore", 512, "float64")
     assert r["status"] == "ITERATION_LIMIT" and "residual" in r["message"]
 
 
+@pytest.mark.parametrize("closed_form", [True, False], ids=["closed-form", "solver"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_fscore_loss_at_4096_certified_fast(dtype):
+def test_fscore_loss_at_4096_certified_fast(dtype, closed_form):
     """FScoreLoss forward + backward at a batch of 4,096 (20% positive): certified
-    (strict: an uncertified solve raises), with the structured strategy, in a few seconds
-    (0.1-0.3 s measured on an idle core; SciPy's SuperLU took minutes in float64 and never
-    certified in float32)."""
+    (strict: an uncertified solve raises) in a few seconds, from the closed form (the
+    default) and through the solver with the structured strategy (0.1-0.3 s measured on
+    an idle core; SciPy's SuperLU took minutes in float64 and never certified in
+    float32)."""
     g = torch.Generator().manual_seed(0)
     s = torch.rand(4096, generator=g, dtype=dtype).requires_grad_()
     y = torch.zeros(4096, dtype=torch.long)
     y[:819] = 1
-    loss = sparselp.FScoreLoss(strict=True)
+    loss = sparselp.FScoreLoss(strict=True, closed_form=closed_form)
     loss(s[:64].detach().requires_grad_(), (torch.arange(64) % 5 == 0).long()).backward()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -68,6 +71,7 @@ def test_fscore_loss_at_4096_certified_fast(dtype):
         value.backward()
         elapsed = time.perf_counter() - t0
     assert elapsed < 5.0, elapsed
+    assert loss.last_path == ("closed-form" if closed_form else "solver")
     assert torch.isfinite(s.grad).all() and s.grad.abs().max() > 0
     sol = sparselp.solve(fscore(s.detach(), y))
     assert sol.linear_solver == "structured" and sol.status == sparselp.Status.OPTIMAL

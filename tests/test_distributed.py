@@ -100,7 +100,7 @@ def _run_case(name, cls, kwargs, s, y, sizes, rank, group):
         value = loss(local, y[lo:lo + sizes[rank]])
         value.backward()
     return {"value": float(value.detach()), "dtype": value.dtype, "grad": local.grad,
-            "warnings": [str(w.message) for w in caught], "sharded": loss.last_sharded}
+            "warnings": [str(w.message) for w in caught], "path": loss.last_path}
 
 
 def _worker(rank, world, init_file, out_dir):
@@ -156,9 +156,9 @@ def test_distributed_losses_equal_the_one_process_loss_of_the_global_batch(world
                               for m in got["warnings"])
             assert zero_warned == name.startswith("missing-"), (name, r, got["warnings"])
             # the coupled LPs: each rank's own rows, certified; the wrong proposal refused
-            sharded = {"FScoreLoss": True, "PrecisionAtRecallLoss": True,
-                       "WrongShardFScoreLoss": False}.get(cls) if v0 else None
-            assert got["sharded"] is sharded, (name, r, got["sharded"])
+            path = {"FScoreLoss": "closed-form", "PrecisionAtRecallLoss": "closed-form",
+                    "WrongShardFScoreLoss": "solver"}.get(cls) if v0 else None
+            assert got["path"] == path, (name, r, got["path"])
         if name.startswith("missing-"):
             assert v0 == 0.0
         elif name != "mauc-skip":  # the cases are not trivial: the gradient is not zero
@@ -196,7 +196,7 @@ def test_process_group_needs_torch_distributed_initialized(tmp_path):
             FScoreLoss(memory_budget="100MB", process_group=group)(big, big > 0.7)
         fs = FScoreLoss(memory_budget="100MB", process_group=group)
         assert float(fs(s, y)) == pytest.approx(float(FScoreLoss()(s, y)), abs=1e-14)
-        assert fs.last_sharded is True
+        assert fs.last_path == "closed-form"
     finally:
         dist.destroy_process_group()
     with pytest.raises(RuntimeError, match="process_group.*not initialized"):

@@ -117,3 +117,41 @@ def test_shard_range_and_recall_validation():
         precision_at_recall_shard(s, y, 1.5, 1.0, 0, 8)
     with pytest.raises(ValueError, match="eps must be"):
         fscore_shard(s, y, 0.0, 0, 8)
+
+
+def _value_and_grad(loss, s, y):
+    t = s.clone().requires_grad_(True)
+    v = loss(t, y)
+    v.backward()
+    return float(v.detach()), t.grad
+
+
+@pytest.mark.parametrize("cls,kw", [(FScoreLoss, dict(eps=0.5)),
+                                    (PrecisionAtRecallLoss, dict(recall=0.7, eps=0.5)),
+                                    (PrecisionAtRecallLoss, dict(recall=1.0, eps=0.2))])
+def test_closed_form_loss_equals_the_solved_loss(cls, kw):
+    """The default path (the certified closed form, no solve) gives the value and the
+    gradient of the solver's path (``closed_form=False``), clipped ramps included; in
+    float32 it is the float64 answer rounded, where the solver's float32 answer may take
+    a row within its round-off of tight as active (a gradient on a slack sample)."""
+    for n, scale, seed in [(9, 0.6, 0), (200, 3.0, 1), (2000, 1.0, 2)]:
+        s, y = _batch(n, scale, seed)
+        fast, slow = cls(**kw), cls(closed_form=False, **kw)
+        (v0, g0), (v1, g1) = _value_and_grad(fast, s, y), _value_and_grad(slow, s, y)
+        assert fast.last_path == "closed-form" and slow.last_path == "solver"
+        assert v0 == pytest.approx(v1, abs=1e-12) and float((g0 - g1).abs().max()) <= 1e-12
+        s32 = s.float()
+        v32, g32 = _value_and_grad(fast, s32, y)
+        v64, g64 = _value_and_grad(fast, s32.double(), y)
+        assert v32 == pytest.approx(v64, rel=1e-6)
+        assert float((g32 - g64).abs().max()) <= 1e-6 * float(g64.abs().max())
+        assert v32 == pytest.approx(_value_and_grad(slow, s32, y)[0], abs=1e-5)
+
+
+def test_other_backends_and_modes_solve():
+    s, y = _batch(30, 1.0, 3)
+    for kw in (dict(backend="highs"), dict(mode="unrolled"), dict(closed_form=False)):
+        loss = FScoreLoss(**kw)
+        loss(s, y)
+        assert loss.last_path == "solver", kw
+    assert FScoreLoss().closed_form_allowed()

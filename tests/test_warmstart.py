@@ -194,6 +194,13 @@ def test_ratio_losses_solve_from_their_closed_form(monkeypatch):
     g = torch.Generator().manual_seed(3)
     s = torch.randn(200, generator=g, dtype=torch.float32, requires_grad=True)
     y = (torch.rand(200, generator=g) < 0.2).long()
-    for loss in (FScoreLoss(), PrecisionAtRecallLoss(), FScoreLoss(warm_start=True)):
+    for loss in (FScoreLoss(closed_form=False), PrecisionAtRecallLoss(closed_form=False),
+                 FScoreLoss(warm_start=True, closed_form=False)):
         loss(s, y).backward()
+        assert loss.last_path == "solver"
     assert seen == [(0, [Status.OPTIMAL])] * 3
+    # by default the closed form is certified without the solver
+    for loss in (FScoreLoss(), PrecisionAtRecallLoss()):
+        loss(s, y).backward()
+        assert loss.last_path == "closed-form"
+    assert len(seen) == 3
