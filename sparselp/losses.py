@@ -289,20 +289,8 @@ class PrecisionAtRecallLoss(LPLossBase):
         The recall :math:`\beta` to hold.
     eps : float
         Width of the ramp.
-    closed_form : bool
-        True (default): answer from the LP's optimum in closed form, certified against
-        the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions
-        and ``tol``) and differentiated by the envelope theorem, with no solve; the
-        solver takes over where the certificate fails. False: always solve the LP with
-        the engine (started at that optimum). ``last_path`` says which answered the
-        last call: ``"closed-form"`` or ``"solver"``.
-    process_group : torch.distributed.ProcessGroup or "world", optional
-        The loss of the global batch (see the module docstring): each rank holds the
-        rows of its own samples, certified together (:mod:`sparselp.sharded`); where
-        the certificate fails every rank solves the whole LP.
-    options, backend, **layer_kwargs
-        Passed to :func:`sparselp.layer.lp_solve`; a ``backend`` other than
-        ``"sparselp"`` or a ``mode`` other than ``"implicit"`` always solves.
+    closed_form, process_group, options, backend, **layer_kwargs
+        As for :class:`FScoreLoss`.
     """
 
     def __init__(self, recall: float = 0.8, eps: float = 1.0, closed_form: bool = True,
