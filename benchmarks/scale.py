@@ -211,7 +211,7 @@ def run_distributed(quick: bool = False, progress: bool = False) -> list[dict]:
     from sparselp.memory_model import C0, LPSize, closed_form_peak_bytes, lp_peak_bytes
     worlds = (1, 2) if quick else (1, 2, 4)
     batch, per_rank = (632, 50_000) if quick else (6325, 2_500_000)
-    coupled_batch = 100_000 if quick else 1_000_000
+    coupled_batch = 100_000 if quick else 500_000
     runs = [("auc", mode, dist_scaling.run(worlds, mode, per_rank, batch, progress=progress))
             for mode in ("strong", "weak")]
     runs.append(("fscore", "strong", dist_scaling.run(

@@ -156,7 +156,8 @@ SECTIONS = [
                     quick={"batches": (256,), "losses": ("fscore", "precision-at-recall"),
                            "dtypes": ("float32",)},
                     full={"batches": (4096, 65536), "losses": ("fscore",
-                                                               "precision-at-recall")}),
+                                                               "precision-at-recall"),
+                          "baseline": ("structured",), "baseline_max": 65536}),
              Source("batched_lp", "benchmarks.batched_lp", full={"batches": (1, 8, 128)})],
             "engine_section:render_engine"),
 ]
