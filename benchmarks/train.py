@@ -29,10 +29,13 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 from tqdm.auto import tqdm
 
 from .tables import write_csv
 from .train_data import DATASET_NAMES, PROTOCOLS, StratifiedBatches, make_task
+from .train_ddp import global_loss, grad_scale, local_part, train_distributed
 from .train_metrics import auc_mu, binary_metrics, multiclass_metrics
 from .train_models import MODELS, build_model
 from .train_objectives import LOSSES, make_objective
@@ -80,7 +83,7 @@ def _resume(path: str, cfg: TrainConfig, model, opt, objective, batches):
     if not os.path.exists(path):
         return 0, []
     state = torch.load(path, map_location=cfg.device, weights_only=False)
-    mine, theirs = dataclasses.asdict(cfg), dict(state["config"])
+    mine, theirs = _saved(cfg), dict(state["config"])
     differ = [k for k in mine if k != "epochs" and mine[k] != theirs.get(k)]
     if differ:
         raise ValueError(f"{path} holds a run with other settings ("
@@ -98,61 +101,78 @@ def _resume(path: str, cfg: TrainConfig, model, opt, objective, batches):
     return state["epoch"], state["curve"]
 
 
-def train_step(model, objective, opt, x, y) -> torch.Tensor:
-    """One step: forward, the objective's loss, backward, the optimizer's step; the
+def train_step(model, objective, opt, x, y, scale: float = 1.0) -> torch.Tensor:
+    """One step: forward, the objective's loss, backward (of ``scale`` times the loss: the
+    factor DDP needs, :func:`benchmarks.train_ddp.grad_scale`), the optimizer's step; the
     (detached) loss."""
     loss = objective.loss(model(x), y)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * scale if scale != 1.0 else loss).backward()
     opt.step()
     return loss.detach()
 
 
-def _epoch(model, objective, opt, batches, task, device, desc, progress) -> dict:
-    """One epoch of training; the row of the learning curve (without validation)."""
+def _epoch(model, objective, opt, batches, task, device, desc, progress, group=None) -> dict:
+    """One epoch of training; the row of the learning curve (without validation). With a
+    process ``group`` each rank trains on its share of every minibatch
+    (:mod:`benchmarks.train_ddp`) and the curve holds the global minibatch's loss."""
     model.train()
     wall, cpu = time.perf_counter(), time.process_time()
     total, steps = 0.0, 0
+    rank, world = (0, 1) if group is None else (dist.get_rank(group), dist.get_world_size(group))
     for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        loss = train_step(model, objective, opt, task.X_train[idx].to(device),
-                          task.y_train[idx].to(device))
+        mine = idx if group is None else local_part(idx, rank, world)
+        scale = 1.0 if group is None else grad_scale(objective.name, len(mine), len(idx), world)
+        loss = train_step(model, objective, opt, task.X_train[mine].to(device),
+                          task.y_train[mine].to(device), scale)
+        if group is not None:
+            loss = global_loss(loss, objective.name, len(mine), len(idx), group)
         total, steps = total + float(loss), steps + 1
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"train_loss": total / steps, "seconds": wall, "cpu_seconds": cpu,
             "seconds_per_step": wall / steps, "steps": steps}
 
 
-def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True) -> dict:
-    """Run (or resume) ``cfg``, writing into ``out``; returns the content of metrics.json."""
+def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True,
+          group=None) -> dict:
+    """Run (or resume) ``cfg``, writing into ``out``; returns the content of metrics.json.
+    With a process ``group`` (``--nproc``, :mod:`benchmarks.train_ddp`): DDP over its ranks
+    with the loss of the global minibatch; rank 0 writes the files."""
+    lead = group is None or dist.get_rank(group) == 0
     os.makedirs(out, exist_ok=True)
     ckpt = os.path.join(out, "checkpoint.pt")
-    if not resume and os.path.exists(ckpt):
+    if not resume and os.path.exists(ckpt) and lead:
         os.remove(ckpt)
+    if group is not None:
+        dist.barrier(group)  # no rank reads a checkpoint rank 0 is removing
     task = make_task(cfg.dataset, cfg.protocol, cfg.imratio, cfg.seed, cfg.val_fraction,
                      cfg.data_dir)
     device = torch.device(cfg.device)
     objective = make_objective(cfg.loss, task.num_classes, lr=cfg.lr, eps=cfg.eps,
-                               recall=cfg.recall, epoch_decay=cfg.epoch_decay, device=device)
+                               recall=cfg.recall, epoch_decay=cfg.epoch_decay, device=device,
+                               process_group=group)
     torch.manual_seed(cfg.seed)  # the same initial weights for every loss of a seed
     model = build_model(cfg.model, tuple(task.X_train.shape[-2:]),
                         1 if task.binary else task.num_classes).to(device)
     opt = objective.make_optimizer(model.parameters())
     batches = StratifiedBatches(task.y_train, cfg.batch_size, cfg.seed, objective.positive_rate)
     first, curve = _resume(ckpt, cfg, model, opt, objective, batches) if resume else (0, [])
+    net = model if group is None else nn.parallel.DistributedDataParallel(model)
     for epoch in range(first, cfg.epochs):
         objective.epoch_start(epoch, cfg.epochs, opt)
-        row = {"epoch": epoch + 1, **_epoch(model, objective, opt, batches, task, device,
+        row = {"epoch": epoch + 1, **_epoch(net, objective, opt, batches, task, device,
                                             f"{cfg.loss} epoch {epoch + 1}/{cfg.epochs}",
-                                            progress)}
+                                            progress, group)}
         val = _scores(model, task.X_val, device)
         row["val_auc"] = (binary_metrics(task.y_val, val)["auc"] if task.binary
                           else auc_mu(task.y_val.numpy(), val))
         curve.append(row)
-        _save({"config": dataclasses.asdict(cfg), "epoch": epoch + 1, "curve": curve,
-               "model": model.state_dict(), "optimizer": opt.state_dict(),
-               "objective": objective.state_dict(), "sampler": batches.state(),
-               "torch_rng": torch.get_rng_state()}, ckpt)
-        write_csv(curve, os.path.join(out, "curve.csv"))
+        if lead:
+            _save({"config": _saved(cfg), "epoch": epoch + 1, "curve": curve,
+                   "model": model.state_dict(), "optimizer": opt.state_dict(),
+                   "objective": objective.state_dict(), "sampler": batches.state(),
+                   "torch_rng": torch.get_rng_state()}, ckpt)
+            write_csv(curve, os.path.join(out, "curve.csv"))
         if progress:
             print(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val AUC "
                   f"{row['val_auc']:.4f}  {row['seconds']:.1f} s", file=sys.stderr)
@@ -160,15 +180,24 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
     y_test = task.y_test.numpy()
     metrics = (binary_metrics(y_test, test, task.y_val.numpy(), val) if task.binary
                else multiclass_metrics(y_test, test))
-    np.savez_compressed(os.path.join(out, "scores.npz"), scores=test, labels=y_test)
     steps = [r["seconds_per_step"] for r in curve]
-    result = {"config": dataclasses.asdict(cfg), "data": task.description,
+    result = {"config": _saved(cfg), "data": task.description,
               "source": task.source, "epochs_done": len(curve), "metrics": metrics,
               "val_auc": curve[-1]["val_auc"] if curve else None,
               "seconds_per_step": float(np.median(steps)) if steps else None}
-    with open(os.path.join(out, "metrics.json"), "w") as fh:
-        json.dump(result, fh, indent=2)
+    if lead:
+        np.savez_compressed(os.path.join(out, "scores.npz"), scores=test, labels=y_test)
+        with open(os.path.join(out, "metrics.json"), "w") as fh:
+            json.dump(result, fh, indent=2)
     return result
+
+
+def _saved(cfg: TrainConfig) -> dict:
+    """The settings as checkpoints and metrics record them: rank r's ``cuda:r`` is the
+    run's ``cuda``, so that any number of processes can resume it."""
+    d = dataclasses.asdict(cfg)
+    d["device"] = torch.device(cfg.device).type if cfg.device.startswith("cuda") else cfg.device
+    return d
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -221,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/train", help="output folder")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds "
                                                             "a checkpoint")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes (DistributedDataParallel, the loss of the global "
+                        "minibatch: benchmarks/train_ddp.py)")
     add_arguments(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args)
@@ -229,7 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sparselp train: error: {bad}", file=sys.stderr)
         return 2
     try:
-        result = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
+        if args.nproc != 1:
+            result = train_distributed(train, cfg, args.out, args.nproc,
+                                       resume=not args.no_resume, progress=not args.no_progress)
+        else:
+            result = train(cfg, args.out, resume=not args.no_resume,
+                           progress=not args.no_progress)
     except (ImportError, FileNotFoundError) as exc:
         print(f"sparselp train: {exc}", file=sys.stderr)
         return 3

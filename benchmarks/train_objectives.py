@@ -105,10 +105,11 @@ class _LibAUC(Objective):
 
 def make_objective(loss: str, num_classes: int = 2, *, lr: float | None = None,
                    eps: float | None = None, recall: float = 0.8,
-                   epoch_decay: float = 2e-3, device="cpu") -> Objective:
+                   epoch_decay: float = 2e-3, device="cpu", process_group=None) -> Objective:
     """The :class:`Objective` of ``loss`` (one of :data:`LOSSES`). ``eps`` overrides the LP
     loss's margin/ramp width (each loss's own default otherwise); ``recall`` is the
-    precision-at-recall target; ``epoch_decay`` is LibAUC's."""
+    precision-at-recall target; ``epoch_decay`` is LibAUC's; ``process_group`` makes the LP
+    losses those of the global minibatch (``--nproc``; LibAUC has no such form)."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if num_classes > 2 and loss not in ("ce", "multiclass-auc"):
@@ -122,7 +123,8 @@ def make_objective(loss: str, num_classes: int = 2, *, lr: float | None = None,
             raise ImportError(why)
         return _LibAUC(DEFAULT_LR["libauc-aucm"] if lr is None else lr, epoch_decay, device)
     lr = DEFAULT_LR["adam"] if lr is None else lr
-    kw = {} if eps is None else {"eps": eps}
+    kw = ({} if eps is None else {"eps": eps}) | (
+        {} if process_group is None else {"process_group": process_group})
     if loss == "ce":
         fn = _bce if num_classes == 2 else F.cross_entropy
     elif loss == "auc":

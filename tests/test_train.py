@@ -393,3 +393,36 @@ def test_libauc_resume_restores_pesg(tmp_path):
     assert resumed["metrics"] == pytest.approx(fresh["metrics"], rel=1e-6)
     np.testing.assert_allclose(np.load(tmp_path / "a" / "scores.npz")["scores"],
                                np.load(tmp_path / "b" / "scores.npz")["scores"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["auc-hinge", "ce"])
+def test_nproc_two_takes_the_steps_of_one_process(loss, tmp_path, capsys):
+    """``sparselp train --nproc 2``: DDP with the loss of the global minibatch takes the
+    steps of one process on the same minibatches (train loss per epoch equal to round-off,
+    the same test AUC), and a run started on 2 processes resumes on 1."""
+    from benchmarks.train import main
+    args = ["--dataset", "digits", "--model", "mlp", "--loss", loss, "--batch-size", "64",
+            "--no-progress", "--epochs", "1"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    assert main(args + ["--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    curve = [list(csv.DictReader(open(tmp_path / d / "curve.csv"))) for d in ("one", "two")]
+    assert float(curve[0][0]["train_loss"]) == pytest.approx(float(curve[1][0]["train_loss"]),
+                                                             abs=1e-5)
+    assert one["metrics"]["auc"] == pytest.approx(two["metrics"]["auc"], abs=1e-3)
+    assert one["config"] == two["config"]
+    # extend the two-process run by an epoch in one process
+    assert main(args[:-1] + ["2", "--out", str(tmp_path / "two")]) == 0
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["epochs_done"] == 2
+
+
+def test_nproc_refusals(tmp_path, capsys):
+    from benchmarks.train import main
+    base = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--no-progress",
+            "--out", str(tmp_path / "r")]
+    assert main(base + ["--loss", "libauc-aucm", "--nproc", "2"]) == 2
+    assert "no global-batch form" in capsys.readouterr().err
+    assert main(base + ["--loss", "auc", "--batch-size", "3", "--nproc", "2"]) == 2
+    assert "too small to share" in capsys.readouterr().err
+    assert main(base + ["--loss", "auc", "--nproc", "0"]) == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
