@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import json
 import os
 import sys
@@ -71,6 +72,7 @@ def _worker(rank: int, world: int, init_file: str, train, cfg, out: str, resume:
                 json.dump(result, fh)
         dist.barrier()
     finally:
+        gc.collect()  # the DDP wrapper's reference cycles, while the group lives
         dist.destroy_process_group()
     sys.stdout.flush()
     sys.stderr.flush()
