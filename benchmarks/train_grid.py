@@ -34,7 +34,7 @@ import numpy as np
 from .tables import emit, write_csv
 from .train import TrainConfig, add_arguments, config_from_args, train
 from .idx_data import find_dataset
-from .train_objectives import libauc_available
+from .train_objectives import DEFAULT_EPS, libauc_available
 
 __all__ = ["run", "summarise", "main", "default_dataset"]
 
@@ -144,8 +144,10 @@ def run(quick: bool = False, dataset: str | None = None, model: str = "cnn",
                      for s in seeds]
     if longtail and "longtail" in studies:
         for loss in ("ce", "multiclass-auc"):
+            # eps named (the default's), so that a run of an older default is not read back
+            eps = DEFAULT_EPS.get(loss) if base.eps is None else base.eps
             cfg = dataclasses.replace(base, protocol="longtail", imratio=0.1 if quick else 0.01,
-                                      loss=loss)
+                                      loss=loss, eps=eps)
             rows += [_one(dataclasses.replace(cfg, seed=s), runs, "longtail", progress)
                      for s in seeds]
     return rows

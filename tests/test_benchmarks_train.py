@@ -12,7 +12,7 @@ from benchmarks.report import train_section as sec
 from benchmarks.report.build import load_rows
 from benchmarks.tables import write_csv
 from benchmarks.train import TrainConfig
-from benchmarks.train_objectives import libauc_available
+from benchmarks.train_objectives import DEFAULT_EPS, libauc_available
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -45,6 +45,10 @@ def test_quick_bench_writes_tables_and_figures(quick):
     studies = {r["study"] for r in rows}
     assert {"grid", "size", "longtail"} <= studies
     assert {r["loss"] for r in rows if r["study"] == "longtail"} == {"ce", "multiclass-auc"}
+    # the longtail study names multiclass-auc's default eps (a run of an older default
+    # is then not read back)
+    assert {float(r["eps"]) for r in rows if r["loss"] == "multiclass-auc"} == \
+        {DEFAULT_EPS["multiclass-auc"]}
     assert {r["batch_size"] for r in rows if r["study"] == "size"} == {32, 128}
     grid = [r for r in rows if r["study"] == "grid" and r.get("seed") is not None]
     assert all(r["dataset"] == "digits" and 0 <= r["auc"] <= 1 for r in grid)
