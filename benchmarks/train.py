@@ -38,9 +38,10 @@ from .train_data import DATASET_NAMES, PROTOCOLS, StratifiedBatches, make_task
 from .train_ddp import global_loss, grad_scale, local_part, train_distributed
 from .train_metrics import auc_mu, binary_metrics, multiclass_metrics
 from .train_models import MODELS, build_model
-from .train_objectives import LOSSES, make_objective
+from .train_objectives import DEFAULT_EPS, LOSSES, MULTICLASS_REDUCTION, make_objective
 
-__all__ = ["TrainConfig", "train", "train_step", "main", "add_arguments", "config_from_args"]
+__all__ = ["TrainConfig", "train", "train_step", "main", "add_arguments", "config_from_args",
+           "saved_config", "recorded_config"]
 
 
 @dataclasses.dataclass
@@ -83,7 +84,7 @@ def _resume(path: str, cfg: TrainConfig, model, opt, objective, batches):
     if not os.path.exists(path):
         return 0, []
     state = torch.load(path, map_location=cfg.device, weights_only=False)
-    mine, theirs = _saved(cfg), dict(state["config"])
+    mine, theirs = saved_config(cfg), recorded_config(state["config"])
     differ = [k for k in mine if k != "epochs" and mine[k] != theirs.get(k)]
     if differ:
         raise ValueError(f"{path} holds a run with other settings ("
@@ -168,7 +169,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
                           else auc_mu(task.y_val.numpy(), val))
         curve.append(row)
         if lead:
-            _save({"config": _saved(cfg), "epoch": epoch + 1, "curve": curve,
+            _save({"config": saved_config(cfg), "epoch": epoch + 1, "curve": curve,
                    "model": model.state_dict(), "optimizer": opt.state_dict(),
                    "objective": objective.state_dict(), "sampler": batches.state(),
                    "torch_rng": torch.get_rng_state()}, ckpt)
@@ -181,7 +182,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
     metrics = (binary_metrics(y_test, test, task.y_val.numpy(), val) if task.binary
                else multiclass_metrics(y_test, test))
     steps = [r["seconds_per_step"] for r in curve]
-    result = {"config": _saved(cfg), "data": task.description,
+    result = {"config": saved_config(cfg), "data": task.description,
               "source": task.source, "epochs_done": len(curve), "metrics": metrics,
               "val_auc": curve[-1]["val_auc"] if curve else None,
               "seconds_per_step": float(np.median(steps)) if steps else None}
@@ -192,12 +193,24 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
     return result
 
 
-def _saved(cfg: TrainConfig) -> dict:
+def saved_config(cfg: TrainConfig) -> dict:
     """The settings as checkpoints and metrics record them: rank r's ``cuda:r`` is the
-    run's ``cuda``, so that any number of processes can resume it."""
+    run's ``cuda``, so that any number of processes can resume it; and the defaults that
+    ``None`` stands for in the loss's settings (:data:`~benchmarks.train_objectives.
+    DEFAULT_EPS`, the multi-class reduction), so that a run written under other defaults
+    is not resumed under these (it is refused, naming them)."""
     d = dataclasses.asdict(cfg)
     d["device"] = torch.device(cfg.device).type if cfg.device.startswith("cuda") else cfg.device
+    d["loss_defaults"] = {"eps": DEFAULT_EPS.get(cfg.loss), "reduction":
+                          MULTICLASS_REDUCTION if cfg.loss == "multiclass-auc" else None}
     return d
+
+
+def recorded_config(config: dict) -> dict:
+    """A checkpoint's or metrics.json's settings, comparable with :func:`saved_config`:
+    records from before ``loss_defaults`` was written ran every loss on its class's own
+    defaults (the multi-class loss then differs from today's and is not resumed)."""
+    return {"loss_defaults": {"eps": None, "reduction": None}, **config}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 from .tables import emit, write_csv
-from .train import TrainConfig, add_arguments, config_from_args, train
+from .train import (TrainConfig, add_arguments, config_from_args, recorded_config,
+                    saved_config, train)
 from .idx_data import find_dataset
 from .train_objectives import DEFAULT_EPS, libauc_available
 
@@ -73,7 +74,8 @@ def _one(cfg: TrainConfig, runs: str, study: str, progress: bool) -> dict:
     if os.path.exists(path):
         with open(path) as fh:
             old = json.load(fh)
-        if old.get("config") == dataclasses.asdict(cfg) and old.get("epochs_done") == cfg.epochs:
+        if recorded_config(old.get("config") or {}) == saved_config(cfg) \
+                and old.get("epochs_done") == cfg.epochs:
             result = old
     if result is None:
         t = time.perf_counter()

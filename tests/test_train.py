@@ -426,3 +426,20 @@ def test_nproc_refusals(tmp_path, capsys):
     assert "too small to share" in capsys.readouterr().err
     assert main(base + ["--loss", "auc", "--nproc", "0"]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
+
+
+def test_a_run_recorded_under_other_loss_defaults_is_not_resumed(tmp_path):
+    """Checkpoints record the defaults that eps=None stands for; one written before that
+    (no ``loss_defaults``) resumes for a loss whose defaults did not change, and is refused,
+    naming them, for the multi-class loss, whose defaults did."""
+    from benchmarks.train import _resume, recorded_config, saved_config
+    ce = TrainConfig(loss="ce")
+    old = {k: v for k, v in saved_config(ce).items() if k != "loss_defaults"}
+    assert recorded_config(old) == saved_config(ce)
+    mc = TrainConfig(loss="multiclass-auc", protocol="longtail")
+    old = {k: v for k, v in saved_config(mc).items() if k != "loss_defaults"}
+    assert recorded_config(old) != saved_config(mc)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"config": old, "epoch": 1}, path)
+    with pytest.raises(ValueError, match="loss_defaults"):
+        _resume(str(path), mc, None, None, None, None)
