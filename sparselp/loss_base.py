@@ -93,10 +93,12 @@ class LPLossBase(nn.Module):
         picks when only chunking fits (AUCLoss), else :class:`~sparselp.MemoryBudgetError`
         before the LP is built. With a process group the counts are those of the global
         batch (of a rank's share for AUCLoss), the same on every rank; the coupled losses
-        pass their ``group`` and are judged by their row-sharded peak per rank."""
+        pass their ``group`` and are judged by their row-sharded peak per rank (by the
+        whole LP's where they solve it, :meth:`closed_form_allowed`)."""
         if self.memory_budget is None or min(counts) == 0:
             return block_size
-        world = () if group is None else (rank_and_world(group)[1],)
+        sharded = group is not None and self.closed_form_allowed()
+        world = (rank_and_world(group)[1],) if sharded else ()
         p = plan_loss(self, sum(counts), 0.5, self.memory_budget, s.device, s.dtype, world,
                       counts)
         what = f"{type(self).__name__} on a batch of {s.shape[0]}"
@@ -124,8 +126,9 @@ class LPLossBase(nn.Module):
         return (getattr(self, "closed_form", False) and self.backend == "sparselp"
                 and self.layer_kwargs.get("mode", "implicit") == "implicit")
 
-    def _coupled_value(self, s: Tensor, group, whole, shard) -> Tensor:
-        """This rank's partial value of a coupled ratio LP (F-score, precision at recall):
+    def _coupled_value(self, s: Tensor, group, whole, shard, constant: float = 0.0) -> Tensor:
+        """This rank's partial value of ``constant +`` a coupled ratio LP's optimal value
+        (F-score, precision at recall):
         the closed-form optimum of the rows ``shard(lo, hi)`` (this rank's own samples;
         the whole batch without a process group), certified for the whole LP
         (:func:`sparselp.sharded.certify`, its sums all-reduced over the group) and
@@ -139,9 +142,9 @@ class LPLossBase(nn.Module):
             sh = shard(lo, hi)
             if certify(sh, group).worst <= make_options(self.options).tol_for(s.dtype):
                 self.last_path = "closed-form"
-                return lagrangian_partial(sh, s.dtype, world)
+                return lagrangian_partial(sh, s.dtype, world) + constant / world
         self.last_path = "solver"
-        return self._value(whole()) / world
+        return (self._value(whole()) + constant) / world
 
     def _value(self, data) -> Tensor:
         # The formulation's closed-form optimum where it has one (F-score, precision at

@@ -271,9 +271,8 @@ class FScoreLoss(LPLossBase):
             return zero
         self._check_budget(s, binary_counts(y), group=group)
         value = self._coupled_value(s, group, lambda: fscore_data(s, y, self.eps),
-                                    lambda lo, hi: fscore_shard(s, y, self.eps, lo, hi))
-        world = 1 if group is None else rank_and_world(group)[1]
-        return self._finish(1.0 / world + value, s, group)
+                                    lambda lo, hi: fscore_shard(s, y, self.eps, lo, hi), 1.0)
+        return self._finish(value, s, group)
 
 
 class PrecisionAtRecallLoss(LPLossBase):

@@ -24,9 +24,10 @@ class WrongShardFScoreLoss(FScoreLoss):
     """Proposes a wrong multiplier for the normalisation row: the sharded certificate must
     refuse it, and the loss solve the whole LP on every rank."""
 
-    def _coupled_value(self, s, group, whole, shard):
+    def _coupled_value(self, s, group, whole, shard, constant=0.0):
         return super()._coupled_value(
-            s, group, whole, lambda lo, hi: shard(lo, hi)._replace(mu=shard(lo, hi).mu / 2))
+            s, group, whole, lambda lo, hi: shard(lo, hi)._replace(mu=shard(lo, hi).mu / 2),
+            constant)
 
 
 LOSSES = {"AUCLoss": AUCLoss, "MultiClassAUCLoss": MultiClassAUCLoss,
@@ -194,6 +195,10 @@ def test_process_group_needs_torch_distributed_initialized(tmp_path):
         big = torch.rand(10**6)
         with pytest.raises(MemoryBudgetError, match="row-sharded over 1 ranks"):
             FScoreLoss(memory_budget="100MB", process_group=group)(big, big > 0.7)
+        with pytest.raises(MemoryBudgetError, match=r"batch of 1000000: predicted"):
+            # solving, each rank holds the whole LP: judged on it, not on the shard
+            FScoreLoss(memory_budget="300MB", process_group=group,
+                       closed_form=False)(big, big > 0.7)
         fs = FScoreLoss(memory_budget="100MB", process_group=group)
         assert float(fs(s, y)) == pytest.approx(float(FScoreLoss()(s, y)), abs=1e-14)
         assert fs.last_path == "closed-form"
