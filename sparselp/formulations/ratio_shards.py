@@ -28,13 +28,12 @@ def _check_range(n: int, lo: int, hi: int) -> None:
                          f"got {lo!r}, {hi!r}")
 
 
-def _arrow_rows(nl: int, dev, first: Tensor, second: Tensor, shared: Tensor,
-                shared_row: Tensor):
+def _arrow_rows(nl: int, dev, first: Tensor, second: Tensor, shared: Tensor):
     """Triplets of two rows per local sample ``j``: row ``2j`` has ``first[j]`` on column
-    ``j``, row ``2j+1`` has ``second[j]`` on it; ``shared[j]`` sits on the shared column
-    ``nl`` in row ``2 j + shared_row[j]``."""
+    ``j`` and ``shared[j]`` on the shared column ``nl``, row ``2j+1`` has ``second[j]`` on
+    column ``j``."""
     j = torch.arange(nl, device=dev)
-    rows = torch.cat([2 * j, 2 * j + 1, 2 * j + shared_row])
+    rows = torch.cat([2 * j, 2 * j + 1, 2 * j])
     cols = torch.cat([j, j, torch.full((nl,), nl, dtype=j.dtype, device=dev)])
     return rows, cols, torch.cat([first, second, shared])
 
@@ -99,8 +98,7 @@ def precision_at_recall_shard(scores: Tensor, labels, recall: float, eps: float,
     sign = torch.where(pos, one, -one)
     # row 2j: -eps xi_j + theta <= s_j - eps (positive), -eps eta_j - theta <= -s_j - eps;
     # row 2j+1: -xi_j <= 0 or -eta_j <= 0.
-    rows, cols, vals = _arrow_rows(nl, dev, -eps * one, -one, sign,
-                                   torch.zeros(nl, dtype=torch.long, device=dev))
+    rows, cols, vals = _arrow_rows(nl, dev, -eps * one, -one, sign)
     b = torch.stack([sign * s[lo:hi] - eps, 0 * one], 1).reshape(-1)
     sd = s.detach().double()
     theta = _recall_threshold(sd[y == 1], recall, eps)
