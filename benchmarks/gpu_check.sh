@@ -6,7 +6,8 @@
 #
 # What it does, in order (each step has its own time limit; the whole stays under 8 min):
 #   1. records the machine (nvidia-smi, torch and CUDA versions) and checks that CUDA works;
-#   2. runs the CUDA smoke test of the solver and the AUC loss (float32 and float64, one
+#   2. runs the CUDA smoke test of the solver, the AUC loss and the ratio losses (closed
+#      form against the solver path; float32 and float64 for the solver, one
 #      forward + backward, compared with the CPU result);
 #   3. runs the benchmarks of sections (a) LP-layer memory, (b) the ResNet-18 study
 #      (torch.cuda.max_memory_allocated per configuration, each in a fresh process) and
@@ -70,6 +71,22 @@ else:
     loss = AUCLoss()(s, y)
     loss.backward()
     print("AUCLoss on cuda", float(loss), "grad norm", float(s.grad.norm()))
+    # the ratio losses: the certified closed form against the solver's path, on CUDA
+    from sparselp.losses import FScoreLoss, PrecisionAtRecallLoss
+    for cls in (FScoreLoss, PrecisionAtRecallLoss):
+        sc = torch.randn(4096, device="cuda", dtype=torch.float64, requires_grad=True)
+        yc = (torch.arange(4096, device="cuda") % 5 == 0).long()
+        fast, slow = cls(), cls(closed_form=False)
+        v0 = fast(sc, yc)
+        v0.backward()
+        g0, sc.grad = sc.grad.clone(), None
+        v1 = slow(sc, yc)
+        v1.backward()
+        diff = float((g0 - sc.grad).abs().max())
+        print(cls.__name__, "cuda", fast.last_path, float(v0), slow.last_path, float(v1),
+              "grad diff", diff)
+        assert fast.last_path == "closed-form" and abs(float(v0) - float(v1)) < 1e-8
+        assert diff < 1e-8
 print("smoke test passed")
 EOF
 cat "$OUT_DIR/smoke.txt"
