@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from .tables import write_csv
 from .train_data import DATASET_NAMES, PROTOCOLS, StratifiedBatches, make_task
-from .train_ddp import global_loss, grad_scale, local_part, train_distributed
+from .train_ddp import (global_loss, grad_scale, launched_by_torchrun, local_part,
+                        train_distributed, train_torchrun)
 from .train_metrics import auc_mu, binary_metrics, multiclass_metrics
 from .train_models import MODELS, build_model
 from .train_objectives import DEFAULT_EPS, LOSSES, MULTICLASS_REDUCTION, make_objective
@@ -274,7 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sparselp train: error: {bad}", file=sys.stderr)
         return 2
     try:
-        if args.nproc != 1:
+        if launched_by_torchrun():
+            if args.nproc != 1:
+                raise ValueError("--nproc: under torchrun the processes are torchrun's "
+                                 "(--nproc_per_node); leave --nproc at 1")
+            result = train_torchrun(train, cfg, args.out, resume=not args.no_resume,
+                                    progress=not args.no_progress)
+            if result is None:  # not rank 0: rank 0 reports
+                return 0
+        elif args.nproc != 1:
             result = train_distributed(train, cfg, args.out, args.nproc,
                                        resume=not args.no_resume, progress=not args.no_progress)
         else:

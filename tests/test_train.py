@@ -443,3 +443,31 @@ def test_a_run_recorded_under_other_loss_defaults_is_not_resumed(tmp_path):
     torch.save({"config": old, "epoch": 1}, path)
     with pytest.raises(ValueError, match="loss_defaults"):
         _resume(str(path), mc, None, None, None, None)
+
+
+def test_torchrun_launch_takes_the_steps_of_one_process(tmp_path, monkeypatch, capsys):
+    """``torchrun --nproc_per_node 2 -m benchmarks.train ...``: the processes are torchrun's,
+    the run is the one of ``--nproc 2`` (and of one process on the same minibatches)."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.train import main
+    args = ["--dataset", "digits", "--model", "mlp", "--loss", "auc-hinge", "--batch-size",
+            "64", "--no-progress", "--epochs", "1"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m",
+                           "benchmarks.train"] + args + ["--out", str(tmp_path / "tr")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("wrote") == 1  # rank 0 reports
+    curve = [list(csv.DictReader(open(tmp_path / d / "curve.csv"))) for d in ("one", "tr")]
+    assert float(curve[0][0]["train_loss"]) == pytest.approx(float(curve[1][0]["train_loss"]),
+                                                             abs=1e-5)
+    # under torchrun, --nproc is refused (the processes are torchrun's)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(args + ["--out", str(tmp_path / "x"), "--nproc", "2"]) == 2
+    assert "under torchrun" in capsys.readouterr().err
