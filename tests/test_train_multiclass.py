@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.train import TrainConfig
 from benchmarks.train_data import StratifiedBatches
 from benchmarks.train_objectives import DEFAULT_EPS, MULTICLASS_REDUCTION, make_objective
 from sparselp.losses import AUCLoss, MultiClassAUCLoss
@@ -96,3 +97,20 @@ def test_the_sum_weighs_pairs_alike_the_mean_weighs_class_pairs_alike():
     assert mean == pytest.approx(_hinge_by_hand(s.numpy(), labels.numpy(), 0.25, "mean"),
                                  rel=1e-6)
     assert total > 100 * mean
+
+
+def test_a_run_recorded_under_other_loss_defaults_is_not_resumed(tmp_path):
+    """Checkpoints record the defaults that eps=None stands for; one written before that
+    (no ``loss_defaults``) resumes for a loss whose defaults did not change, and is refused,
+    naming them, for the multi-class loss, whose defaults did."""
+    from benchmarks.train import _resume, recorded_config, saved_config
+    ce = TrainConfig(loss="ce")
+    old = {k: v for k, v in saved_config(ce).items() if k != "loss_defaults"}
+    assert recorded_config(old) == saved_config(ce)
+    mc = TrainConfig(loss="multiclass-auc", protocol="longtail")
+    old = {k: v for k, v in saved_config(mc).items() if k != "loss_defaults"}
+    assert recorded_config(old) != saved_config(mc)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"config": old, "epoch": 1}, path)
+    with pytest.raises(ValueError, match="loss_defaults"):
+        _resume(str(path), mc, None, None, None, None)
