@@ -7,6 +7,10 @@ PIP := $(PY) -m pip
 # torch is pinned: 2.14.1 with torchvision 0.29.1 lie on local disk here.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed-stamp
+# A clean install downloads CUDA libraries from PyPI (tens of MB each); an interrupted
+# download is resumed rather than failing the build after pip's default 5 attempts.
+export PIP_RETRIES := 10
+export PIP_RESUME_RETRIES := 30
 
 .PHONY: test report install sparse-extra clean data
 
