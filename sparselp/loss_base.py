@@ -35,8 +35,10 @@ class LPLossBase(nn.Module):
         self.process_group = check_group(process_group)
         self.memory_budget = None if memory_budget is None else parse_bytes(memory_budget)
         self.last_block_size = None  # the block size of the last chunked call (AUCLoss)
-        # FScoreLoss, PrecisionAtRecallLoss: "closed-form" (certified, and row-sharded over
-        # a process group) or "solver" for the last call (None: no such call yet)
+        # FScoreLoss, PrecisionAtRecallLoss: whether to answer from the closed form (they
+        # set it), and "closed-form" (certified, and row-sharded over a process group) or
+        # "solver" for the last call (None: no such call yet)
+        self.closed_form = False
         self.last_path = None
 
     def _prepare(self, scores, labels, num_classes=None):
@@ -123,7 +125,7 @@ class LPLossBase(nn.Module):
         """Whether a coupled ratio loss answers from its certified closed-form optimum
         (:meth:`_coupled_value`): ``closed_form=True`` with the default engine
         (``backend="sparselp"``) and implicit differentiation (``mode``)."""
-        return (getattr(self, "closed_form", False) and self.backend == "sparselp"
+        return (self.closed_form and self.backend == "sparselp"
                 and self.layer_kwargs.get("mode", "implicit") == "implicit")
 
     def _coupled_value(self, s: Tensor, group, whole, shard, constant: float = 0.0) -> Tensor:

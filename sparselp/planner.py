@@ -124,10 +124,13 @@ def plan_loss(loss, batch_size, positive_fraction, budget, device, dtype, world_
         options.append(_chunked_option(
             counts, budget, lambda P: peak_pairs(P) + _chunk_extra(P, itemsize)))
     for w in world_sizes:
-        if kind == "coupled":
-            per = closed_form_peak_bytes(coupled_key(loss), n, w, gathered=True)
+        if kind == "coupled":  # rows sharded where answered in closed form, else replicated
+            sharded = closed_form(loss)
+            per = closed_form_peak_bytes(coupled_key(loss), n, w, gathered=True) \
+                if sharded else as_is
             options.append(PlanOption(f"sharded x{w}", per, per <= HEADROOM * budget,
-                                      {"world_size": w}, "per rank: its samples' rows"))
+                                      {"world_size": w}, "per rank: its samples' rows"
+                                      if sharded else "coupled LP solved whole on every rank"))
         else:
             per = peak_pairs(math.ceil(details["pairs"] / w))
             options.append(PlanOption(f"sharded x{w}", per, per <= HEADROOM * budget,

@@ -10,7 +10,7 @@ import torch
 from .memory_model import C_SCIPY, LPSize, closed_form_peak_bytes, lp_peak_bytes, size_of
 
 __all__ = ["coupled_size", "coupled_strategy", "coupled_key", "closed_form",
-           "coupled_peak_bytes", "closed_form_peak_bytes", "KAPPA"]
+           "coupled_peak_bytes", "KAPPA"]
 
 
 @functools.lru_cache(maxsize=256)

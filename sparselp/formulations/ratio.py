@@ -72,8 +72,15 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0) -> LPData:
     # The optimum of the docstring: w = u t, t = 1 / (sum u + |P|) (summed in float64: a
     # float32 sum of 65,536 terms is off by more than the start's tight-row test allows).
     ud = u.detach().double()
-    t = 1.0 / (ud.sum() + npos)
+    t, _ = _fscore_optimum(ud, pos, npos)
     return LPData(c, A, b, A_eq, b_eq, start=torch.cat([ud * t, t.reshape(1)]).to(dt))
+
+
+def _fscore_optimum(ud: Tensor, pos: Tensor, npos: int) -> tuple[Tensor, Tensor]:
+    """The F-score LP's optimum from its ramps ``ud`` (float64, the whole batch): the
+    scale ``t = 1 / (sum u + |P|)`` (``w = u t``) and ``F* = 2 t sum_P u``."""
+    t = 1.0 / (ud.sum() + npos)
+    return t, 2.0 * ud[pos].sum() * t
 
 
 def fscore(scores: Tensor, labels, eps: float = 1.0) -> LinearProgram:
@@ -151,9 +158,16 @@ def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
     # The optimum in closed form, computed in float64 (cumulative sums of the scores).
     sd = s.detach().double()
     theta = _recall_threshold(sd[pos], recall, eps)
-    start = torch.cat([(1 - (sd[pos] - theta) / eps).clamp_min(0),
-                       (1 + (sd[neg] - theta) / eps).clamp_min(0), theta.reshape(1)])
+    slack = _hinge_slack(sd, y == 1, theta, eps).clamp_min_(0)
+    start = torch.cat([slack[pos], slack[neg], theta.reshape(1)])
     return LPData(c, A, b, start=start.to(dt))
+
+
+def _hinge_slack(sd: Tensor, is_pos: Tensor, theta: Tensor, eps: float) -> Tensor:
+    """The precision-at-recall LP's hinge at threshold ``theta`` before its clamp at 0:
+    ``1 + (theta - s)/eps`` for a positive (its ``xi``), ``1 + (s - theta)/eps`` for a
+    negative (its ``eta``)."""
+    return 1 + torch.where(is_pos, theta - sd, sd - theta) / eps
 
 
 def _check_recall(recall) -> None:

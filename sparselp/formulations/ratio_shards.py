@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from ..sharded import ArrowShard
-from .ratio import _binary, _check_recall, _fscore_rows, _recall_threshold, relaxed_predictions
+from .ratio import (_binary, _check_recall, _fscore_optimum, _fscore_rows, _recall_threshold,
+                    _hinge_slack, relaxed_predictions)
 
 __all__ = ["fscore_shard", "precision_at_recall_shard"]
 
@@ -58,8 +59,7 @@ def fscore_shard(scores: Tensor, labels, eps: float, lo: int, hi: int) -> ArrowS
     one = torch.ones(nl, dtype=dt, device=dev)
     rows, cols, vals = _fscore_rows(pos, u)
     ud = relaxed_predictions(s.detach(), eps).double()  # the LP's entries, in float64
-    t = 1.0 / (ud.sum() + npos)
-    f = 2.0 * ud[y == 1].sum() * t
+    t, f = _fscore_optimum(ud, y == 1, npos)
     pos64 = pos.double()
     v = torch.stack([(1 - pos64) * f, pos64 * (2 - f)], 1).reshape(-1)
     G = torch.zeros(2, nl + 1, dtype=dt, device=dev)
@@ -113,7 +113,7 @@ def precision_at_recall_shard(scores: Tensor, labels, recall: float, eps: float,
     n_eta = int(tight.sum()) - n_xi
     rho = n_eta / (q * n_xi) if n_xi else 0.0
     sl = sd[lo:hi]
-    raw = 1 + torch.where(pos, theta - sl, sl - theta) / eps  # xi or eta
+    raw = _hinge_slack(sl, pos, theta, eps)  # xi or eta
     tl, pl = tight[lo:hi].double(), pos.double()
     hinge = tl * (pl * rho + (1 - pl) / q) / eps
     nonneg = (1 - tl) * (pl * rho + (1 - pl) / q)
