@@ -71,11 +71,12 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, cfg: dict) -> N
     value.backward()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_now()
+    # the coupled losses: certified row-sharded or not (AUC: None, always sharded)
+    sharded = None if cfg["loss"] == "auc" else loss.last_path == "closed-form"
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
         json.dump({"net_rss": peak - baseline, "seconds": seconds, "cpu_seconds": cpu,
-                   "loss": value.item(),
-                   "rank_pairs": rank_pairs, "pairs": pairs,
-                   "sharded": getattr(loss, "last_path", None) == "closed-form"}, fh)
+                   "loss": value.item(), "rank_pairs": rank_pairs, "pairs": pairs,
+                   "sharded": sharded}, fh)
     dist.barrier()
     dist.destroy_process_group()
 
