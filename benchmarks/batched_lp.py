@@ -17,7 +17,11 @@ Methods (forward and backward timed separately, one torch thread):
 - ``highs``: scipy's HiGHS in a loop, forward; backward from the active set of each
   vertex (``dx_N/db_R = A_{R,N}^{-1}`` on the tight rows ``R`` and the free columns ``N``),
   the blackbox baseline of the runtime benchmark;
-- ``cvxpylayers``: its ``CvxpyLayer`` (diffcp + SCS), where it is installed.
+- ``cvxpylayers``: its ``CvxpyLayer`` (diffcp + SCS), where it is installed, on one
+  thread like the others (``n_jobs_forward = n_jobs_backward = 1``);
+- ``cvxpylayers-threads``: the same at its default, one diffcp thread per CPU: its
+  elements solve in parallel, so on a machine of several cores it is not a one-thread
+  time (on this project's 2-core machine, idle, about half of the one-thread one).
 
 Accuracy: every method's objective against HiGHS's, and on element 0 the gradient of each
 against central finite differences of HiGHS re-solves (``h = 1e-6``) on a few tight rows.
@@ -32,7 +36,7 @@ import numpy as np
 
 __all__ = ["make_batch", "run", "main", "METHODS"]
 
-METHODS = ("ours", "highs", "cvxpylayers")
+METHODS = ("ours", "highs", "cvxpylayers", "cvxpylayers-threads")
 COLUMNS = ("method", "batch", "n", "m", "status", "forward_s", "backward_s", "total_s",
            "obj_err", "fd_err", "error")
 
@@ -87,7 +91,9 @@ def _run_ours(c, A, b, w):
     return x.detach().numpy(), bt.grad.numpy(), t1 - t0, t2 - t1
 
 
-def _run_cvxpylayers(c, A, b, w):
+def _run_cvxpylayers(c, A, b, w, jobs: int = 1):
+    """cvxpylayers with ``jobs`` threads for its batch (diffcp's thread pool; -1: one per
+    CPU, its default)."""
     import cvxpy as cp
     import torch
     from cvxpylayers.torch import CvxpyLayer
@@ -99,7 +105,7 @@ def _run_cvxpylayers(c, A, b, w):
     ct, At, wt = (torch.from_numpy(v) for v in (c, A, w))
     bt = torch.from_numpy(b).requires_grad_(True)
     t0 = time.perf_counter()
-    xs, = layer(ct, At, bt)
+    xs, = layer(ct, At, bt, solver_args={"n_jobs_forward": jobs, "n_jobs_backward": jobs})
     t1 = time.perf_counter()
     (xs @ wt).sum().backward()
     t2 = time.perf_counter()
@@ -123,7 +129,8 @@ def _fd_error(c, A, b, w, grad, k: int = 4, h: float = 1e-6) -> float:
     return max(errs, default=float("nan")) / scale
 
 
-_RUNNERS = {"ours": _run_ours, "highs": _run_highs, "cvxpylayers": _run_cvxpylayers}
+_RUNNERS = {"ours": _run_ours, "highs": _run_highs, "cvxpylayers": _run_cvxpylayers,
+            "cvxpylayers-threads": lambda *a: _run_cvxpylayers(*a, jobs=-1)}
 
 
 def run(batches=(1, 8, 64, 128), n: int = 100, methods=METHODS, seed: int = 0,

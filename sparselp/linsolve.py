@@ -44,7 +44,7 @@ from .structured import DENSE_CAP, analyse
 
 __all__ = ["cg", "NewtonSystem", "HessianStrategy", "DiagonalHessian", "CholeskyHessian",
            "CGHessian", "StructuredHessian", "ScipyHessian", "LDLHessian", "get_strategy",
-           "STRATEGIES"]
+           "STRATEGIES", "cholesky_solve"]
 
 
 def cg(matvec: Callable[[Tensor], Tensor], rhs: Tensor, precond: Tensor | None = None,
@@ -159,6 +159,12 @@ class CholeskyHessian(HessianStrategy):
     accepts_gram = True
 
     def factor(self, system, gram: Tensor | None = None):
+        U = self.upper(system, gram)
+        return lambda rhs: cholesky_solve(U, rhs)
+
+    @staticmethod
+    def upper(system: NewtonSystem, gram: Tensor | None = None) -> Tensor:
+        """The upper triangular ``U`` with ``U^T U = H`` (shape (B, n, n))."""
         H = system.op.gram(system.w) if gram is None else gram.clone()
         H.diagonal(dim1=-2, dim2=-1).add_(system.shift.expand(H.shape[0], H.shape[-1]))
         # H = U^T U with U upper triangular: the transpose of the lower factor, measured
@@ -170,13 +176,15 @@ class CholeskyHessian(HessianStrategy):
             jitter = 1e-12 * H.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
             H.diagonal(dim1=-2, dim2=-1).add_(jitter.unsqueeze(-1))
             U = torch.linalg.cholesky(H, upper=True)
+        return U
 
-        # Two triangular solves: the same numbers as cholesky_solve, 2-6x faster on CPU
-        # (torch 2.14, one thread; 1.6 ms against 3.1 ms for 128 systems of n = 100).
-        def solve(rhs):
-            y = torch.linalg.solve_triangular(U.mT, rhs.unsqueeze(-1), upper=False)
-            return torch.linalg.solve_triangular(U, y, upper=True).squeeze(-1)
-        return solve
+
+def cholesky_solve(U: Tensor, rhs: Tensor) -> Tensor:
+    """``(U^T U)^{-1} rhs`` for ``rhs`` of shape (B, n), by two triangular solves: the same
+    numbers as ``torch.cholesky_solve``, 2-6x faster on CPU (torch 2.14, one thread; 1.6 ms
+    against 3.1 ms for 128 systems of n = 100)."""
+    y = torch.linalg.solve_triangular(U.mT, rhs.unsqueeze(-1), upper=False)
+    return torch.linalg.solve_triangular(U, y, upper=True).squeeze(-1)
 
 
 class CGHessian(HessianStrategy):

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .batching import GramCache, put_rows, take_rows, take_system
+from .batching import put_rows, take_rows, take_system
 from .linesearch import LineSearch, RowKinds
 from .linsolve import HessianStrategy, NewtonSystem
+from .lowrank import FactorCache
 from .operators import any_true, float_mask
 from .scaling import RowSystem, inf_norm
 
@@ -170,7 +171,7 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
     p = sub.rows.proj(u)
     # Inactive elements left out of the working set get u = 0 (their x does not move).
     full_u = u if idx is None else u.new_zeros(full_x.shape[0], u.shape[1])
-    cache = GramCache() if getattr(strategy, "accepts_gram", False) else None
+    cache = FactorCache(strategy) if getattr(strategy, "accepts_gram", False) else None
     steps = 0
     for _ in range(max_steps):
         g = sub.gradient(x, p)
@@ -195,8 +196,7 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
         w = sub.hessian_weights(u, p, kinks_active)
         del p  # m-sized: the memory of a large solve
         system = NewtonSystem(sub.system.K, w, shift.expand_as(x))
-        d = -(strategy.factor(system) if cache is None else
-              strategy.factor(system, gram=cache.gram(system.op, w)))(g)
+        d = -(strategy.factor(system) if cache is None else cache.solver(system))(g)
         del system
         if strategy.clip_free:
             d = clip_free_columns(sub, u, w, d)

@@ -17,6 +17,7 @@ from scipy.optimize import linprog as scipy_linprog
 import torch
 
 from sparselp import Status
+from sparselp.operators import DenseOperator, SelectionOperator, StackedOperator
 
 F64 = torch.float64
 
@@ -306,3 +307,15 @@ def mixed_status_lp(m=20, n=5, seed=0, layout="strided", dtype=F64):
         return dict(c=c, A=A.to_sparse_csr(), b=b)
     A3 = A.expand(3, -1, -1).contiguous()
     return dict(c=c, A=A3.to_sparse_coo() if layout == "coo" else A3, b=b)
+
+
+def stacked_operator(B=5, m=7, n=4, seed=0, shared=False):
+    """A stack of a dense part and two bound-row parts (one scaled), and its generator."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(1 if shared else B, m, n, generator=g, dtype=F64)
+    lb_idx, ub_idx = torch.tensor([0, 2]), torch.tensor([1, 2, 3])
+    parts = [DenseOperator(A, B),
+             SelectionOperator(lb_idx, n, -1.0, B, F64, "cpu",
+                               torch.rand(B, 2, generator=g, dtype=F64) + 0.5),
+             SelectionOperator(ub_idx, n, 1.0, B, F64, "cpu")]
+    return StackedOperator(parts), g

@@ -12,23 +12,25 @@ import torch
 from sparselp import LinearProgram, Status, solve
 from sparselp.batching import GramCache, take_system
 from sparselp.linsolve import CholeskyHessian
-from sparselp.operators import DenseOperator, SelectionOperator, SparseOperator, StackedOperator
+from sparselp.operators import SparseOperator
 from sparselp.scaling import build_rows, equilibrate
 
-from lpcheck import assert_matches_highs, element, mixed_status_lp, random_lp
+from lpcheck import (assert_matches_highs, element, mixed_status_lp, random_lp,
+                     stacked_operator)
 
 F64 = torch.float64
 
 
 class RecordingCholesky(CholeskyHessian):
-    """The Cholesky strategy, recording the batch size of every Newton system it factors."""
+    """The Cholesky strategy, recording the batch size of every Newton system it factors
+    (the Newton loop corrects a factor by low rank in between, :mod:`sparselp.lowrank`)."""
 
     def __init__(self):
         self.sizes = []
 
-    def factor(self, system, gram=None):
+    def upper(self, system, gram=None):
         self.sizes.append(system.w.shape[0])
-        return super().factor(system, gram)
+        return super().upper(system, gram)
 
 
 def _mixed_batch(seeds=(0, 1, 2, 3)):
@@ -65,17 +67,6 @@ def test_random_box_batch_matches_highs_and_elements_alone(seed):
         torch.testing.assert_close(sol.fun[i], alone.fun, rtol=1e-7, atol=1e-8)
 
 
-def _stacked(B=5, m=7, n=4, seed=0, shared=False):
-    g = torch.Generator().manual_seed(seed)
-    A = torch.randn(1 if shared else B, m, n, generator=g, dtype=F64)
-    lb_idx, ub_idx = torch.tensor([0, 2]), torch.tensor([1, 2, 3])
-    parts = [DenseOperator(A, B),
-             SelectionOperator(lb_idx, n, -1.0, B, F64, "cpu",
-                               torch.rand(B, 2, generator=g, dtype=F64) + 0.5),
-             SelectionOperator(ub_idx, n, 1.0, B, F64, "cpu")]
-    return StackedOperator(parts), g
-
-
 def _explicit_gram(K, d):
     return torch.stack([K.to_dense(b).T @ torch.diag(d[b]) @ K.to_dense(b)
                         for b in range(d.shape[0])])
@@ -83,7 +74,7 @@ def _explicit_gram(K, d):
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_gram_of_active_rows_with_bounds_on_the_diagonal(shared):
-    K, g = _stacked(shared=shared)
+    K, g = stacked_operator(shared=shared)
     d = torch.rand(5, K.m, generator=g, dtype=F64) * (torch.rand(5, K.m, generator=g) < 0.5)
     d[0] = 0  # an element with no active row
     torch.testing.assert_close(K.gram(d), _explicit_gram(K, d))
@@ -94,7 +85,7 @@ def test_gram_of_active_rows_with_bounds_on_the_diagonal(shared):
 
 
 def test_take_selects_batch_elements_of_every_operator():
-    K, g = _stacked()
+    K, g = stacked_operator()
     idx = torch.tensor([1, 4])
     x = torch.randn(5, K.n, generator=g, dtype=F64)
     y = torch.randn(5, K.m, generator=g, dtype=F64)
@@ -119,7 +110,7 @@ def test_take_system_matches_the_system_of_the_elements():
 
 
 def test_gram_cache_updates_equal_a_fresh_gram():
-    K, g = _stacked(B=3, m=40, n=6)
+    K, g = stacked_operator(B=3, m=40, n=6)
     w = (torch.rand(3, K.m, generator=g, dtype=F64) < 0.5).to(F64) * 2.0
     cache = GramCache()
     cache.gram(K, w)

@@ -15,10 +15,10 @@ from .pattern import _coo_to_csr, _Pattern
 from .rows import SelectionOperator, StackedOperator
 from .sparse import SparseOperator
 from .tensors import (coo_tensor, crow_to_rows, csr_tensor, index_dtype, is_expanded_scalar,
-                      quiet_sparse, scipy_to_torch)
+                      marked_rows, quiet_sparse, scipy_to_torch)
 
 __all__ = ["Operator", "DenseOperator", "SparseOperator", "SelectionOperator",
            "StackedOperator", "_Pattern", "_coo_to_csr", "index_dtype", "crow_to_rows",
            "is_expanded_scalar", "scipy_to_torch", "quiet_sparse", "csr_tensor", "coo_tensor",
            "all_true", "any_true", "rows_all", "as_float", "float_mask", "all_finite",
-           "finite_rows", "any_nonzero", "any_neginf"]
+           "finite_rows", "any_nonzero", "any_neginf", "marked_rows"]

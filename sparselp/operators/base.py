@@ -91,6 +91,13 @@ class Operator:
         """
         raise NotImplementedError
 
+    def row_block(self, rows: Tensor) -> Tensor | None:
+        """Rows ``rows`` (shape (B, r), indices into each element's ``m`` rows) as a dense
+        tensor of shape (B, r, n), or None where this operator cannot give them cheaply
+        (the Newton loop's low-rank update of a factor then refactors instead,
+        :class:`sparselp.lowrank.FactorCache`)."""
+        return None
+
     def take(self, idx: Tensor) -> "Operator | None":
         """The batch elements ``idx`` (1-D, increasing) as an operator of batch
         ``len(idx)``, or None where this operator cannot select them cheaply: the solver

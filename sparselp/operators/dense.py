@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from .base import Operator
+from .tensors import marked_rows
 
 __all__ = ["DenseOperator"]
 
@@ -55,22 +56,22 @@ class DenseOperator(Operator):
         rows, as between two Newton steps, costs those rows only).
         """
         B, m, n = d.shape[0], self.m, self.n
-        act = d != 0
-        k = int(act.sum(-1).max()) if B and m else 0
         a = self.data.expand(B, m, n)
-        if k < m:
-            # The active rows first, in their order: a stable sort of the indicator.
-            rows = torch.sort(act.to(torch.uint8), dim=-1, descending=True, stable=True)[1]
-            rows = rows[:, :k]
+        rows = marked_rows(d != 0)
+        if rows.shape[1] < m:
             d = d.gather(1, rows)
-            # index_select on the stacked rows: gather is several times slower on CPU.
-            if self.shared:
-                a = self.data[0].index_select(0, rows.reshape(-1))
-            else:
-                flat = rows + m * torch.arange(B, device=rows.device).unsqueeze(-1)
-                a = self.data.reshape(B * m, n).index_select(0, flat.reshape(-1))
-            a = a.reshape(B, k, n)
+            a = self.row_block(rows)
         return torch.bmm(a.transpose(1, 2), d.unsqueeze(-1) * a)
+
+    def row_block(self, rows):
+        B, r = rows.shape
+        # index_select on the stacked rows: gather is several times slower on CPU.
+        if self.shared:
+            a = self.data[0].index_select(0, rows.reshape(-1))
+        else:
+            flat = rows + self.m * torch.arange(B, device=rows.device).unsqueeze(-1)
+            a = self.data.reshape(B * self.m, self.n).index_select(0, flat.reshape(-1))
+        return a.reshape(B, r, self.n)
 
     def scipy_rows(self, w):
         return [(sp.csr_matrix(self.weighted_rows(w[b], b).detach().cpu().numpy()),

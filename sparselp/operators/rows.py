@@ -52,6 +52,12 @@ class SelectionOperator(Operator):
     def gram(self, d):
         return torch.diag_embed(self.sq_rmv(d))
 
+    def row_block(self, rows):
+        B, r = rows.shape
+        out = torch.zeros(B, r, self.n, dtype=self.dtype, device=self.device)
+        vals = self._expand(self.scale, self.m).expand(B, -1).gather(1, rows)
+        return out.scatter_(2, self.idx[rows].unsqueeze(-1), vals.unsqueeze(-1))
+
     def scipy_rows(self, w):
         return [(None, g) for g in self.sq_rmv(w).detach().cpu().numpy()]
 
@@ -173,6 +179,18 @@ class StackedOperator(Operator):
         if diag is not None:
             G.diagonal(dim1=-2, dim2=-1).add_(diag)
         return G
+
+    def row_block(self, rows):
+        out, start = None, 0
+        for p in self.parts:
+            inside = (rows >= start) & (rows < start + p.m)
+            block = p.row_block(torch.where(inside, rows - start, 0))
+            if block is None:
+                return None
+            block = block.mul_(inside.unsqueeze(-1))
+            out = block if out is None else out.add_(block)
+            start += p.m
+        return out
 
     def scipy_rows(self, w):
         per_part = [p.scipy_rows(wk) for p, wk in zip(self.parts, self._split(w))]

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["index_dtype", "crow_to_rows", "is_expanded_scalar", "scipy_to_torch",
-           "quiet_sparse", "csr_tensor", "coo_tensor", "scatter_extremes"]
+           "quiet_sparse", "csr_tensor", "coo_tensor", "scatter_extremes",
+           "marked_rows"]
 
 _INT32_LIMIT = 2**31 - 1
 
@@ -144,3 +145,17 @@ def scatter_extremes(a: Tensor, idx: Tensor, shape, dim: int) -> tuple[Tensor, T
     lo = a.new_full(shape, float("inf")).scatter_reduce_(
         dim, idx, a.masked_fill(a == 0, float("inf")), "amin")
     return hi, lo
+
+
+def marked_rows(mask: Tensor) -> Tensor:
+    """Each batch element's marked positions first, in their order: shape (B, k), ``k`` the
+    largest count of marks in an element, the shorter lists padded with unmarked positions.
+
+    ``mask`` is a bool tensor of shape (B, m). A stable sort of the indicator: a product
+    over the marked rows only then pads with rows the caller weights by 0.
+    """
+    B, m = mask.shape
+    k = int(mask.sum(-1).max()) if B and m else 0
+    if k == m:
+        return torch.arange(m, device=mask.device).expand(B, m)
+    return torch.sort(mask.to(torch.uint8), dim=-1, descending=True, stable=True)[1][:, :k]
