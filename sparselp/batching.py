@@ -95,6 +95,12 @@ class Working:
     def take_list(self, items) -> tuple:
         return tuple(items) if self.idx is None else tuple(items[i] for i in self.idx.tolist())
 
+    def put_mask(self, mask: Tensor, size: int) -> Tensor:
+        """A (size,) bool mask of the whole batch, ``mask`` on the working set, else False."""
+        if self.idx is None:
+            return mask
+        return mask.new_zeros(size).index_copy(0, self.idx, mask)
+
     def put(self, state, x, lam, residuals, status, done, polished, ray_steps):
         """The whole batch's fields, with the working set's written back into ``state``'s."""
         if self.idx is None:

@@ -153,11 +153,12 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
 
     Returns
     -------
-    x, u, p, steps
+    x, u, p, steps, unfinished
         The new iterate, ``u`` = the argument of ``Π`` there, ``p = Π(u)`` (the next
-        multiplier, recovered by thresholding) and the number of Newton steps taken.
-        Elements not ``active`` keep their ``x``; their ``u`` and ``p`` are zero when
-        they were left out of the working set (the caller keeps their multipliers).
+        multiplier, recovered by thresholding), the number of Newton steps taken, and a
+        (B,) bool tensor: the elements still short of ``inner_tol`` when ``max_steps``
+        ran out. Elements not ``active`` keep their ``x``; their ``u`` and ``p`` are zero
+        when they were left out of the working set (the caller keeps their multipliers).
     """
     full_x, idx = x, None  # the whole batch; idx: the working set in it
     if not bool(active.all()):  # decided elements never enter the working set
@@ -172,7 +173,7 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
     # Inactive elements left out of the working set get u = 0 (their x does not move).
     full_u = u if idx is None else u.new_zeros(full_x.shape[0], u.shape[1])
     cache = FactorCache(strategy) if getattr(strategy, "accepts_gram", False) else None
-    steps = 0
+    steps, todo = 0, None
     for _ in range(max_steps):
         g = sub.gradient(x, p)
         todo = (inf_norm(g) > inner_tol) & active
@@ -211,8 +212,13 @@ def newton_minimise(sub: Subproblem, x: Tensor, inner_tol: Tensor, active: Tenso
         p = sub.rows.proj(u)
         steps += 1
         if stalled or not bool(accepted.all()):
-            break  # no decrease possible at this precision: leave it to the outer loop
+            todo = None  # no decrease possible at this precision: left to the outer loop
+            break
+    # Out of steps (no break): the elements that still had a step to take are unfinished.
+    unfinished = torch.zeros(full_x.shape[0], dtype=torch.bool, device=x.device)
+    if todo is not None:
+        unfinished = todo if idx is None else unfinished.index_fill(0, idx[todo], True)
     if idx is None:
-        return x, u, p, steps
+        return x, u, p, steps, unfinished
     full_x, full_u = put_rows(full_x, idx, x), put_rows(full_u, idx, u)
-    return full_x, full_u, sub.rows.proj(full_u), steps
+    return full_x, full_u, sub.rows.proj(full_u), steps, unfinished

@@ -59,7 +59,7 @@ from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
 from .polish import try_polish
 from .presolve import presolve
-from .schedule import default_start, make_schedule
+from .schedule import HARD_INNER, default_start, make_schedule
 from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem, build_rows, equilibrate, unit_scale
@@ -269,9 +269,10 @@ def outer_step(state: SolverState) -> SolverState:
     x0, lam0, tau0, done0 = take(state.x), take(state.lam), take(state.tau), take(state.done)
     sub = Subproblem(work.system, su.rows, su.schedule.multiplier(lam0), x0,
                      take(state.sigma), tau0, su.schedule.proximal)
-    x, _, lam, steps = newton_minimise(
+    budget = min(opt.max_inner, opt.max_iter - state.nit)
+    x, _, lam, steps, unfinished = newton_minimise(
         sub, x0, take(state.inner_tol), ~done0, su.strategy, su.search,
-        su.schedule.shift(tau0), su.separable, min(opt.max_inner, opt.max_iter - state.nit))
+        su.schedule.shift(tau0), su.separable, budget)
     if bool(done0.any()):  # a batch that could not be selected: decided ones keep theirs
         keep = done0.unsqueeze(-1)
         x, lam = torch.where(keep, x0, x), torch.where(keep, lam0, lam)
@@ -305,7 +306,9 @@ def outer_step(state: SolverState) -> SolverState:
                   work=work, stop_reason=_stop_reason(su, done, nit, outer, best))
     if new.stop_reason is not None:
         return new
-    sigma, tau = su.schedule.update(state.sigma, state.tau, res)
+    unfinished = work.put_mask(unfinished, state.done.numel())
+    sigma, tau = su.schedule.update(state.sigma, state.tau, res, unfinished,
+                                    shorten=budget >= HARD_INNER)
     # The inner tolerance tightens with the outer residuals (inexact ALM, in the spirit of
     # Rockafellar's criteria), and only ever tightens.
     inner_tol = torch.minimum(state.inner_tol, torch.clamp(0.1 * res.worst, min=0.1 * su.tol))

@@ -104,3 +104,25 @@ def test_malformed_sparse_file_is_a_clear_error(tmp_path):
     np.savez(tmp_path / "keys.npz", **{k: v for k, v in arrays.items() if k != "lb"})
     with pytest.raises(LPFileError, match=r"missing key\(s\) \['lb'\]"):
         read_lp(tmp_path / "keys.npz")
+
+
+def test_pilot_we_solved_once_hard_inner_solves_shorten_the_proximal_step(monkeypatch):
+    """PILOT-WE's inner solves run out of Newton steps; growing sigma and tau there made
+    the outer loop diverge (residuals to 1e4, not solved in 60 s). The elements whose
+    inner solve ran out keep sigma and take a shorter proximal step (about 8 s here)."""
+    from sparselp.schedule import ALMSchedule
+    shortened = []
+    update = ALMSchedule.update
+
+    def spy(self, sigma, tau, res, unfinished=None, shorten=False):
+        shortened.append(bool(shorten and unfinished is not None and unfinished.any()))
+        return update(self, sigma, tau, res, unfinished, shorten)
+    monkeypatch.setattr(ALMSchedule, "update", spy)
+    p = load_problem(ROOT / "feasible" / "PILOT-WE.npz")
+    p.pop("obj")
+    res = linprog(**p, options={"time_limit": 120.0, "max_iter": 20_000})
+    ref = float(INDEX["PILOT-WE"]["highs_objective"])
+    assert res.status == 0, res.message
+    assert abs(res.fun - ref) / max(1.0, abs(ref)) <= 1e-6
+    assert res.primal_residual <= 1e-6
+    assert any(shortened)

@@ -9,6 +9,7 @@ import torch
 from sparselp import LinearProgram, SolverOptions, Status, solve
 from sparselp.linesearch import (ArmijoLineSearch, ExactLineSearch, SeparableLineSearch,
                                  make_line_search)
+from sparselp.newton import Subproblem, newton_minimise
 from sparselp.schedule import ALMSchedule, PenaltySchedule
 from sparselp.solver import finish, init_state, outer_step
 
@@ -110,6 +111,27 @@ def test_schedules():
     assert bool((s * t <= 10.0 * (1 + 1e-12)).all())
     s, t = pen.update(sigma, tau, res)
     torch.testing.assert_close(s, sigma * opt.sigma_growth)
+    # An element whose inner solve ran out of Newton steps keeps its sigma, and its tau,
+    # or a shorter one after a long inner solve.
+    s, t = alm.update(sigma, tau, res, torch.tensor([True, False]))
+    assert float(s[0]) == 1.0 and float(s[1]) == 1 / opt.sigma_growth
+    assert t.squeeze(-1).tolist() == [4.0, 4.0 * opt.tau_growth]
+    s, t = alm.update(sigma, tau, res, torch.tensor([True, False]), shorten=True)
+    assert float(s[0]) == 1.0
+    assert t.squeeze(-1).tolist() == [4.0 / opt.tau_growth, 4.0 * opt.tau_growth]
+
+
+def test_newton_loop_reports_the_elements_it_left_unfinished():
+    lp, _ = _lp(2)
+    s0 = init_state(lp)
+    su = s0.setup
+    sub = Subproblem(su.system, su.rows, s0.lam, s0.x, s0.sigma, s0.tau, True)
+    args = (sub, s0.x, s0.inner_tol * 1e-6, ~s0.done, su.strategy, su.search,
+            su.schedule.shift(s0.tau), su.separable)
+    *_, steps, unfinished = newton_minimise(*args, 1)
+    assert steps == 1 and unfinished.tolist() == [True]
+    *_, steps, unfinished = newton_minimise(*args, 200)
+    assert 1 < steps < 200 and unfinished.tolist() == [False]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
