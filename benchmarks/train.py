@@ -14,6 +14,10 @@ One run writes into ``--out``:
   metrics of the last epoch (:mod:`benchmarks.train_metrics`);
 - ``scores.npz``: the test scores and labels (for ROC curves).
 
+``--warmup-ce-epochs K`` trains the first K epochs with cross-entropy and the rest with
+``--loss`` (one Adam throughout), as LibAUC's examples pretrain with cross-entropy; each
+loss has a default (:func:`benchmarks.train_objectives.warmup_ce_epochs`).
+
 Data, protocols and minibatches: :mod:`benchmarks.train_data`; models:
 :mod:`benchmarks.train_models`; losses and their optimizers: :mod:`benchmarks.
 train_objectives`. Exit codes: 0 done, 2 bad arguments, 3 data or LibAUC not installed.
@@ -39,7 +43,8 @@ from .train_ddp import (global_loss, grad_scale, launched_by_torchrun, local_par
                         train_distributed, train_torchrun)
 from .train_metrics import auc_mu, binary_metrics, multiclass_metrics
 from .train_models import MODELS, build_model
-from .train_objectives import DEFAULT_EPS, LOSSES, MULTICLASS_REDUCTION, make_objective
+from .train_objectives import (DEFAULT_EPS, DEFAULT_WARMUP_CE_EPOCHS, LOSSES,
+                               MULTICLASS_REDUCTION, make_objective, warmup_ce_epochs)
 
 __all__ = ["TrainConfig", "train", "train_step", "main", "add_arguments", "config_from_args",
            "saved_config", "recorded_config"]
@@ -61,6 +66,7 @@ class TrainConfig:
     recall: float = 0.8
     epoch_decay: float = 2e-3
     val_fraction: float = 0.1
+    warmup_ce_epochs: int | None = None
     data_dir: str | None = None
     device: str = "cpu"
 
@@ -141,6 +147,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
     With a process ``group`` (``--nproc``, :mod:`benchmarks.train_ddp`): DDP over its ranks
     with the loss of the global minibatch; rank 0 writes the files."""
     lead = group is None or dist.get_rank(group) == 0
+    warmup = warmup_ce_epochs(cfg.loss, cfg.warmup_ce_epochs, cfg.epochs)  # refused: no files
     os.makedirs(out, exist_ok=True)
     ckpt = os.path.join(out, "checkpoint.pt")
     if not resume and os.path.exists(ckpt) and lead:
@@ -153,6 +160,7 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
     objective = make_objective(cfg.loss, task.num_classes, lr=cfg.lr, eps=cfg.eps,
                                recall=cfg.recall, epoch_decay=cfg.epoch_decay, device=device,
                                process_group=group)
+    warm = make_objective("ce", task.num_classes, lr=objective.lr) if warmup else None
     torch.manual_seed(cfg.seed)  # the same initial weights for every loss of a seed
     model = build_model(cfg.model, tuple(task.X_train.shape[-2:]),
                         1 if task.binary else task.num_classes).to(device)
@@ -162,8 +170,9 @@ def train(cfg: TrainConfig, out: str, resume: bool = True, progress: bool = True
     net = model if group is None else nn.parallel.DistributedDataParallel(model)
     for epoch in range(first, cfg.epochs):
         objective.epoch_start(epoch, cfg.epochs, opt)
-        row = {"epoch": epoch + 1, **_epoch(net, objective, opt, batches, task, device,
-                                            f"{cfg.loss} epoch {epoch + 1}/{cfg.epochs}",
+        now = warm if epoch < warmup else objective  # the warm-up: cross-entropy, same Adam
+        row = {"epoch": epoch + 1, **_epoch(net, now, opt, batches, task, device,
+                                            f"{now.name} epoch {epoch + 1}/{cfg.epochs}",
                                             progress, group)}
         val = _scores(model, task.X_val, device)
         row["val_auc"] = (binary_metrics(task.y_val, val)["auc"] if task.binary
@@ -198,20 +207,24 @@ def saved_config(cfg: TrainConfig) -> dict:
     """The settings as checkpoints and metrics record them: rank r's ``cuda:r`` is the
     run's ``cuda``, so that any number of processes can resume it; and the defaults that
     ``None`` stands for in the loss's settings (:data:`~benchmarks.train_objectives.
-    DEFAULT_EPS`, the multi-class reduction), so that a run written under other defaults
+    DEFAULT_EPS`, the multi-class reduction, the cross-entropy warm-up), so that a run written under other defaults
     is not resumed under these (it is refused, naming them)."""
     d = dataclasses.asdict(cfg)
     d["device"] = torch.device(cfg.device).type if cfg.device.startswith("cuda") else cfg.device
     d["loss_defaults"] = {"eps": DEFAULT_EPS.get(cfg.loss), "reduction":
-                          MULTICLASS_REDUCTION if cfg.loss == "multiclass-auc" else None}
+                          MULTICLASS_REDUCTION if cfg.loss == "multiclass-auc" else None,
+                          "warmup_ce_epochs": DEFAULT_WARMUP_CE_EPOCHS.get(cfg.loss, 0)}
     return d
 
 
 def recorded_config(config: dict) -> dict:
     """A checkpoint's or metrics.json's settings, comparable with :func:`saved_config`:
     records from before ``loss_defaults`` was written ran every loss on its class's own
-    defaults (the multi-class loss then differs from today's and is not resumed)."""
-    return {"loss_defaults": {"eps": None, "reduction": None}, **config}
+    defaults (the multi-class loss then differs from today's and is not resumed), and
+    records from before ``warmup_ce_epochs`` was written had no warm-up."""
+    old = {"eps": None, "reduction": None, "warmup_ce_epochs": 0}
+    return {"warmup_ce_epochs": None, **config,
+            "loss_defaults": {**old, **config.get("loss_defaults", {})}}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -233,6 +246,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recall", type=float, default=d.recall,
                    help="precision-at-recall's recall target")
     p.add_argument("--epoch-decay", type=float, default=d.epoch_decay, help="LibAUC PESG's")
+    p.add_argument("--warmup-ce-epochs", type=int, default=None,
+                   help="train the first K epochs with cross-entropy, then with --loss (the "
+                        "same Adam; an LP loss's; None: the loss's default, benchmarks/"
+                        "train_objectives.py DEFAULT_WARMUP_CE_EPOCHS)")
     p.add_argument("--data-dir", default=None, help="a folder with the four IDX files")
     p.add_argument("--device", default=d.device, help="torch device")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -251,6 +268,10 @@ def _check(cfg: TrainConfig) -> str | None:
         return f"--epochs must be at least 1, got {cfg.epochs}"
     if cfg.batch_size < 2:
         return f"--batch-size must be at least 2, got {cfg.batch_size}"
+    try:
+        warmup_ce_epochs(cfg.loss, cfg.warmup_ce_epochs, cfg.epochs)
+    except ValueError as exc:
+        return str(exc).replace("warmup_ce_epochs=", "--warmup-ce-epochs ", 1)
     return None
 
 

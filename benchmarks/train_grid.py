@@ -35,7 +35,8 @@ from .tables import emit, write_csv
 from .train import (TrainConfig, add_arguments, config_from_args, recorded_config,
                     saved_config, train)
 from .idx_data import find_dataset
-from .train_objectives import DEFAULT_EPS, libauc_available
+from .train_objectives import (DEFAULT_EPS, NO_WARMUP_LOSSES, libauc_available,
+                               warmup_ce_epochs)
 
 __all__ = ["run", "summarise", "main", "default_dataset"]
 
@@ -53,10 +54,13 @@ def _key(cfg: TrainConfig) -> str:
              f"e{cfg.epochs}", f"b{cfg.batch_size}", f"s{cfg.seed}"]
     parts += [f"lr{cfg.lr:g}"] if cfg.lr is not None else []
     parts += [f"eps{cfg.eps:g}"] if cfg.eps is not None else []
-    # The other settings, where not the defaults, as a hash: a run folder holds one
-    # config (train() refuses to resume a checkpoint of other settings).
+    # A warm-up, given or the loss's default, named: runs from before a default changed
+    # stay in their own folders (train() refuses to resume a checkpoint of other settings).
+    warmup = warmup_ce_epochs(cfg.loss, cfg.warmup_ce_epochs, cfg.epochs)
+    parts += [f"wce{warmup}"] if warmup or cfg.warmup_ce_epochs is not None else []
+    # The other settings, where not the defaults, as a hash: a run folder holds one config.
     named = ("dataset", "protocol", "imratio", "loss", "model", "epochs", "batch_size",
-             "seed", "lr", "eps")
+             "seed", "lr", "eps", "warmup_ce_epochs")
     default = dataclasses.asdict(TrainConfig())
     rest = {k: v for k, v in dataclasses.asdict(cfg).items()
             if k not in named and v != default[k]}
@@ -67,7 +71,10 @@ def _key(cfg: TrainConfig) -> str:
 
 
 def _one(cfg: TrainConfig, runs: str, study: str, progress: bool) -> dict:
-    """The row of one run (read back when finished with the same settings)."""
+    """The row of one run (read back when finished with the same settings); a warm-up
+    given for the grid applies to the losses that take one."""
+    if cfg.loss in NO_WARMUP_LOSSES:
+        cfg = dataclasses.replace(cfg, warmup_ce_epochs=None)
     out = os.path.join(runs, _key(cfg))
     path = os.path.join(out, "metrics.json")
     result = None
@@ -86,7 +93,8 @@ def _one(cfg: TrainConfig, runs: str, study: str, progress: bool) -> dict:
                               if k not in ("data_dir",)}}
     row.update({k: result["metrics"].get(k) for k in METRICS if k in result["metrics"]})
     row.update(val_auc=result["val_auc"], seconds_per_step=result["seconds_per_step"],
-               run=out)
+               run=out, warmup_ce_epochs=warmup_ce_epochs(cfg.loss, cfg.warmup_ce_epochs,
+                                                          cfg.epochs))
     return row
 
 
