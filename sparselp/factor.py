@@ -96,6 +96,7 @@ class KKTPattern:
         np.cumsum(np.bincount(cols, minlength=N), out=indptr[1:])
         self.indices, self.indptr, self.N = rows[self.perm], indptr, N
         self.A = sp.csr_matrix((self.g_vals, (self.g_pos, self.g_cols)), shape=(mg, op.n))
+        self.At = self.A.T.tocsr()  # for the refinement's products, once per pattern
         self.row_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
         self.solver, self._kkt, self.generation = None, None, 0
         self.counter = counter if counter is not None else [0]  # factorizations, shared
@@ -127,7 +128,7 @@ class KKTPattern:
             self.solver.update(kkt, upper=True)
         self.counter[0] += 1
         self.generation += 1
-        gen, solver, mg, A, At = self.generation, self.solver, self.mg, self.A, self.A.T.tocsr()
+        gen, solver, mg, A, At = self.generation, self.solver, self.mg, self.A, self.At
         wg, head = w[self.row_of], np.zeros(mg)
 
         def solve(r):
