@@ -24,7 +24,9 @@ class SolverOptions:
         Limit on outer (multiplier or eps-continuation) iterations.
     max_inner : int
         Limit on Newton steps within one outer iteration (the inner solve is inexact by
-        design: the outer loop tightens its tolerance).
+        design: the outer loop tightens its tolerance). An element that runs out of them
+        keeps its ``sigma`` and ``tau`` for the next outer step, or shortens ``tau`` when
+        the limit was at least ``sparselp.schedule.HARD_INNER`` steps.
     method : {"alm", "penalty"}
         ``"alm"``: proximal augmented Lagrangian (method of multipliers) around the
         generalized Newton inner solve (default). ``"penalty"``: Mangasarian's exact
