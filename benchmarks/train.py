@@ -207,8 +207,9 @@ def saved_config(cfg: TrainConfig) -> dict:
     """The settings as checkpoints and metrics record them: rank r's ``cuda:r`` is the
     run's ``cuda``, so that any number of processes can resume it; and the defaults that
     ``None`` stands for in the loss's settings (:data:`~benchmarks.train_objectives.
-    DEFAULT_EPS`, the multi-class reduction, the cross-entropy warm-up), so that a run written under other defaults
-    is not resumed under these (it is refused, naming them)."""
+    DEFAULT_EPS`, the multi-class reduction, the cross-entropy warm-up), so that a run
+    written under other defaults is not resumed under these (it is refused, naming
+    them)."""
     d = dataclasses.asdict(cfg)
     d["device"] = torch.device(cfg.device).type if cfg.device.startswith("cuda") else cfg.device
     d["loss_defaults"] = {"eps": DEFAULT_EPS.get(cfg.loss), "reduction":
