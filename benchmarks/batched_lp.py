@@ -11,7 +11,8 @@
 ``s ~ U(0.1, 1)`` (so the LP is feasible), ``c`` Gaussian, float64. The loss is ``w^T x^*``
 for a fixed random ``w``; its gradient with respect to ``b`` is what is differentiated.
 
-Methods (forward and backward timed separately, one torch thread):
+Methods (forward and backward timed separately, one torch thread; ``--device cuda`` runs
+ours on the GPU, the others stay on the CPU):
 
 - ``ours``: :func:`sparselp.lp_solve` on the whole batch, implicit backward;
 - ``highs``: scipy's HiGHS in a loop, forward; backward from the active set of each
@@ -29,6 +30,7 @@ against central finite differences of HiGHS re-solves (``h = 1e-6``) on a few ti
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 
@@ -37,8 +39,8 @@ import numpy as np
 __all__ = ["make_batch", "run", "main", "METHODS"]
 
 METHODS = ("ours", "highs", "cvxpylayers", "cvxpylayers-threads")
-COLUMNS = ("method", "batch", "n", "m", "status", "forward_s", "backward_s", "total_s",
-           "obj_err", "fd_err", "error")
+COLUMNS = ("method", "batch", "n", "m", "device", "status", "forward_s", "backward_s",
+           "total_s", "obj_err", "fd_err", "error")
 
 
 def make_batch(B: int, n: int, seed: int = 0):
@@ -78,17 +80,24 @@ def _run_highs(c, A, b, w):
     return np.stack(xs), np.stack(grads), t1 - t0, t2 - t1
 
 
-def _run_ours(c, A, b, w):
+def _run_ours(c, A, b, w, device: str = "cpu"):
     import torch
     from sparselp import lp_solve
-    ct, At, wt = (torch.from_numpy(v) for v in (c, A, w))
-    bt = torch.from_numpy(b).requires_grad_(True)
+
+    def sync():  # CUDA runs asynchronously: time what has finished
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+    ct, At, wt = (torch.from_numpy(v).to(device) for v in (c, A, w))
+    bt = torch.from_numpy(b).to(device).requires_grad_(True)
+    sync()
     t0 = time.perf_counter()
     x = lp_solve(ct, At, bt, lb=-1.0, ub=1.0, strict=True)
+    sync()
     t1 = time.perf_counter()
     (x @ wt).sum().backward()
+    sync()
     t2 = time.perf_counter()
-    return x.detach().numpy(), bt.grad.numpy(), t1 - t0, t2 - t1
+    return x.detach().cpu().numpy(), bt.grad.cpu().numpy(), t1 - t0, t2 - t1
 
 
 def _run_cvxpylayers(c, A, b, w, jobs: int = 1):
@@ -134,20 +143,23 @@ _RUNNERS = {"ours": _run_ours, "highs": _run_highs, "cvxpylayers": _run_cvxpylay
 
 
 def run(batches=(1, 8, 64, 128), n: int = 100, methods=METHODS, seed: int = 0,
-        quick: bool = False, progress: bool = False) -> list[dict]:
-    """One row per (method, batch); ``quick``: batches 1 and 4 of n = 20."""
+        quick: bool = False, progress: bool = False, device: str = "cpu") -> list[dict]:
+    """One row per (method, batch); ``quick``: batches 1 and 4 of n = 20. ``device``: where
+    ours runs (HiGHS and cvxpylayers run on the CPU, the only place they can)."""
     import torch
     torch.set_num_threads(1)
     if quick:
         batches, n = (1, 4), 20
+    runners = {**_RUNNERS, "ours": functools.partial(_run_ours, device=device)}
     rows = []
     for B in batches:
         c, A, b, w = make_batch(B, n, seed)
         ref = np.array([_highs_one(c[i], A[i], b[i]).fun for i in range(B)])
         for meth in methods:
-            row = {"method": meth, "batch": B, "n": n, "m": 2 * n}
+            row = {"method": meth, "batch": B, "n": n, "m": 2 * n,
+                   "device": device if meth == "ours" else "cpu"}
             try:
-                x, g, tf, tb = _RUNNERS[meth](c, A, b, w)
+                x, g, tf, tb = runners[meth](c, A, b, w)
             except ImportError as exc:
                 row.update(status="unavailable", error=str(exc))
                 rows.append(row)
@@ -176,11 +188,12 @@ def main(argv=None) -> list[dict]:
                    default=(1, 8, 64, 128))
     p.add_argument("--n", type=int, default=100, help="columns (m = 2n rows)")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--device", default="cpu", help="where ours runs (e.g. cuda)")
     p.add_argument("--out", default=os.path.join("results", "batched_lp.csv"))
     a = p.parse_args(argv)
     from benchmarks.tables import emit
     rows = run(a.batches, a.n, tuple(a.methods.split(",")), quick=a.quick,
-               progress=not a.quick)
+               progress=not a.quick, device=a.device)
     return emit(rows, a.out, COLUMNS)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sections (a)-(c) of the report on a CUDA GPU, within 8 minutes.
+# Sections (a)-(c) and (h) of the report on a CUDA GPU, within 10 minutes.
 #
 #   bash benchmarks/gpu_check.sh            # results in $OUT (if set) or ./gpu_results
 #   QUICK=1 bash benchmarks/gpu_check.sh    # the reduced sizes of `sparselp report --quick`
@@ -11,10 +11,13 @@
 #      forward + backward, compared with the CPU result);
 #   3. runs the benchmarks of sections (a) LP-layer memory, (b) the ResNet-18 study
 #      (torch.cuda.max_memory_allocated per configuration, each in a fresh process) and
-#      (c) runtime against the blackbox baseline and cvxpylayers, each with its own limit;
+#      (c) runtime against the blackbox baseline and cvxpylayers, and (h) the engine:
+#      batches of 1 to 1,024 box LPs through the layer on the GPU (is the time nearly flat
+#      in the batch?) and the coupled losses at 4,096 and 65,536 scores (time, device
+#      memory), each with its own limit;
 #   4. assembles $OUT_DIR/report/index.html from their CSVs (`sparselp report --from-csv`).
-# Limits: 30 + 60 + 130 + 190 + 50 + 20 s = 8 minutes at most. Every step's log is kept in
-# $OUT_DIR, and a failing step does not stop the others.
+# Limits: 30 + 60 + 130 + 190 + 50 + 60 + 60 + 20 s = 10 minutes at most. Every step's log
+# is kept in $OUT_DIR, and a failing step does not stop the others.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -117,6 +120,10 @@ if [ -n "$QUICK_FLAG" ]; then
         --out "$R/resnet.csv" --timing-out "$R/resnet_timing.csv"
     run_step 60 runtime "$PY" -m benchmarks.runtime --quick --device cuda \
         --out "$R/runtime.csv"
+    run_step 60 batched_lp "$PY" -m benchmarks.batched_lp --quick --device cuda \
+        --methods ours,highs --out "$R/batched_lp.csv"
+    run_step 60 loss_scaling "$PY" -m benchmarks.loss_scaling --quick --device cuda \
+        --losses fscore,precision-at-recall --out "$R/loss_scaling.csv"
 else
     # (a) 64 to 1e7 pairs, both balances; the dense port up to its 6 GB cap.
     run_step 130 memory_lp "$PY" -m benchmarks.memory_lp --device cuda \
@@ -126,11 +133,17 @@ else
         --sizes 32 96 --timeout 60 --out "$R/resnet.csv" --timing-out "$R/resnet_timing.csv"
     # (c) ours on the GPU; HiGHS and cvxpylayers on the CPU, where they run.
     run_step 50 runtime "$PY" -m benchmarks.runtime --device cuda --out "$R/runtime.csv"
+    # (h) ours on the GPU (HiGHS gives each element's reference objective on the CPU).
+    run_step 60 batched_lp "$PY" -m benchmarks.batched_lp --device cuda --methods ours \
+        --batches 1,32,1024 --out "$R/batched_lp.csv"
+    run_step 60 loss_scaling "$PY" -m benchmarks.loss_scaling --device cuda \
+        --losses fscore,precision-at-recall --batches 4096,65536 --dtypes float32 \
+        --timeout 25 --out "$R/loss_scaling.csv"
 fi
 
 log "assembling the report from the CSVs"
 set +e
-timeout 20 "$PY" -m benchmarks.cli report --sections abc --device cuda $QUICK_FLAG \
+timeout 20 "$PY" -m benchmarks.cli report --sections abch --device cuda $QUICK_FLAG \
     --from-csv "$R" --out "$R" > "$OUT_DIR/report.log" 2>&1
 RC=$?
 set -e

@@ -1,6 +1,8 @@
 """benchmarks/batched_lp.py in small: every method agrees with HiGHS and with finite
 differences; the active-set gradient it uses for the HiGHS loop is right."""
 import numpy as np
+import pytest
+import torch
 
 from benchmarks import batched_lp
 
@@ -15,6 +17,15 @@ def test_quick_batched_lp(tmp_path):
         assert r["forward_s"] > 0 and r["backward_s"] >= 0
     ours = [r for r in ok if r["method"] == "ours"]
     assert all(r["obj_err"] < 1e-8 for r in ours)
+    assert {r["device"] for r in rows} == {"cpu"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_quick_batched_lp_on_cuda():
+    rows = batched_lp.run(quick=True, methods=("ours", "highs"), device="cuda")
+    ours = [r for r in rows if r["method"] == "ours"]
+    assert all(r["status"] == "ok" and r["device"] == "cuda" for r in ours), ours
+    assert all(r["obj_err"] < 1e-8 and r["fd_err"] < 1e-5 for r in ours)
 
 
 def test_active_set_gradient_matches_finite_differences():

@@ -25,9 +25,24 @@ def test_quick_mode_rows_and_csv(tmp_path):
         assert r["status"] == "OPTIMAL", r
         assert r["time_s"] > 0 and r["peak_mib"] > 0
         assert r["bytes_per_sample"] == pytest.approx(r["peak_mib"] * 2 ** 20 / 256)
+        assert r["device"] == "cpu"
     assert rows[0]["pairs"] == 51 * 205  # 20% of 256 positives
     assert len(list(csv.DictReader(open(out)))) == 4
     assert BENCHMARKS["loss-scaling"] == "benchmarks.loss_scaling"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_quick_rows_on_cuda_measure_the_device_peak(tmp_path):
+    rows = loss_scaling.main(["--quick", "--losses", "fscore,auc", "--device", "cuda",
+                              "--out", str(tmp_path / "l.csv")])
+    for r in rows:
+        assert r["status"] == "OPTIMAL" and r["device"] == "cuda", r
+        assert r["time_s"] > 0 and r["peak_mib"] > 0
+
+
+def test_loss_step_takes_a_device():
+    r = loss_scaling.loss_step("fscore", 128, "float64", device="cpu")
+    assert r["status"] == "OPTIMAL" and r["time_s"] > 0
 
 
 def test_pairwise_losses_are_skipped_above_max_pairs():
