@@ -23,7 +23,8 @@ The ``r x r`` matrix ``I + V^T V Δ`` is not symmetric (``δ`` has either sign);
 rows, for the elements with fewer changes than the batch's largest, have ``δ = 0`` and a
 unit column there.
 
-The Newton steps are the same (165 batched steps on the batch below, with or without).
+The Newton steps are the same with or without the corrections (165 batched steps on the
+128 box LPs of ``benchmarks.batched_lp``; times at :data:`MAX_RANK_SHARE`).
 """
 from __future__ import annotations
 
