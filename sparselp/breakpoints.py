@@ -15,21 +15,32 @@ breakpoints are sorted once, the pieces' intercepts and slopes are cumulative su
 them, and the root is read off the first piece where ``φ'`` turns nonnegative, in about
 twenty operations and no loop. For large ``m`` the sort costs more than the iteration's
 few passes, so the solver uses this only up to :data:`MAX_ROWS` rows in the batch.
+
+On CPU, a batch of at most :data:`NUMPY_BATCH` elements (a single LP: Netlib, ``linprog``)
+is searched element by element in numpy instead: only the events are sorted, an element
+that does not move costs nothing, and numpy's per-operation cost is a fraction of
+torch's. Measured (one thread, float64, random rows): 0.10 against 0.38 ms at 300 rows,
+0.18 against 0.51 ms at 3,000, 0.30 against 1.0 ms at 8,000; a batch of 4 x 1,000 0.36
+against 0.54 ms. The line search was 38% of the time of the 43 feasible Netlib problems.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .operators import all_finite
 
-__all__ = ["breakpoint_step", "MAX_ROWS"]
+__all__ = ["breakpoint_step", "MAX_ROWS", "NUMPY_BATCH"]
 
 # Rows times batch elements up to which sorting beats the iterative search (CPU, one
 # thread, float32 and float64: 0.4 against 0.7-1.2 ms at 256 to 2,048 rows, 0.9-1.0 against
 # 1.2 ms at 8,192; 4.3-4.8 against 1.3-2.1 ms at 32,768; a batch of 128 x 300: 2.5-4.9
 # against 2.0-2.2 ms).
 MAX_ROWS = 1 << 13
+#: Batch elements up to which a CPU search runs per element in numpy (32 x 200 rows: 1.9
+#: ms per element against 0.74 ms batched in torch)
+NUMPY_BATCH = 4
 
 
 def breakpoint_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor,
@@ -41,6 +52,8 @@ def breakpoint_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor
     (B,): zero where ``todo`` is False or ``φ'(0) >= 0``, ``+inf`` where ``φ'`` stays
     negative (no proximal term and no row to stop the step).
     """
+    if u.device.type == "cpu" and u.shape[0] <= NUMPY_BATCH:
+        return _per_element(u, s, eq, lin0, lin1, sigma, todo)
     if not all_finite(u):  # a switched-off row: u = -1 and s = 0, never active
         fin = torch.isfinite(u)
         u = torch.where(fin, u, -1.0)
@@ -71,3 +84,48 @@ def breakpoint_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor
     t = t.clamp_(left, right)
     a0 = ab0[0]
     return torch.where(todo & (a0 < 0), t, 0.0)
+
+
+def _per_element(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor,
+                 sigma: Tensor, todo: Tensor) -> Tensor:
+    """:func:`breakpoint_step` element by element in numpy (CPU tensors, same answer)."""
+    un, sn, eqn = u.detach().numpy(), s.detach().numpy(), eq.numpy()
+    l0, l1, sg = lin0.detach().numpy(), lin1.detach().numpy(), sigma.detach().numpy()[:, 0]
+    go = todo.numpy()
+    out = np.zeros(un.shape[0], dtype=un.dtype)
+    for b in range(un.shape[0]):
+        if go[b]:
+            out[b] = _root(un[b], sn[b], eqn, l0[b], l1[b], sg[b])
+    return torch.from_numpy(out)
+
+
+def _root(u: np.ndarray, s: np.ndarray, eq: np.ndarray, lin0, lin1, sigma):
+    """The root of one element's ``φ'`` (0 where ``φ'(0) >= 0``), as in the batched search."""
+    fin = np.isfinite(u)
+    if not fin.all():  # a switched-off row is never active
+        u, s = u[fin], s[fin]
+        eq = eq[fin]
+    pos, up = u > 0, s > 0
+    act = pos | ((u == 0) & up) | eq
+    a = lin0 + np.dot(s[act], u[act]) / sigma
+    if a >= 0:
+        return 0.0
+    b = lin1 + np.dot(s[act], s[act]) / sigma
+    ev = np.flatnonzero((pos != up) & (u != 0) & (s != 0) & ~eq)
+    tk = -u[ev] / s[ev]
+    order = np.argsort(tk, kind="stable")
+    tk, se = tk[order], s[ev[order]]
+    # phi' after each event: a row turning on (s > 0) adds its share, one turning off
+    # (s < 0) removes it; the root is on the first piece whose end value is >= 0.
+    signed = np.sign(se) / sigma
+    a_k = np.concatenate(([a], a + np.cumsum(signed * se * u[ev[order]])))
+    b_k = np.concatenate(([b], b + np.cumsum(signed * se * se)))
+    k = int(np.count_nonzero(a_k[:-1] + b_k[:-1] * tk < 0))
+    left = tk[k - 1] if k else 0.0
+    right = tk[k] if k < tk.size else np.inf
+    ak, bk = a_k[k], b_k[k]
+    if bk > 0:
+        t = -ak / bk
+    else:
+        t = np.inf if ak < 0 else left
+    return min(max(t, left), right)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparselp.breakpoints import breakpoint_step
+from sparselp.breakpoints import _per_element, breakpoint_step
 from sparselp.linesearch import RowKinds, armijo_step, exact_step, separable_step
 from sparselp.operators import SparseOperator
 
@@ -72,14 +72,16 @@ def _problems(B, m, dtype, seed, with_eq=True, switched_off=True):
     return u, s, eq, lin0, lin1, sigma
 
 
-# The two exact searches: the iteration (large LPs) and the sorted breakpoints (small ones).
-EXACT = [exact_step, breakpoint_step]
+# The exact searches: the iteration (large LPs), the sorted breakpoints (small ones,
+# batched in torch) and the same per element in numpy (a CPU batch of a few LPs).
+EXACT = [exact_step, breakpoint_step, _per_element]
+EXACT_IDS = ["iterate", "sort", "sort-numpy"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("with_eq", [False, True], ids=["ineq", "eq"])
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("search", EXACT, ids=["iterate", "sort"])
+@pytest.mark.parametrize("search", EXACT, ids=EXACT_IDS)
 def test_exact_step_is_the_exact_minimiser(dtype, with_eq, seed, search):
     B, m = 8, 40
     u, s, eq, lin0, lin1, sigma = _problems(B, m, dtype, seed, with_eq)
@@ -104,7 +106,7 @@ def test_exact_step_is_the_exact_minimiser(dtype, with_eq, seed, search):
         assert _phi(ref, *gargs) <= best + 1e-12 * (1 + abs(best))
 
 
-@pytest.mark.parametrize("search", EXACT, ids=["iterate", "sort"])
+@pytest.mark.parametrize("search", EXACT, ids=EXACT_IDS)
 def test_exact_step_without_proximal_term(search):
     """lin1 = 0 (the penalty method): only the rows give phi' its slope."""
     B, m = 5, 30
@@ -118,7 +120,8 @@ def test_exact_step_without_proximal_term(search):
 
 
 
-def test_breakpoint_step_edge_cases():
+@pytest.mark.parametrize("search", [breakpoint_step, _per_element], ids=EXACT_IDS[1:])
+def test_breakpoint_step_edge_cases(search):
     """Ties, rows on their kink, no descent and no bound, each against the reference."""
     f64 = torch.float64
     eq = torch.zeros(4, dtype=torch.bool)
@@ -132,7 +135,7 @@ def test_breakpoint_step_edge_cases():
                       [-1.0, -1.0, -2.0, -1.0], [1.0, 1.0, -1.0, 3.0]], dtype=f64)
     lin0 = torch.tensor([-4.0, 2.0, -1.0, -20.0], dtype=f64)
     lin1 = torch.tensor([0.5, 1.0, 0.0, 0.1], dtype=f64)
-    t = breakpoint_step(u, s, eq, lin0, lin1, sigma, torch.ones(4, dtype=torch.bool))
+    t = search(u, s, eq, lin0, lin1, sigma, torch.ones(4, dtype=torch.bool))
     assert float(t[1]) == 0.0 and float(t[2]) == float("inf")
     for b in (0, 3):
         ref = ref_root(lin0[b].item(), lin1[b].item(), u[b].numpy(), s[b].numpy(),
