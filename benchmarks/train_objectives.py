@@ -41,7 +41,8 @@ __all__ = ["Objective", "make_objective", "LOSSES", "BINARY_LOSSES", "libauc_ava
            "DEFAULT_LR", "DEFAULT_EPS", "MULTICLASS_REDUCTION", "DEFAULT_WARMUP_CE_EPOCHS",
            "NO_WARMUP_LOSSES", "warmup_ce_epochs"]
 
-BINARY_LOSSES = ("ce", "auc", "auc-hinge", "fscore", "precision-at-recall", "libauc-aucm")
+BINARY_LOSSES = ("ce", "auc", "auc-hinge", "fscore", "fscore-hinge", "fscore-hinge-negatives",
+                 "precision-at-recall", "libauc-aucm")
 LOSSES = BINARY_LOSSES + ("multiclass-auc",)
 #: the learning rate each family uses unless told otherwise
 DEFAULT_LR = {"adam": 1e-3, "libauc-aucm": 0.1}
@@ -177,8 +178,8 @@ def make_objective(loss: str, num_classes: int = 2, *, lr: float | None = None,
         fn = AUCLoss(surrogate="paper", **kw)
     elif loss == "auc-hinge":
         fn = AUCLoss(**kw)
-    elif loss == "fscore":
-        fn = FScoreLoss(**kw)
+    elif loss.startswith("fscore"):
+        fn = FScoreLoss(surrogate=loss[7:] or "ramp", **kw)
     elif loss == "precision-at-recall":
         fn = PrecisionAtRecallLoss(recall=recall, **kw)
     else:
