@@ -7,7 +7,9 @@ Every method gets the protocol it is used with:
   ``cross_entropy``), Adam.
 - the LP losses of :mod:`sparselp.losses` on the raw scores, Adam: ``auc-hinge`` is
   ``AUCLoss()`` (the pairwise hinge, eps 1), ``auc`` the paper's ramp surrogate
-  ``AUCLoss(surrogate="paper")`` (eps 1), ``fscore``, ``precision-at-recall`` (recall
+  ``AUCLoss(surrogate="paper")`` (eps 1), ``fscore`` (``FScoreLoss()``, the ramp),
+  ``fscore-hinge`` and ``fscore-hinge-negatives`` (``FScoreLoss(surrogate="hinge")``,
+  ``"hinge-negatives"``: Eban et al.'s hinge bounds), ``precision-at-recall`` (recall
   0.8) and ``multiclass-auc`` (``MultiClassAUCLoss(K, eps=0.25, reduction="sum")``:
   AUC_mu's pairwise hinge on the logits, every pair of the minibatch weighted alike, eps
   and reduction chosen on validation, :data:`DEFAULT_EPS`, :data:`MULTICLASS_REDUCTION`);
@@ -39,11 +41,14 @@ from sparselp.losses import AUCLoss, FScoreLoss, MultiClassAUCLoss, PrecisionAtR
 
 __all__ = ["Objective", "make_objective", "LOSSES", "BINARY_LOSSES", "libauc_available",
            "DEFAULT_LR", "DEFAULT_EPS", "MULTICLASS_REDUCTION", "DEFAULT_WARMUP_CE_EPOCHS",
-           "NO_WARMUP_LOSSES", "warmup_ce_epochs"]
+           "NO_WARMUP_LOSSES", "warmup_ce_epochs", "FSCORE_SURROGATES"]
 
 BINARY_LOSSES = ("ce", "auc", "auc-hinge", "fscore", "fscore-hinge", "fscore-hinge-negatives",
                  "precision-at-recall", "libauc-aucm")
 LOSSES = BINARY_LOSSES + ("multiclass-auc",)
+#: the F-score losses: FScoreLoss's surrogate of each
+FSCORE_SURROGATES = {"fscore": "ramp", "fscore-hinge": "hinge",
+                     "fscore-hinge-negatives": "hinge-negatives"}
 #: the learning rate each family uses unless told otherwise
 DEFAULT_LR = {"adam": 1e-3, "libauc-aucm": 0.1}
 #: the eps a loss trains with unless told otherwise, where it is not the loss class's
@@ -178,8 +183,8 @@ def make_objective(loss: str, num_classes: int = 2, *, lr: float | None = None,
         fn = AUCLoss(surrogate="paper", **kw)
     elif loss == "auc-hinge":
         fn = AUCLoss(**kw)
-    elif loss.startswith("fscore"):
-        fn = FScoreLoss(surrogate=loss[7:] or "ramp", **kw)
+    elif loss in FSCORE_SURROGATES:
+        fn = FScoreLoss(surrogate=FSCORE_SURROGATES[loss], **kw)
     elif loss == "precision-at-recall":
         fn = PrecisionAtRecallLoss(recall=recall, **kw)
     else:

@@ -238,13 +238,23 @@ class FScoreLoss(LPLossBase):
 
     See :func:`sparselp.formulations.fscore` for the derivation: :math:`F^*` is the
     F-score of the ramp-relaxed predictions :math:`\operatorname{clip}(1/2 +
-    s/(2\varepsilon), 0, 1)`. The scores enter the LP's matrix, so the gradient is
-    :math:`v x^T` on its stored entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
+    s/(2\varepsilon), 0, 1)` (``surrogate="ramp"``), or the F-score of Eban et al.'s hinge
+    bounds on the true and false positives (``"hinge"``), which give a gradient to every
+    positive below ``eps`` and every negative above ``-eps``, however far on the wrong
+    side. The scores enter the LP's matrix, so the gradient is :math:`v x^T` on its stored
+    entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
 
     Parameters
     ----------
     eps : float
-        Width of the ramp.
+        Width of the ramp (of the hinge's linear part).
+    surrogate : {"ramp", "hinge", "hinge-negatives"}
+        The relaxation of the predictions (:func:`sparselp.formulations.fscore`);
+        ``"hinge-negatives"``: the hinge on the negatives, the ramp on the positives. With
+        ``"hinge"``, a minibatch whose bound on the true positives :math:`\sum_{\mathcal
+        P} \min(1, 1/2 + s_i/(2\varepsilon))` is negative has the LP's optimum
+        :math:`F^* = 0` at :math:`t = 0`: the loss is 1 with zero gradient, and a
+        ``RuntimeWarning`` says so.
     closed_form : bool
         True (default): answer from the LP's optimum in closed form, certified against
         the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions

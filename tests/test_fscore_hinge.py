@@ -130,3 +130,12 @@ def test_surrogate_is_checked():
         fscore(s, y, 1.0, "Hinge")
     np.testing.assert_equal(fscore(s, y, 1.0).c[0].numpy(),
                             fscore(s, y, 1.0, "hinge").c[0].numpy())
+
+
+def test_train_losses_pick_the_surrogate():
+    from benchmarks.train_objectives import LOSSES, make_objective
+    for name, sur in [("fscore", "ramp"), ("fscore-hinge", "hinge"),
+                      ("fscore-hinge-negatives", "hinge-negatives")]:
+        assert name in LOSSES
+        fn = make_objective(name, eps=0.5).loss_fn
+        assert isinstance(fn, FScoreLoss) and (fn.surrogate, fn.eps) == (sur, 0.5)

@@ -197,8 +197,9 @@ def fscore(scores: Tensor, labels, eps: float = 1.0,
     Returns
     -------
     LinearProgram
-        Variables ``x = (w_1..w_n, t)``; ``A`` sparse of shape (2n+1, n+1) with ``3n + 1 -
-        |P|`` nonzeros (ramp; ``3n + 1 + |P|`` hinge); one equality row.
+        Variables ``x = (w_1..w_n, t)``; ``A`` sparse of shape (2n+1, n+1) with ``4n + 1 -
+        |P|`` nonzeros (ramp; ``3n + 1 + |P|`` hinge, ``3n + 1`` hinge-negatives); one
+        equality row.
     """
     return fscore_data(scores, labels, eps, surrogate).problem()
 
