@@ -57,8 +57,9 @@ DEFAULT_LR = {"adam": 1e-3, "libauc-aucm": 0.1}
 #: CNN, 4 epochs, Adam 1e-3, minibatch 256): eps 0.1-4 with reduction "mean", 0.1-1 with
 #: "sum" (README, "Measured here"). fscore-hinge keeps FScoreLoss's eps 1: on 5%
 #: Fashion-MNIST (the same protocol) eps 0.5 / 1 / 2 give validation F1 0.8805 / 0.8684 /
-#: 0.8571 on seed 0, but eps 0.5 collapses on seed 1 (0.23: every minibatch's hinge bound on
-#: the true positives falls below 0 in the first epoch, where the loss has no gradient)
+#: 0.8571 on seed 0, but eps 0.5 collapses on seed 1 (0.23) and eps 1 on seed 2 (0.57):
+#: every minibatch's hinge bound on the true positives falls below 0 in the first epoch,
+#: where the loss has no gradient (a 1-epoch CE warm-up kept seed 2 out of it: 0.89)
 DEFAULT_EPS = {"multiclass-auc": 0.25}
 #: multiclass-auc's reduction: "sum" weighs every pair of the minibatch alike; the
 #: class-pair mean ("mean", AUC_mu's own weighting) puts a fifth of the loss (9 of the 45
