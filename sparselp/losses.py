@@ -60,6 +60,7 @@ import torch
 from torch import Tensor
 
 from .formulations import fscore_data, multiclass_auc_data, precision_at_recall_data
+from .formulations.ratio import SURROGATES, _check_surrogate, hinge_true_positives
 from .formulations.ratio_shards import fscore_shard, precision_at_recall_shard
 from .formulations._base import absent_classes, describe_absent
 from .chunked import auc_pairs_term, chunked_auc_loss
@@ -237,13 +238,23 @@ class FScoreLoss(LPLossBase):
 
     See :func:`sparselp.formulations.fscore` for the derivation: :math:`F^*` is the
     F-score of the ramp-relaxed predictions :math:`\operatorname{clip}(1/2 +
-    s/(2\varepsilon), 0, 1)`. The scores enter the LP's matrix, so the gradient is
-    :math:`v x^T` on its stored entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
+    s/(2\varepsilon), 0, 1)` (``surrogate="ramp"``), or the F-score of Eban et al.'s hinge
+    bounds on the true and false positives (``"hinge"``), which give a gradient to every
+    positive below ``eps`` and every negative above ``-eps``, however far on the wrong
+    side. The scores enter the LP's matrix, so the gradient is :math:`v x^T` on its stored
+    entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
 
     Parameters
     ----------
     eps : float
-        Width of the ramp.
+        Width of the ramp (of the hinge's linear part).
+    surrogate : {"ramp", "hinge", "hinge-negatives"}
+        The relaxation of the predictions (:func:`sparselp.formulations.fscore`);
+        ``"hinge-negatives"``: the hinge on the negatives, the ramp on the positives. With
+        ``"hinge"``, a minibatch whose bound on the true positives :math:`\sum_{\mathcal
+        P} \min(1, 1/2 + s_i/(2\varepsilon))` is negative has the LP's optimum
+        :math:`F^* = 0` at :math:`t = 0`: the loss is 1 with zero gradient, and a
+        ``RuntimeWarning`` says so.
     closed_form : bool
         True (default): answer from the LP's optimum in closed form, certified against
         the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions
@@ -260,9 +271,11 @@ class FScoreLoss(LPLossBase):
         ``"sparselp"`` or a ``mode`` other than ``"implicit"`` always solves.
     """
 
-    def __init__(self, eps: float = 1.0, closed_form: bool = True, **kwargs):
+    def __init__(self, eps: float = 1.0, closed_form: bool = True, surrogate: str = "ramp",
+                 **kwargs):
         super().__init__(**kwargs)
-        self.eps, self.closed_form = eps, closed_form
+        _check_surrogate(surrogate)
+        self.eps, self.closed_form, self.surrogate = eps, closed_form, surrogate
 
     def forward(self, scores: Tensor, labels) -> Tensor:
         s, y, group = self._prepare(scores, labels)
@@ -270,9 +283,20 @@ class FScoreLoss(LPLossBase):
         if zero is not None:
             return zero
         self._check_budget(s, binary_counts(y), group=group)
-        value = self._coupled_value(s, group, lambda: fscore_data(s, y, self.eps),
-                                    lambda lo, hi: fscore_shard(s, y, self.eps, lo, hi), 1.0)
+        eps, sur = self.eps, self.surrogate
+        if SURROGATES[sur][0]:
+            self._warn_vacuous_hinge(s, y)
+        value = self._coupled_value(s, group, lambda: fscore_data(s, y, eps, sur),
+                                    lambda lo, hi: fscore_shard(s, y, eps, lo, hi, sur), 1.0)
         return self._finish(value, s, group)
+
+    def _warn_vacuous_hinge(self, s: Tensor, y: Tensor) -> None:
+        tp = float(hinge_true_positives(s.detach().double(), y, self.eps))
+        if tp < 0:
+            warnings.warn(f"FScoreLoss(surrogate={self.surrogate!r}): the hinge bound on the "
+                          f"true positives is {tp:.4g} < 0 (the minibatch's positives are "
+                          f"far on the wrong side); the relaxed F-score is then 0 at t = 0: "
+                          f"the loss is 1 with zero gradient", RuntimeWarning, stacklevel=3)
 
 
 class PrecisionAtRecallLoss(LPLossBase):

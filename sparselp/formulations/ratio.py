@@ -32,32 +32,71 @@ def _binary(scores, labels, eps):
     return s, y, int(y.sum())
 
 
+#: the F-score LP's relaxations of the 0/1 predictions (:func:`fscore`): whether the
+#: positives, the negatives take the hinge bound (else the ramp)
+SURROGATES = {"ramp": (False, False), "hinge": (True, True), "hinge-negatives": (False, True)}
+
+
+def _check_surrogate(surrogate) -> tuple[bool, bool]:
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {tuple(SURROGATES)}, got {surrogate!r}")
+    return SURROGATES[surrogate]
+
+
 def relaxed_predictions(scores: Tensor, eps: float = 1.0) -> Tensor:
     r"""Ramp relaxation of the 0/1 prediction: :math:`u = \min(1, \max(0, 1/2 + s/(2\varepsilon)))`."""
     return (0.5 + scores / (2 * eps)).clamp(0.0, 1.0)
 
 
-def _fscore_rows(pos: Tensor, u: Tensor):
+def hinge_true_positives(scores: Tensor, labels: Tensor, eps: float) -> Tensor:
+    """The hinge lower bound on the true positives, ``sum_P min(1, 1/2 + s/(2 eps))``: the
+    hinge F-score LP's optimum has ``t > 0`` where it is ``>= 0``, ``t = 0`` (``F* = 0``)
+    where it is negative."""
+    return (0.5 + scores[labels == 1] / (2 * eps)).clamp(max=1.0).sum()
+
+
+def _fscore_coefficients(s: Tensor, pos: Tensor, eps: float, surrogate: str) -> Tensor:
+    """The t column's coefficient of each sample's bound: the ramp ``u`` (clipped) or,
+    on a side that takes the hinge, ``h = 1/2 + s/(2 eps)`` (unclipped)."""
+    hp, hn = _check_surrogate(surrogate)
+    if not (hp or hn):
+        return relaxed_predictions(s, eps)
+    h = 0.5 + s / (2 * eps)
+    u = relaxed_predictions(s, eps)
+    return torch.where(pos, h if hp else u, h if hn else u)
+
+
+def _fscore_rows(pos: Tensor, a: Tensor, surrogate: str = "ramp"):
     """COO triplets of the F-score LP's two rows per sample ``k`` (columns ``w_k``, and
-    ``t`` after the ``n`` samples): row ``2k``, ``-w_k <= 0`` (positive) or ``-w_k + u_k t
-    <= 0`` (negative); row ``2k+1``, ``w_k - u_k t <= 0`` (positive) or ``w_k - t <= 0``."""
-    n, dev = u.shape[0], u.device
+    ``t`` after the ``n`` samples), ``a`` the coefficients of
+    :func:`_fscore_coefficients`. The bound: row ``2k+1``, ``w_k - a_k t <= 0``
+    (positive); row ``2k``, ``-w_k + a_k t <= 0`` (negative). The other row: ``-w_k <= 0``
+    (ramp) or ``w_k - t <= 0`` (hinge) at ``2k`` for a positive; ``w_k - t <= 0`` (ramp)
+    or ``-w_k <= 0`` (hinge) at ``2k+1`` for a negative."""
+    hp, hn = _check_surrogate(surrogate)
+    n, dev = a.shape[0], a.device
     k = torch.arange(n, device=dev)
     t_col = torch.full((n,), n, dtype=torch.long, device=dev)
-    one = torch.ones_like(u)
-    rows = torch.cat([2 * k, 2 * k[~pos], 2 * k + 1, 2 * k + 1])
-    cols = torch.cat([k, t_col[~pos], k, t_col])
-    return rows, cols, torch.cat([-one, u[~pos], one, torch.where(pos, -u, -one)])
+    one = torch.ones_like(a)
+    # the other row's w coefficient and whether it has -t
+    w_other = torch.where(pos, one if hp else -one, -one if hn else one)
+    t_other = (pos & hp) | (~pos & (not hn))
+    other = torch.where(pos, 2 * k, 2 * k + 1)
+    bound = torch.where(pos, 2 * k + 1, 2 * k)
+    rows = torch.cat([other, other[t_other], bound, bound])
+    cols = torch.cat([k, t_col[t_other], k, t_col])
+    return rows, cols, torch.cat([w_other, -one[t_other], torch.where(pos, one, -one),
+                                  torch.where(pos, -a, a)])
 
 
-def fscore_data(scores: Tensor, labels, eps: float = 1.0) -> LPData:
+def fscore_data(scores: Tensor, labels, eps: float = 1.0, surrogate: str = "ramp") -> LPData:
     """Tensors of :func:`fscore`, attached to the graph of ``scores`` (through ``A``)."""
     s, y, npos = _binary(scores, labels, eps)
     n, dev, dt = s.shape[0], s.device, s.dtype
-    u = relaxed_predictions(s, eps)
     pos = y == 1
+    a = _fscore_coefficients(s, pos, eps, surrogate)
     one = torch.ones(n, dtype=dt, device=dev)
-    rows, cols, vals = _fscore_rows(pos, u)
+    rows, cols, vals = _fscore_rows(pos, a, surrogate)
     # row 2n: -t <= 0
     A = csr_from_triplets(torch.cat([rows, rows.new_full((1,), 2 * n)]),
                           torch.cat([cols, cols.new_full((1,), n)]),
@@ -69,21 +108,30 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0) -> LPData:
                              (1, n + 1))
     b_eq = torch.ones(1, dtype=dt, device=dev)
     c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), torch.zeros(1, dtype=dt, device=dev)])
-    # The optimum of the docstring: w = u t, t = 1 / (sum u + |P|) (summed in float64: a
-    # float32 sum of 65,536 terms is off by more than the start's tight-row test allows).
-    ud = u.detach().double()
-    t, _ = _fscore_optimum(ud, pos, npos)
-    return LPData(c, A, b, A_eq, b_eq, start=torch.cat([ud * t, t.reshape(1)]).to(dt))
+    # The optimum of the docstring (summed in float64: a float32 sum of 65,536 terms is off
+    # by more than the start's tight-row test allows).
+    x, _, _ = _fscore_optimum(a.detach().double(), pos, npos)
+    return LPData(c, A, b, A_eq, b_eq, start=x.to(dt))
 
 
-def _fscore_optimum(ud: Tensor, pos: Tensor, npos: int) -> tuple[Tensor, Tensor]:
-    """The F-score LP's optimum from its ramps ``ud`` (float64, the whole batch): the
-    scale ``t = 1 / (sum u + |P|)`` (``w = u t``) and ``F* = 2 t sum_P u``."""
-    t = 1.0 / (ud.sum() + npos)
-    return t, 2.0 * ud[pos].sum() * t
+def _fscore_optimum(ad: Tensor, pos: Tensor, npos: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The F-score LP's optimum from its coefficients ``ad`` (float64, the whole batch):
+    ``(x, F*, TP)``. With the bounds ``yhat = min(1, a)`` (positives), ``max(0, a)``
+    (negatives) and ``TP = sum_P yhat >= 0``: ``t = 1 / (sum yhat + |P|)``, ``w = yhat t``
+    and ``F* = 2 t TP``. With ``TP < 0`` (the hinge only): ``t = 0``, ``w = 0`` on the
+    positives and ``1/|N|`` on each negative, ``F* = 0``."""
+    yhat = torch.where(pos, ad.clamp(max=1.0), ad.clamp(min=0.0))
+    tp = yhat[pos].sum()
+    if tp >= 0:
+        t = 1.0 / (yhat.sum() + npos)
+        return torch.cat([yhat * t, t.reshape(1)]), 2.0 * tp * t, tp
+    nneg = ad.shape[0] - npos
+    w = torch.where(pos, 0.0, 1.0 / nneg).to(ad.dtype)
+    return torch.cat([w, ad.new_zeros(1)]), ad.new_zeros(()), tp
 
 
-def fscore(scores: Tensor, labels, eps: float = 1.0) -> LinearProgram:
+def fscore(scores: Tensor, labels, eps: float = 1.0,
+           surrogate: str = "ramp") -> LinearProgram:
     r"""The F1-score LP of a minibatch, by the Charnes–Cooper transformation.
 
     **Derivation.** Relax each 0/1 prediction to :math:`\hat y_k \in [0, 1]` and tie it to
@@ -115,20 +163,45 @@ def fscore(scores: Tensor, labels, eps: float = 1.0) -> LinearProgram:
     not ``b``. As with a ramp loss, a sample on the wrong side by more than ``eps`` gets no
     gradient.
 
+    **Hinge bounds** (``surrogate="hinge"``, Eban et al. [2]_). With :math:`h_k = 1/2 +
+    s_k/(2\varepsilon)` unclipped, a positive may be predicted at most :math:`\min(1, h_i)`
+    and has no lower bound, a negative at least :math:`\max(0, h_j)` and has no upper
+    bound: the rows of sample ``k`` become :math:`w_i \le t`, :math:`w_i \le h_i t` and
+    :math:`h_j t \le w_j`, :math:`w_j \ge 0` (still two, and the ``t`` column still
+    carries the scores). :math:`TP_l = \sum_{\mathcal P} \min(1, h_i)` is a lower bound on
+    the true positives and :math:`FP_u = \sum_{\mathcal N} \max(0, h_j)` an upper bound on
+    the false positives that do not saturate on the wrong side: every positive below
+    :math:`s = \varepsilon` and every negative above :math:`-\varepsilon` gets a gradient.
+    The LP is always feasible (:math:`t = 0`, :math:`w` spread over the negatives) and
+    bounded (:math:`-2 \sum_{\mathcal P} w_i \ge -2`). Where :math:`TP_l \ge 0` the
+    denominator :math:`TP_l + FP_u + |\mathcal P| \ge |\mathcal P|` is positive and the
+    optimum is :math:`w_k = \hat y_k t` at those bounds, :math:`F^* = 2 TP_l/(TP_l + FP_u +
+    |\mathcal P|)`, a lower bound on the F-score of the relaxed predictions. Where
+    :math:`TP_l < 0` (the positives far on the wrong side) the fraction is negative at
+    every :math:`t > 0` and rises to 0 as the negatives' predictions grow without bound:
+    the optimum is :math:`F^* = 0` at :math:`t = 0` (no floor on the positives is
+    imposed: a floor :math:`\hat y_i \ge -1` would force :math:`t = 0` as soon as one
+    positive had :math:`h_i < -1`), and the scores get no gradient there
+    (:class:`~sparselp.losses.FScoreLoss` warns). ``surrogate="hinge-negatives"``: the
+    hinge on the negatives only, the ramp on the positives (:math:`TP_l \ge 0` always).
+
     Parameters
     ----------
     scores : tensor of shape (n,)
     labels : integer tensor of shape (n,), values 0 or 1
     eps : float
-        Width of the ramp.
+        Width of the ramp (of the hinge's linear part).
+    surrogate : {"ramp", "hinge", "hinge-negatives"}
+        The bounds that relax the predictions (see above).
 
     Returns
     -------
     LinearProgram
-        Variables ``x = (w_1..w_n, t)``; ``A`` sparse of shape (2n+1, n+1) with ``3n + 1 -
-        |P|`` nonzeros; one equality row.
+        Variables ``x = (w_1..w_n, t)``; ``A`` sparse of shape (2n+1, n+1) with ``4n + 1 -
+        |P|`` nonzeros (ramp; ``3n + 1 + |P|`` hinge, ``3n + 1`` hinge-negatives); one
+        equality row.
     """
-    return fscore_data(scores, labels, eps).problem()
+    return fscore_data(scores, labels, eps, surrogate).problem()
 
 
 def precision_at_recall_data(scores: Tensor, labels, recall: float = 0.8,
