@@ -60,7 +60,7 @@ import torch
 from torch import Tensor
 
 from .formulations import fscore_data, multiclass_auc_data, precision_at_recall_data
-from .formulations.ratio import SURROGATES, _check_surrogate, hinge_true_positives
+from .formulations.ratio import _check_surrogate
 from .formulations.ratio_shards import fscore_shard, precision_at_recall_shard
 from .formulations._base import absent_classes, describe_absent
 from .chunked import auc_pairs_term, chunked_auc_loss
@@ -284,19 +284,9 @@ class FScoreLoss(LPLossBase):
             return zero
         self._check_budget(s, binary_counts(y), group=group)
         eps, sur = self.eps, self.surrogate
-        if SURROGATES[sur][0]:
-            self._warn_vacuous_hinge(s, y)
         value = self._coupled_value(s, group, lambda: fscore_data(s, y, eps, sur),
                                     lambda lo, hi: fscore_shard(s, y, eps, lo, hi, sur), 1.0)
         return self._finish(value, s, group)
-
-    def _warn_vacuous_hinge(self, s: Tensor, y: Tensor) -> None:
-        tp = float(hinge_true_positives(s.detach().double(), y, self.eps))
-        if tp < 0:
-            warnings.warn(f"FScoreLoss(surrogate={self.surrogate!r}): the hinge bound on the "
-                          f"true positives is {tp:.4g} < 0 (the minibatch's positives are "
-                          f"far on the wrong side); the relaxed F-score is then 0 at t = 0: "
-                          f"the loss is 1 with zero gradient", RuntimeWarning, stacklevel=3)
 
 
 class PrecisionAtRecallLoss(LPLossBase):

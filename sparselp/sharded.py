@@ -130,11 +130,14 @@ def lagrangian_partial(sh: ArrowShard, dtype: torch.dtype, world: int) -> Tensor
     """This rank's share of the optimal value, with the gradient of the Lagrangian on its
     rows: ``c_local^T x_local + c_shared^T x_shared / world + L - L.detach()``,
     ``L = sum_i v_i (A_i x - b_i)`` over the local rows (zero at the optimum by
-    complementary slackness; ``A`` and ``b`` on the graph, ``x`` and ``v`` fixed). The
+    complementary slackness; ``A`` and ``b`` on the graph, ``x`` and ``v`` fixed), less
+    ``mu^T h / world`` where the global rows' right-hand side ``h`` is on the graph. The
     objective is summed in float64 (the proposal's precision), then rounded to ``dtype``."""
     nl = sh.n_local
     c = sh.c.detach().to(F64)
     value = (c[:nl] @ sh.x[:nl] + (c[nl:] @ sh.x[nl:]) / world).to(dtype)
     x, v = sh.x.to(dtype), sh.v.to(dtype)
     lag = (v[sh.rows] * sh.vals * x[sh.cols]).sum() - (v * sh.b).sum()
+    if sh.h.requires_grad:  # a global row's right-hand side holds the scores: every rank
+        lag = lag - (sh.mu.to(dtype) * sh.h).sum() / world  # adds its share of mu h
     return value + (lag - lag.detach())

@@ -1,6 +1,7 @@
 """The F-score LP with hinge bounds (``surrogate="hinge"`` / ``"hinge-negatives"``): its
 optimum against scipy's HiGHS and the closed form, samples on the wrong side included; the
-gradient the ramp does not give; the vacuous bound (``TP_l < 0``); gradcheck. The sharded
+gradient the ramp does not give; the bound where it is negative (``TP_l < 0``, ``t =
+t_min``); gradcheck. The sharded
 closed form is also run by test_sharded.py and test_distributed.py."""
 import warnings
 
@@ -28,11 +29,13 @@ def _batch(n, scale, seed, shift=0.0):
 
 def _bounds_f(s, y, eps, surrogate):
     """The hinge F-score written out: TP_l = sum_P min(1, h) (the ramp clip(h, 0, 1) on the
-    positives for hinge-negatives), FP_u = sum_N max(0, h); 0 where TP_l < 0."""
+    positives for hinge-negatives), FP_u = sum_N max(0, h): 2 TP_l / (TP_l + FP_u + |P|),
+    and 2 TP_l / (2 |P| + FP_u) where TP_l < 0 (t at its floor)."""
     h = 0.5 + s / (2 * eps)
     p = h[y == 1].clamp(max=1.0) if surrogate == "hinge" else h[y == 1].clamp(0.0, 1.0)
     tp, fp = float(p.sum()), float(h[y == 0].clamp(min=0.0).sum())
-    return 0.0 if tp < 0 else 2 * tp / (tp + fp + int(y.sum()))
+    npos = int(y.sum())
+    return 2 * tp / (2 * npos + fp) if tp < 0 else 2 * tp / (tp + fp + npos)
 
 
 def _linprog(lp):
@@ -45,7 +48,7 @@ def _linprog(lp):
 @pytest.mark.parametrize("scale,shift", [(0.5, 0.0), (3.0, 2.0), (3.0, 0.0), (2.0, -6.0)])
 def test_hinge_lp_optimum_is_highs_and_the_bound_fraction(surrogate, scale, shift):
     """Scores inside the kinks, beyond them on either side, positives far on the wrong
-    side (TP_l < 0 for the hinge, t = 0, at the last two settings but for one seed): the
+    side (TP_l < 0 for the hinge, t = t_min, at the last two settings but for one seed): the
     start (the closed form) is HiGHS's optimum, and so is the engine's solve."""
     eps = 0.7
     for seed in range(3):
@@ -102,24 +105,28 @@ def test_hinge_loss_gradcheck_and_solver_agree(surrogate, closed_form):
 
 
 @pytest.mark.parametrize("closed_form", [True, False])
-def test_vacuous_hinge_bound_warns_and_gives_one_with_zero_gradient(closed_form):
-    """TP_l < 0: the LP's optimum is F* = 0 at t = 0 (HiGHS agrees); the loss says so
-    with a RuntimeWarning, its value is 1 and the gradient zero, on either path."""
-    s = torch.tensor([-9.0, -7.0, 0.5, -1.0, 2.0], dtype=F64, requires_grad=True)
+def test_negative_hinge_bound_keeps_a_gradient(closed_form):
+    """TP_l < 0: the optimum is at t = t_min = 1/(2|P| + FP_u), F* = 2 TP_l t_min < 0
+    (HiGHS agrees), so the loss is above 1 and its gradient raises every positive below
+    s = eps (the two far below included) on either path; it warns of nothing. Without the
+    floor of t the optimum would be F* = 0 at t = 0, flat: no gradient at all."""
+    s = torch.tensor([-9.0, -7.0, 0.5, -1.5, 2.0], dtype=F64, requires_grad=True)
     y = torch.tensor([1, 1, 1, 0, 0])
-    assert _linprog(fscore(s.detach(), y, 1.0, "hinge")).fun == pytest.approx(0, abs=1e-12)
+    tp, fp = -4.0 - 3.0 + 0.75, 1.5  # h = 1/2 + s/2: -4, -3, 0.75 | -0.25, 1.5
+    want = 2 * tp / (2 * 3 + fp)
+    assert -_linprog(fscore(s.detach(), y, 1.0, "hinge")).fun == pytest.approx(want, abs=1e-12)
     loss = FScoreLoss(surrogate="hinge", closed_form=closed_form)
-    with pytest.warns(RuntimeWarning, match=r"true positives is -6.25 < 0.*loss is 1"):
-        v = loss(s, y)
-    v.backward()
-    assert float(v.detach()) == pytest.approx(1.0, abs=1e-9)
-    assert float(s.grad.abs().max()) <= 1e-9
-    # at TP_l >= 0 (and for the ramp, and hinge-negatives, always) no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for sur in ("ramp", "hinge-negatives"):
-            FScoreLoss(surrogate=sur)(s.detach(), y)
-        FScoreLoss(surrogate="hinge")(s.detach() + 8, y)
+        v = loss(s, y)
+    v.backward()
+    assert float(v.detach()) == pytest.approx(1 - want, abs=1e-9)
+    # d(1 - 2 TP_l t_min)/ds_i = -2 t_min (1/2) on each positive with h_i < 1; on a
+    # negative with h_j > 0, through t_min: 2 TP_l t_min^2 (1/2), which raises it too
+    t_min = 1 / (2 * 3 + fp)
+    assert s.grad[:3].tolist() == pytest.approx([-t_min] * 3, abs=1e-9)
+    assert s.grad[3:].tolist() == pytest.approx([0.0, tp * t_min ** 2], abs=1e-9)
+    assert torch.autograd.gradcheck(lambda t: loss(t, y), (s.detach().clone().requires_grad_(),))
 
 
 def test_surrogate_is_checked():

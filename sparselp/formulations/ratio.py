@@ -48,13 +48,6 @@ def relaxed_predictions(scores: Tensor, eps: float = 1.0) -> Tensor:
     return (0.5 + scores / (2 * eps)).clamp(0.0, 1.0)
 
 
-def hinge_true_positives(scores: Tensor, labels: Tensor, eps: float) -> Tensor:
-    """The hinge lower bound on the true positives, ``sum_P min(1, 1/2 + s/(2 eps))``: the
-    hinge F-score LP's optimum has ``t > 0`` where it is ``>= 0``, ``t = 0`` (``F* = 0``)
-    where it is negative."""
-    return (0.5 + scores[labels == 1] / (2 * eps)).clamp(max=1.0).sum()
-
-
 def _fscore_coefficients(s: Tensor, pos: Tensor, eps: float, surrogate: str) -> Tensor:
     """The t column's coefficient of each sample's bound: the ramp ``u`` (clipped) or,
     on a side that takes the hinge, ``h = 1/2 + s/(2 eps)`` (unclipped)."""
@@ -97,11 +90,14 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0, surrogate: str = "ramp
     a = _fscore_coefficients(s, pos, eps, surrogate)
     one = torch.ones(n, dtype=dt, device=dev)
     rows, cols, vals = _fscore_rows(pos, a, surrogate)
-    # row 2n: -t <= 0
+    # row 2n: -t <= -t_min (0 but for the hinge on the positives)
     A = csr_from_triplets(torch.cat([rows, rows.new_full((1,), 2 * n)]),
                           torch.cat([cols, cols.new_full((1,), n)]),
                           torch.cat([vals, vals.new_full((1,), -1.0)]), (2 * n + 1, n + 1))
-    b = torch.zeros(2 * n + 1, dtype=dt, device=dev)
+    ad = a.detach().double()
+    t_min = _fscore_t_min(ad, pos, npos, surrogate)
+    b = torch.cat([torch.zeros(2 * n, dtype=dt, device=dev),
+                   -_fscore_t_min(a, pos, npos, surrogate).reshape(1)])  # on the graph
     A_eq = csr_from_triplets(torch.zeros(n + 1, dtype=torch.long, device=dev),
                              torch.arange(n + 1, device=dev),
                              torch.cat([one, torch.tensor([float(npos)], dtype=dt, device=dev)]),
@@ -110,24 +106,33 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0, surrogate: str = "ramp
     c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), torch.zeros(1, dtype=dt, device=dev)])
     # The optimum of the docstring (summed in float64: a float32 sum of 65,536 terms is off
     # by more than the start's tight-row test allows).
-    x, _, _ = _fscore_optimum(a.detach().double(), pos, npos)
+    x, _, _ = _fscore_optimum(ad, pos, npos, t_min)
     return LPData(c, A, b, A_eq, b_eq, start=x.to(dt))
 
 
-def _fscore_optimum(ad: Tensor, pos: Tensor, npos: int) -> tuple[Tensor, Tensor, Tensor]:
+def _fscore_t_min(a: Tensor, pos: Tensor, npos: int, surrogate: str) -> Tensor:
+    """The floor of ``t`` from the coefficients ``a`` (a scalar of their dtype, on their
+    graph): ``1 / (2 |P| + FP_u)`` for the hinge on the positives, else 0."""
+    if not _check_surrogate(surrogate)[0]:
+        return a.new_zeros(())
+    return 1.0 / (2 * npos + a[~pos].clamp(min=0.0).sum())
+
+
+def _fscore_optimum(ad: Tensor, pos: Tensor, npos: int,
+                    t_min: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The F-score LP's optimum from its coefficients ``ad`` (float64, the whole batch):
     ``(x, F*, TP)``. With the bounds ``yhat = min(1, a)`` (positives), ``max(0, a)``
     (negatives) and ``TP = sum_P yhat >= 0``: ``t = 1 / (sum yhat + |P|)``, ``w = yhat t``
-    and ``F* = 2 t TP``. With ``TP < 0`` (the hinge only): ``t = 0``, ``w = 0`` on the
-    positives and ``1/|N|`` on each negative, ``F* = 0``."""
+    and ``F* = 2 t TP``. With ``TP < 0`` (the hinge only): ``t = t_min``, ``w = yhat t``
+    plus an equal share of what the normalisation row leaves on each negative, ``F* = 2
+    t_min TP < 0``."""
     yhat = torch.where(pos, ad.clamp(max=1.0), ad.clamp(min=0.0))
     tp = yhat[pos].sum()
-    if tp >= 0:
-        t = 1.0 / (yhat.sum() + npos)
-        return torch.cat([yhat * t, t.reshape(1)]), 2.0 * tp * t, tp
-    nneg = ad.shape[0] - npos
-    w = torch.where(pos, 0.0, 1.0 / nneg).to(ad.dtype)
-    return torch.cat([w, ad.new_zeros(1)]), ad.new_zeros(()), tp
+    t = 1.0 / (yhat.sum() + npos) if tp >= 0 else t_min
+    w = yhat * t
+    if tp < 0:
+        w = w + torch.where(pos, 0.0, (1.0 - w.sum() - npos * t) / (ad.shape[0] - npos))
+    return torch.cat([w, t.reshape(1)]), 2.0 * tp * t, tp
 
 
 def fscore(scores: Tensor, labels, eps: float = 1.0,
@@ -172,18 +177,26 @@ def fscore(scores: Tensor, labels, eps: float = 1.0,
     the true positives and :math:`FP_u = \sum_{\mathcal N} \max(0, h_j)` an upper bound on
     the false positives that do not saturate on the wrong side: every positive below
     :math:`s = \varepsilon` and every negative above :math:`-\varepsilon` gets a gradient.
-    The LP is always feasible (:math:`t = 0`, :math:`w` spread over the negatives) and
-    bounded (:math:`-2 \sum_{\mathcal P} w_i \ge -2`). Where :math:`TP_l \ge 0` the
-    denominator :math:`TP_l + FP_u + |\mathcal P| \ge |\mathcal P|` is positive and the
-    optimum is :math:`w_k = \hat y_k t` at those bounds, :math:`F^* = 2 TP_l/(TP_l + FP_u +
-    |\mathcal P|)`, a lower bound on the F-score of the relaxed predictions. Where
-    :math:`TP_l < 0` (the positives far on the wrong side) the fraction is negative at
-    every :math:`t > 0` and rises to 0 as the negatives' predictions grow without bound:
-    the optimum is :math:`F^* = 0` at :math:`t = 0` (no floor on the positives is
-    imposed: a floor :math:`\hat y_i \ge -1` would force :math:`t = 0` as soon as one
-    positive had :math:`h_i < -1`), and the scores get no gradient there
-    (:class:`~sparselp.losses.FScoreLoss` warns). ``surrogate="hinge-negatives"``: the
-    hinge on the negatives only, the ramp on the positives (:math:`TP_l \ge 0` always).
+    Where :math:`TP_l \ge 0` the denominator :math:`TP_l + FP_u + |\mathcal P| \ge
+    |\mathcal P|` is positive and the optimum is :math:`w_k = \hat y_k t` at those bounds,
+    :math:`F^* = 2 TP_l/(TP_l + FP_u + |\mathcal P|)`, a lower bound on the F-score of the
+    relaxed predictions. Where :math:`TP_l < 0` (the positives far on the wrong side) the
+    fraction is negative at every :math:`t > 0` and would rise to 0 as :math:`t \to 0`
+    (the negatives' predictions growing without bound): a flat optimum, no gradient, and
+    a state training does not leave (measured: one seed of three collapsed in its first
+    epoch). The row :math:`t \ge t_{\min} = 1/(2|\mathcal P| + FP_u)` closes that
+    exit: it is inactive where
+    :math:`TP_l \ge 0` (there :math:`t = 1/(TP_l + FP_u + |\mathcal P|) \ge t_{\min}`
+    as :math:`TP_l \le |\mathcal P|`), and where :math:`TP_l < 0` the optimum is
+    :math:`t = t_{\min}`, :math:`F^* = 2 TP_l\, t_{\min} < 0`, still a lower bound on
+    the F-score, whose gradient raises every positive below :math:`s = \varepsilon`. Its
+    right-hand side holds the scores too and is differentiated with the rest: there it
+    also raises the negatives above :math:`-\varepsilon`, :math:`|TP_l|\, t_{\min}` times
+    as strongly (a smaller :math:`F^*` is less negative with a larger denominator), until
+    the positives' bound is nonnegative again. The LP is feasible (at :math:`t = t_{\min}` with :math:`w` spread over the negatives)
+    and bounded (:math:`-2 \sum_{\mathcal P} w_i \ge -2`). ``surrogate=
+    "hinge-negatives"``: the hinge on the negatives only, the ramp on the positives
+    (:math:`TP_l \ge 0` always, ``t >= 0``).
 
     Parameters
     ----------

@@ -18,7 +18,8 @@ from torch import Tensor
 
 from ..sharded import ArrowShard
 from .ratio import (_binary, _check_recall, _check_surrogate, _fscore_coefficients,
-                    _fscore_optimum, _fscore_rows, _hinge_slack, _recall_threshold)
+                    _fscore_optimum, _fscore_rows, _fscore_t_min, _hinge_slack,
+                    _recall_threshold)
 
 __all__ = ["fscore_shard", "precision_at_recall_shard"]
 
@@ -42,18 +43,19 @@ def _arrow_rows(nl: int, dev, first: Tensor, second: Tensor, shared: Tensor):
 def fscore_shard(scores: Tensor, labels, eps: float, lo: int, hi: int,
                  surrogate: str = "ramp") -> ArrowShard:
     r"""Rows ``[2 lo, 2 hi)`` of :func:`.ratio.fscore_data`'s LP, the normalisation row
-    and ``-t <= 0`` as global rows, and the optimum.
+    and ``-t <= -t_min`` as global rows, and the optimum.
 
     Optimality (sample ``k``, rows ``2k``, ``2k+1``; ``mu`` of the normalisation row,
-    ``nu`` of ``-t <= 0``): a positive's column gives ``-2 + v_{2k} + v_{2k+1} + mu = 0``
+    ``nu`` of ``-t <= -t_min``): a positive's column gives ``-2 + v_{2k} + v_{2k+1} + mu = 0``
     (its two rows have ``+w_k``, or ``-w_k`` at ``2k`` for the ramp), so ``v = 2 - mu``
     on its bound ``w_k <= a_k t``, or on the cap ``w_k <= t`` where the hinge's ``a_k
     >= 1``; a negative's, ``-v_{2k} - v_{2k+1} + mu = 0`` (ramp: ``+v_{2k+1}``), so ``v =
     mu`` on its bound ``a_k t <= w_k``, or on ``w_k >= 0`` where the hinge's ``a_k <
     0``. The ``t`` column then gives ``mu (TP + FP + |P|) = 2 TP + nu`` with ``TP = sum_P
     min(1, a)``, ``FP = sum_N max(0, a)``: ``mu = F*``, the relaxed F-score, and ``nu =
-    0`` where ``TP >= 0``; where ``TP < 0`` (the hinge) ``t = 0``, ``mu = 0`` and ``nu =
-    -2 TP``. Where a ramp is clipped both rows of a sample are tight; the choice above
+    0`` where ``TP >= 0``; where ``TP < 0`` (the hinge) ``t = t_min``, every negative is
+    above its bound (the normalisation's rest is spread over them), so ``mu = 0``, and
+    ``nu = -2 TP``. Where a ramp is clipped both rows of a sample are tight; the choice above
     stays feasible (``mu <= 1``) and its score gets no gradient from the clip.
     """
     s, y, npos = _binary(scores, labels, eps)
@@ -66,22 +68,26 @@ def fscore_shard(scores: Tensor, labels, eps: float, lo: int, hi: int,
     one = torch.ones(nl, dtype=dt, device=dev)
     rows, cols, vals = _fscore_rows(pos, a, surrogate)
     ad = _fscore_coefficients(s.detach().double(), ypos, eps, surrogate)  # float64
-    x, f, tp = _fscore_optimum(ad, ypos, npos)
+    t_min = _fscore_t_min(ad, ypos, npos, surrogate)
+    x, f, tp = _fscore_optimum(ad, ypos, npos, t_min)
+    mu = f if tp >= 0 else f * 0
     al = ad[lo:hi]
     pos64 = pos.double()
     cap = pos64 * (al >= 1).double() if hp else 0 * pos64       # v on 2k: the cap
     floor = (1 - pos64) * (al < 0).double() if hn else 0 * pos64  # v on 2k+1: w >= 0
-    v = torch.stack([cap * (2 - f) + (1 - pos64 - floor) * f,
-                     (pos64 - cap) * (2 - f) + floor * f], 1).reshape(-1)
+    v = torch.stack([cap * (2 - mu) + (1 - pos64 - floor) * mu,
+                     (pos64 - cap) * (2 - mu) + floor * mu], 1).reshape(-1)
     G = torch.zeros(2, nl + 1, dtype=dt, device=dev)
     G[0, :nl], G[0, nl], G[1, nl] = 1.0, float(npos), -1.0
     zero = torch.zeros(1, dtype=dt, device=dev)  # the shared column's
     c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), zero])
     return ArrowShard(rows, cols, vals, torch.zeros(2 * nl, dtype=dt, device=dev), c, 1, G,
-                      torch.tensor([1.0, 0.0], dtype=dt, device=dev),
+                      torch.stack([s.new_ones(()), -_fscore_t_min(
+                          _fscore_coefficients(s, ypos, eps, surrogate), ypos, npos,
+                          surrogate)]),  # on the graph: the floor of t has the scores
                       torch.tensor([True, False], device=dev),
                       torch.cat([x[lo:hi], x[-1:]]), v,
-                      torch.stack([f, (-2 * tp).clamp_min(0)]))
+                      torch.stack([mu, (-2 * tp).clamp_min(0)]))
 
 
 def precision_at_recall_shard(scores: Tensor, labels, recall: float, eps: float, lo: int,
