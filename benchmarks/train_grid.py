@@ -41,7 +41,7 @@ from .train_objectives import (DEFAULT_EPS, NO_WARMUP_LOSSES, libauc_available,
 __all__ = ["run", "summarise", "main", "default_dataset"]
 
 METRICS = ("auc", "average_precision", "f1_val_threshold", "f1_at_0.5", "f1_oracle",
-           "auc_mu", "auc_ovr", "accuracy", "seconds_per_step", "val_auc")
+           "auc_mu", "auc_ovr", "accuracy", "seconds_per_step", "val_auc", "val_f1")
 
 
 def default_dataset() -> str:
@@ -107,7 +107,8 @@ def _libauc_lr(base: TrainConfig, lrs, runs, progress) -> tuple[float, list[dict
 
 
 def run(quick: bool = False, dataset: str | None = None, model: str = "cnn",
-        losses=("ce", "auc", "auc-hinge", "fscore", "precision-at-recall", "libauc-aucm"),
+        losses=("ce", "auc", "auc-hinge", "fscore", "fscore-hinge", "precision-at-recall",
+                "libauc-aucm"),
         imratios=(0.01, 0.05), seeds=(0, 1, 2), epochs: int = 4, batch_size: int = 256,
         batch_sizes=(64, 256, 1024, 4096), size_losses=("ce", "auc-hinge", "fscore"),
         size_imratio: float = 0.05, longtail: bool = True, libauc_lrs=(0.1, 0.03, 0.01),
@@ -202,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="digits, MLP, 1 epoch (seconds)")
-    p.add_argument("--losses", default="ce,auc,auc-hinge,fscore,precision-at-recall,"
-                                       "libauc-aucm")
+    p.add_argument("--losses", default="ce,auc,auc-hinge,fscore,fscore-hinge,"
+                                       "precision-at-recall,libauc-aucm")
     p.add_argument("--imratios", default="0.01,0.05", help="grid: imbalance ratios")
     p.add_argument("--seeds", default="0,1,2", help="seeds of every setting")
     p.add_argument("--batch-size", type=int, default=256, help="grid: minibatch size")

@@ -100,7 +100,7 @@ def certify(sh: ArrowShard, group=None) -> ShardCertificate:
     nl, g = sh.n_local, sh.h.numel()
     x, v, mu = sh.x, sh.v, sh.mu
     vals, b = sh.vals.detach().to(F64), sh.b.detach().to(F64)
-    c, G, h = sh.c.detach().to(F64), sh.G.to(F64), sh.h.to(F64)
+    c, G, h = sh.c.detach().to(F64), sh.G.to(F64), sh.h.detach().to(F64)
     Ax = torch.zeros_like(b).index_add_(0, sh.rows, vals * x[sh.cols])
     ATv = torch.zeros_like(x).index_add_(0, sh.cols, vals * v[sh.rows])
     # Sums over the ranks: the global rows' local products, the shared columns' dual

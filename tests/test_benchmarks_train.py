@@ -226,6 +226,23 @@ def test_best_lp_loss_is_picked_by_validation_not_test_auc(tmp_path):
     assert v["measured"].startswith("auc 0.81") and v["ok"] is False
 
 
+def test_fscore_verdict_takes_the_surrogate_best_on_validation_f1(tmp_path):
+    # The hinge has the better test F1, the ramp the better validation F1: the ramp is
+    # compared with cross-entropy (and falls short of it).
+    f1 = {"ce": (0.89, 0.88), "fscore": (0.87, 0.90), "fscore-hinge": (0.95, 0.85)}
+    rows = [_run_row(loss, s, 0.9, imratio=0.05, dataset="fashion-mnist", model="mlp",
+                     epochs=4, f1_val_threshold=t + 0.001 * s, val_f1=v)
+            for loss, (t, v) in f1.items() for s in (0, 1, 2)]
+    body, verdicts, _ = sec.render_train({"train_runs": rows}, str(tmp_path))
+    v = _verdict(verdicts, "FScoreLoss's test F1")
+    assert v["measured"].startswith("fscore 0.87") and v["ok"] is False
+    for r in rows:
+        r["val_f1"] = 0.95 if r["loss"] == "fscore-hinge" else 0.8
+    _, verdicts, _ = sec.render_train({"train_runs": rows}, str(tmp_path))
+    v = _verdict(verdicts, "FScoreLoss's test F1")
+    assert v["measured"].startswith("fscore-hinge 0.95") and v["ok"] is True
+
+
 @pytest.mark.parametrize("dataset, seeds", [("digits", (0, 1, 2)), ("fashion-mnist", (0,))])
 def test_grid_verdicts_not_measured_off_target_data_or_with_one_seed(tmp_path, dataset,
                                                                    seeds):
