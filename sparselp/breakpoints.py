@@ -89,14 +89,16 @@ def breakpoint_step(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor
 def _per_element(u: Tensor, s: Tensor, eq: Tensor, lin0: Tensor, lin1: Tensor,
                  sigma: Tensor, todo: Tensor) -> Tensor:
     """:func:`breakpoint_step` element by element in numpy (CPU tensors, same answer)."""
-    un, sn, eqn = u.detach().numpy(), s.detach().numpy(), eq.numpy()
-    l0, l1, sg = lin0.detach().numpy(), lin1.detach().numpy(), sigma.detach().numpy()[:, 0]
-    go = todo.numpy()
-    out = np.zeros(un.shape[0], dtype=un.dtype)
+    # In float64 whatever the dtype: the sums over the rows, in float32, moved a float32
+    # solve's roots enough to stall it (an F-score LP from a shifted start, 300 scores).
+    un, sn = u.detach().double().numpy(), s.detach().double().numpy()
+    l0, l1 = lin0.detach().double().numpy(), lin1.detach().double().numpy()
+    sg, go, eqn = sigma.detach().double().numpy()[:, 0], todo.numpy(), eq.numpy()
+    out = np.zeros(un.shape[0])
     for b in range(un.shape[0]):
         if go[b]:
             out[b] = _root(un[b], sn[b], eqn, l0[b], l1[b], sg[b])
-    return torch.from_numpy(out)
+    return torch.from_numpy(out).to(u.dtype)
 
 
 def _root(u: np.ndarray, s: np.ndarray, eq: np.ndarray, lin0, lin1, sigma):

@@ -248,13 +248,13 @@ class FScoreLoss(LPLossBase):
     ----------
     eps : float
         Width of the ramp (of the hinge's linear part).
-    surrogate : {"ramp", "hinge", "hinge-negatives"}
+    surrogate : {"hinge", "ramp", "hinge-negatives"}
         The relaxation of the predictions (:func:`sparselp.formulations.fscore`);
         ``"hinge-negatives"``: the hinge on the negatives, the ramp on the positives. With
-        ``"hinge"``, a minibatch whose bound on the true positives :math:`\sum_{\mathcal
-        P} \min(1, 1/2 + s_i/(2\varepsilon))` is negative has the LP's optimum
-        :math:`F^* = 0` at :math:`t = 0`: the loss is 1 with zero gradient, and a
-        ``RuntimeWarning`` says so.
+        ``"hinge"``, a minibatch whose bound on the true positives :math:`TP_l = \sum_{
+        \mathcal P} \min(1, 1/2 + s_i/(2\varepsilon))` is negative has the optimum
+        :math:`F^* = 2 TP_l / (2|\mathcal P| + FP_u) < 0` (the loss exceeds 1), whose
+        gradient still raises the positives.
     closed_form : bool
         True (default): answer from the LP's optimum in closed form, certified against
         the LP's residuals (:func:`sparselp.sharded.certify`, the solver's definitions
@@ -271,7 +271,7 @@ class FScoreLoss(LPLossBase):
         ``"sparselp"`` or a ``mode`` other than ``"implicit"`` always solves.
     """
 
-    def __init__(self, eps: float = 1.0, closed_form: bool = True, surrogate: str = "ramp",
+    def __init__(self, eps: float = 1.0, closed_form: bool = True, surrogate: str = "hinge",
                  **kwargs):
         super().__init__(**kwargs)
         _check_surrogate(surrogate)

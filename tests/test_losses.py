@@ -80,7 +80,7 @@ def test_fscore_loss_closed_form_f1_and_gradcheck():
     y = (torch.rand(20, generator=g) < 0.5).long()
     u = torch.clamp(0.5 + s / 2, min=0.0, max=1.0)  # the ramp relaxation, eps = 1
     F = 2 * u[y == 1].sum() / (u.sum() + (y == 1).sum())
-    loss = FScoreLoss(eps=1.0)
+    loss = FScoreLoss(eps=1.0, surrogate="ramp")
     assert float(loss(s, y)) == pytest.approx(1 - float(F), rel=1e-9)
     assert torch.autograd.gradcheck(lambda t: loss(t, y), (s.clone().requires_grad_(),))
     clear = s + torch.sign(s) * 1.0

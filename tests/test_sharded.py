@@ -25,7 +25,7 @@ def _batch(n, scale, seed, dtype=F64):
 # (name, shard builder, whole LP, loss, constant added to the LP's value by the loss)
 CASES = {
     "fscore": (lambda s, y, lo, hi: fscore_shard(s, y, 0.5, lo, hi),
-               lambda s, y: fscore(s, y, 0.5), FScoreLoss(eps=0.5), 1.0),
+               lambda s, y: fscore(s, y, 0.5), FScoreLoss(eps=0.5, surrogate="ramp"), 1.0),
     "fscore-hinge": (lambda s, y, lo, hi: fscore_shard(s, y, 0.5, lo, hi, "hinge"),
                      lambda s, y: fscore(s, y, 0.5, "hinge"),
                      FScoreLoss(eps=0.5, surrogate="hinge"), 1.0),
@@ -133,7 +133,7 @@ def _value_and_grad(loss, s, y):
     return float(v.detach()), t.grad
 
 
-@pytest.mark.parametrize("cls,kw", [(FScoreLoss, dict(eps=0.5)),
+@pytest.mark.parametrize("cls,kw", [(FScoreLoss, dict(eps=0.5, surrogate="ramp")),
                                     (FScoreLoss, dict(eps=0.5, surrogate="hinge")),
                                     (FScoreLoss, dict(eps=0.5, surrogate="hinge-negatives")),
                                     (PrecisionAtRecallLoss, dict(recall=0.7, eps=0.5)),
