@@ -72,7 +72,8 @@ def test_nonzeros_and_the_ramp_unchanged():
     assert nnz == {"ramp": 4 * 25 + 1 - p, "hinge": 3 * 25 + 1 + p, "hinge-negatives": 3 * 25 + 1}
     u = (0.5 + s / 2).clamp(0, 1)
     f = 2 * u[y == 1].sum() / (u.sum() + p)
-    assert float(FScoreLoss()(s, y)) == pytest.approx(1 - float(f), rel=1e-12)
+    assert float(FScoreLoss(surrogate="ramp")(s, y)) == pytest.approx(1 - float(f), rel=1e-12)
+    assert FScoreLoss().surrogate == "hinge"  # the default (README, "Training")
 
 
 @pytest.mark.parametrize("surrogate", HINGES)
@@ -81,7 +82,7 @@ def test_hinge_gives_a_gradient_to_samples_far_on_the_wrong_side(surrogate):
     hinge gives the negative one, and (``"hinge"``) the positive too."""
     s = torch.tensor([-3.0, 0.9, 2.0, 5.0, -0.2, -3.0], dtype=F64, requires_grad=True)
     y = torch.tensor([1, 1, 1, 0, 0, 0])
-    FScoreLoss()(s, y).backward()
+    FScoreLoss(surrogate="ramp")(s, y).backward()
     assert float(s.grad[0]) == 0 and float(s.grad[3]) == 0
     s.grad = None
     loss = FScoreLoss(surrogate=surrogate)

@@ -135,6 +135,7 @@ def _fscore_optimum(ad: Tensor, pos: Tensor, npos: int,
     return torch.cat([w, t.reshape(1)]), 2.0 * tp * t, tp
 
 
+# Over 60 lines: the docstring is the derivation of both relaxations; the body is one line.
 def fscore(scores: Tensor, labels, eps: float = 1.0,
            surrogate: str = "ramp") -> LinearProgram:
     r"""The F1-score LP of a minibatch, by the Charnes–Cooper transformation.
