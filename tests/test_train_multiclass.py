@@ -73,7 +73,7 @@ def test_a_plain_split_would_lose_tail_classes_and_zero_the_loss():
 
 
 def test_multiclass_auc_trains_with_the_validation_chosen_eps_and_reduction():
-    assert DEFAULT_EPS == {"multiclass-auc": 0.25}
+    assert DEFAULT_EPS["multiclass-auc"] == 0.25
     assert MULTICLASS_REDUCTION == "sum"
     fn = make_objective("multiclass-auc", 10).loss_fn
     assert isinstance(fn, MultiClassAUCLoss)
