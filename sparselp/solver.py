@@ -59,7 +59,8 @@ from .newton import Subproblem, newton_minimise
 from .options import SolverOptions, make_options
 from .polish import try_polish
 from .presolve import presolve
-from .schedule import HARD_INNER, default_start, make_schedule
+from .schedule import (DRIFT_STEPS, HARD_INNER, default_start, extrapolate_multipliers,
+                       make_schedule)
 from .problem import LinearProgram
 from .residuals import Residuals, ResidualScales
 from .scaling import RowSystem, build_rows, equilibrate, unit_scale
@@ -309,6 +310,9 @@ def outer_step(state: SolverState) -> SolverState:
     unfinished = work.put_mask(unfinished, state.done.numel())
     sigma, tau = su.schedule.update(state.sigma, state.tau, res, unfinished,
                                     shorten=budget >= HARD_INNER)
+    if su.schedule.proximal and steps <= DRIFT_STEPS:  # x still: the multipliers' drift
+        new = replace(new, lam=extrapolate_multipliers(state.lam, new.lam, state.x, new.x,
+                                                       su.system.eq, ~new.done))
     # The inner tolerance tightens with the outer residuals (inexact ALM, in the spirit of
     # Rockafellar's criteria), and only ever tightens.
     inner_tol = torch.minimum(state.inner_tol, torch.clamp(0.1 * res.worst, min=0.1 * su.tol))

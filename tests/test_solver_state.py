@@ -10,7 +10,8 @@ from sparselp import LinearProgram, SolverOptions, Status, solve
 from sparselp.linesearch import (ArmijoLineSearch, ExactLineSearch, SeparableLineSearch,
                                  make_line_search)
 from sparselp.newton import Subproblem, newton_minimise
-from sparselp.schedule import ALMSchedule, PenaltySchedule
+from sparselp.schedule import (ALMSchedule, PenaltySchedule, SHORTEN,
+                              extrapolate_multipliers)
 from sparselp.solver import finish, init_state, outer_step
 
 from lpcheck import assert_matches_highs, random_lp
@@ -118,7 +119,36 @@ def test_schedules():
     assert t.squeeze(-1).tolist() == [4.0, 4.0 * opt.tau_growth]
     s, t = alm.update(sigma, tau, res, torch.tensor([True, False]), shorten=True)
     assert float(s[0]) == 1.0
-    assert t.squeeze(-1).tolist() == [4.0 / opt.tau_growth, 4.0 * opt.tau_growth]
+    assert t.squeeze(-1).tolist() == [4.0 / SHORTEN, 4.0 * opt.tau_growth]
+
+
+def test_multiplier_drift_is_taken_at_once_where_x_stands_still():
+    """With x fixed, outer steps add sigma r to the positive multipliers (an inequality
+    row's stopping at 0): the extrapolation lands where those steps would, at the step on
+    which the first positive multiplier on the way down reaches 0."""
+    eq = torch.tensor([False, False, False, True])
+    lam0 = torch.tensor([[5.0, 1.0, 0.0, 2.0], [5.0, 1.0, 0.0, 2.0]], dtype=torch.float64)
+    drift = torch.tensor([-0.5, 0.25, -1.0, -0.1], dtype=torch.float64)  # sigma r
+    lam1 = torch.where(eq, lam0 + drift, (lam0 + drift).clamp_min(0))
+    x0 = torch.ones(2, 3, dtype=torch.float64)
+    x1 = x0.clone()
+    x1[1, 0] += 1e-3  # element 1's x moved: left alone
+    out = extrapolate_multipliers(lam0, lam1, x0, x1, eq, torch.tensor([True, True]))
+    # by hand: nine more outer steps bring row 0 from 4.5 to 0
+    lam = lam1[0]
+    for _ in range(9):
+        lam = torch.where(eq, lam + drift, (lam + drift).clamp_min(0))
+    torch.testing.assert_close(out[0], lam)
+    assert float(out[0, 0]) == 0.0
+    torch.testing.assert_close(out[1], lam1[1])
+    # a closed element, or a drift of less than two steps, is left alone
+    same = extrapolate_multipliers(lam0, lam1, x0, x0, eq, torch.tensor([False, True]))
+    torch.testing.assert_close(same[0], lam1[0])
+    near = lam0.clone()
+    near[:, 0] = 0.7  # reaches 0 on the next step already
+    near1 = torch.where(eq, near + drift, (near + drift).clamp_min(0))
+    torch.testing.assert_close(extrapolate_multipliers(near, near1, x0, x0, eq,
+                                                       torch.tensor([True, True])), near1)
 
 
 def test_newton_loop_reports_the_elements_it_left_unfinished():
