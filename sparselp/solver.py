@@ -310,7 +310,9 @@ def outer_step(state: SolverState) -> SolverState:
     unfinished = work.put_mask(unfinished, state.done.numel())
     sigma, tau = su.schedule.update(state.sigma, state.tau, res, unfinished,
                                     shorten=budget >= HARD_INNER)
-    if su.schedule.proximal and steps <= DRIFT_STEPS:  # x still: the multipliers' drift
+    # x still: the multipliers' drift, taken at once (float64: in float32 an x that stands
+    # still is as often the round-off floor, and the step a multiple of noise)
+    if su.schedule.proximal and steps <= DRIFT_STEPS and x.dtype == torch.float64:
         new = replace(new, lam=extrapolate_multipliers(state.lam, new.lam, state.x, new.x,
                                                        su.system.eq, ~new.done))
     # The inner tolerance tightens with the outer residuals (inexact ALM, in the spirit of
