@@ -237,11 +237,12 @@ class FScoreLoss(LPLossBase):
     r"""F1-score loss: ``1 - F*`` with ``F*`` from the Charnes–Cooper LP.
 
     See :func:`sparselp.formulations.fscore` for the derivation: :math:`F^*` is the
-    F-score of the ramp-relaxed predictions :math:`\operatorname{clip}(1/2 +
-    s/(2\varepsilon), 0, 1)` (``surrogate="ramp"``), or the F-score of Eban et al.'s hinge
-    bounds on the true and false positives (``"hinge"``), which give a gradient to every
-    positive below ``eps`` and every negative above ``-eps``, however far on the wrong
-    side. The scores enter the LP's matrix, so the gradient is :math:`v x^T` on its stored
+    F-score of Eban et al.'s hinge bounds on the true and false positives (``surrogate=
+    "hinge"``, the default), which give a gradient to every positive below ``eps`` and
+    every negative above ``-eps`` however far on the wrong side (on 5% Fashion-MNIST its
+    test F1 matched cross-entropy's where the ramp's fell short), or of the seed paper's
+    ramp-relaxed predictions :math:`\operatorname{clip}(1/2 + s/(2\varepsilon), 0, 1)`
+    (``"ramp"``). The scores enter the LP's matrix, so the gradient is :math:`v x^T` on its stored
     entries. ``scores`` (n,), ``labels`` (n,) in {0, 1}.
 
     Parameters

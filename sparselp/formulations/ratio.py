@@ -185,18 +185,18 @@ def fscore(scores: Tensor, labels, eps: float = 1.0,
     fraction is negative at every :math:`t > 0` and would rise to 0 as :math:`t \to 0`
     (the negatives' predictions growing without bound): a flat optimum, no gradient, and
     a state training does not leave (measured: one seed of three collapsed in its first
-    epoch). The row :math:`t \ge t_{\min} = 1/(2|\mathcal P| + FP_u)` closes that
-    exit: it is inactive where
-    :math:`TP_l \ge 0` (there :math:`t = 1/(TP_l + FP_u + |\mathcal P|) \ge t_{\min}`
-    as :math:`TP_l \le |\mathcal P|`), and where :math:`TP_l < 0` the optimum is
-    :math:`t = t_{\min}`, :math:`F^* = 2 TP_l\, t_{\min} < 0`, still a lower bound on
-    the F-score, whose gradient raises every positive below :math:`s = \varepsilon`. Its
-    right-hand side holds the scores too and is differentiated with the rest: there it
-    also raises the negatives above :math:`-\varepsilon`, :math:`|TP_l|\, t_{\min}` times
-    as strongly (a smaller :math:`F^*` is less negative with a larger denominator), until
-    the positives' bound is nonnegative again. The LP is feasible (at :math:`t = t_{\min}` with :math:`w` spread over the negatives)
-    and bounded (:math:`-2 \sum_{\mathcal P} w_i \ge -2`). ``surrogate=
-    "hinge-negatives"``: the hinge on the negatives only, the ramp on the positives
+    epoch). The row :math:`t \ge t_{\min} = 1/(2|\mathcal P| + FP_u)` closes that exit:
+    it is inactive where :math:`TP_l \ge 0` (there :math:`t = 1/(TP_l + FP_u + |\mathcal
+    P|) \ge t_{\min}` as :math:`TP_l \le |\mathcal P|`), and where :math:`TP_l < 0` the
+    optimum is :math:`t = t_{\min}`, :math:`F^* = 2 TP_l\, t_{\min} < 0`, still a lower
+    bound on the F-score, whose gradient raises every positive below :math:`s =
+    \varepsilon`. Its right-hand side holds the scores too and is differentiated with the
+    rest: there it also raises the negatives above :math:`-\varepsilon`, :math:`|TP_l|\,
+    t_{\min}` times as strongly (a smaller :math:`F^*` is less negative with a larger
+    denominator), until the positives' bound is nonnegative again. The LP is feasible (at
+    :math:`t = t_{\min}` with :math:`w` spread over the negatives) and bounded
+    (:math:`-2 \sum_{\mathcal P} w_i \ge -2`). ``surrogate="hinge-negatives"``: the hinge
+    on the negatives only, the ramp on the positives
     (:math:`TP_l \ge 0` always, ``t >= 0``).
 
     Parameters
