@@ -155,7 +155,7 @@ def render_train(data: dict, out: str, quick: bool = False):
     body.append(html.table(grid, ["study", "imratio", "loss", "seeds", "lr", "auc", "auc_std",
                                   "average_precision", "f1_val_threshold",
                                   "f1_val_threshold_std", "f1_at_0.5", "auc_mu", "auc_mu_std",
-                                  "val_auc", "status"]))
+                                  "val_auc", "val_f1", "status"]))
     roc = roc_figure(rows, out)
     if roc:
         body.append(img(roc.rsplit("/", 1)[-1], "Test ROC curves of each loss (first seed): "
