@@ -52,11 +52,10 @@ def _fscore_coefficients(s: Tensor, pos: Tensor, eps: float, surrogate: str) -> 
     """The t column's coefficient of each sample's bound: the ramp ``u`` (clipped) or,
     on a side that takes the hinge, ``h = 1/2 + s/(2 eps)`` (unclipped)."""
     hp, hn = _check_surrogate(surrogate)
-    if not (hp or hn):
-        return relaxed_predictions(s, eps)
+    if hp == hn:  # one relaxation for both sides
+        return 0.5 + s / (2 * eps) if hp else relaxed_predictions(s, eps)
     h = 0.5 + s / (2 * eps)
-    u = relaxed_predictions(s, eps)
-    return torch.where(pos, h if hp else u, h if hn else u)
+    return torch.where(pos, h if hp else h.clamp(0.0, 1.0), h if hn else h.clamp(0.0, 1.0))
 
 
 def _fscore_rows(pos: Tensor, a: Tensor, surrogate: str = "ramp"):
@@ -94,10 +93,8 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0, surrogate: str = "ramp
     A = csr_from_triplets(torch.cat([rows, rows.new_full((1,), 2 * n)]),
                           torch.cat([cols, cols.new_full((1,), n)]),
                           torch.cat([vals, vals.new_full((1,), -1.0)]), (2 * n + 1, n + 1))
-    ad = a.detach().double()
-    t_min = _fscore_t_min(ad, pos, npos, surrogate)
     b = torch.cat([torch.zeros(2 * n, dtype=dt, device=dev),
-                   -_fscore_t_min(a, pos, npos, surrogate).reshape(1)])  # on the graph
+                   -_fscore_t_min(s, pos, npos, eps, surrogate).reshape(1)])  # on the graph
     A_eq = csr_from_triplets(torch.zeros(n + 1, dtype=torch.long, device=dev),
                              torch.arange(n + 1, device=dev),
                              torch.cat([one, torch.tensor([float(npos)], dtype=dt, device=dev)]),
@@ -106,16 +103,18 @@ def fscore_data(scores: Tensor, labels, eps: float = 1.0, surrogate: str = "ramp
     c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), torch.zeros(1, dtype=dt, device=dev)])
     # The optimum of the docstring (summed in float64: a float32 sum of 65,536 terms is off
     # by more than the start's tight-row test allows).
-    x, _, _ = _fscore_optimum(ad, pos, npos, t_min)
+    x, _, _ = _fscore_optimum(a.detach().double(), pos, npos,
+                              _fscore_t_min(s.detach().double(), pos, npos, eps, surrogate))
     return LPData(c, A, b, A_eq, b_eq, start=x.to(dt))
 
 
-def _fscore_t_min(a: Tensor, pos: Tensor, npos: int, surrogate: str) -> Tensor:
-    """The floor of ``t`` from the coefficients ``a`` (a scalar of their dtype, on their
-    graph): ``1 / (2 |P| + FP_u)`` for the hinge on the positives, else 0."""
+def _fscore_t_min(s: Tensor, pos: Tensor, npos: int, eps: float, surrogate: str) -> Tensor:
+    """The floor of ``t`` from the scores ``s`` (a scalar of their dtype, on their graph):
+    ``1 / (2 |P| + FP_u)``, ``FP_u = sum_N max(0, 1/2 + s/(2 eps))``, for the hinge on the
+    positives, else 0."""
     if not _check_surrogate(surrogate)[0]:
-        return a.new_zeros(())
-    return 1.0 / (2 * npos + a[~pos].clamp(min=0.0).sum())
+        return s.new_zeros(())
+    return 1.0 / (2 * npos + (0.5 + s[~pos] / (2 * eps)).clamp(min=0.0).sum())
 
 
 def _fscore_optimum(ad: Tensor, pos: Tensor, npos: int,

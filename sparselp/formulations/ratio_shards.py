@@ -68,8 +68,8 @@ def fscore_shard(scores: Tensor, labels, eps: float, lo: int, hi: int,
     one = torch.ones(nl, dtype=dt, device=dev)
     rows, cols, vals = _fscore_rows(pos, a, surrogate)
     ad = _fscore_coefficients(s.detach().double(), ypos, eps, surrogate)  # float64
-    t_min = _fscore_t_min(ad, ypos, npos, surrogate)
-    x, f, tp = _fscore_optimum(ad, ypos, npos, t_min)
+    x, f, tp = _fscore_optimum(ad, ypos, npos,
+                               _fscore_t_min(s.detach().double(), ypos, npos, eps, surrogate))
     mu = f if tp >= 0 else f * 0
     al = ad[lo:hi]
     pos64 = pos.double()
@@ -82,9 +82,9 @@ def fscore_shard(scores: Tensor, labels, eps: float, lo: int, hi: int,
     zero = torch.zeros(1, dtype=dt, device=dev)  # the shared column's
     c = torch.cat([torch.where(pos, -2.0 * one, 0.0 * one), zero])
     return ArrowShard(rows, cols, vals, torch.zeros(2 * nl, dtype=dt, device=dev), c, 1, G,
-                      torch.stack([s.new_ones(()), -_fscore_t_min(
-                          _fscore_coefficients(s, ypos, eps, surrogate), ypos, npos,
-                          surrogate)]),  # on the graph: the floor of t has the scores
+                      # on the graph: the floor of t holds the scores
+                      torch.stack([s.new_ones(()), -_fscore_t_min(s, ypos, npos, eps,
+                                                                  surrogate)]),
                       torch.tensor([True, False], device=dev),
                       torch.cat([x[lo:hi], x[-1:]]), v,
                       torch.stack([mu, (-2 * tp).clamp_min(0)]))
