@@ -24,7 +24,9 @@ here are exact:
   changes: analysed once per problem, refactored each step (QDLDL; CPU, optional package,
   :mod:`sparselp.factor`);
 - ``"scipy"``: sparse direct factorization of ``H`` with SciPy's SuperLU, analysed anew
-  at every step (CPU only).
+  at every step (CPU only);
+- ``"dense-side"``: the same smaller-side matrix factored dense by LAPACK, for sparse LPs
+  whose factor is nearly dense (CPU only).
 
 Strategies that approximate ``H`` (the Hessian sketches of :mod:`sketching`) implement the
 same interface; the solver loop does not know which one it holds.
@@ -43,8 +45,8 @@ from .operators import Operator
 from .structured import DENSE_CAP, analyse
 
 __all__ = ["cg", "NewtonSystem", "HessianStrategy", "DiagonalHessian", "CholeskyHessian",
-           "CGHessian", "StructuredHessian", "ScipyHessian", "LDLHessian", "get_strategy",
-           "STRATEGIES", "cholesky_solve"]
+           "CGHessian", "StructuredHessian", "ScipyHessian", "DenseSideHessian", "LDLHessian",
+           "get_strategy", "STRATEGIES", "cholesky_solve"]
 
 
 def cg(matvec: Callable[[Tensor], Tensor], rhs: Tensor, precond: Tensor | None = None,
@@ -250,9 +252,8 @@ class ScipyHessian(HessianStrategy):
 
     def factor(self, system):
         import scipy.sparse as sp
-        import scipy.sparse.linalg as spla
         if system.op.device.type != "cpu":
-            raise ValueError("linear_solver='scipy' runs on CPU tensors only")
+            raise ValueError(f"linear_solver={self.name!r} runs on CPU tensors only")
         shift = system.shift.expand(system.w.shape[0], system.op.n).detach().cpu().numpy()
         solvers = []
         for (M, dg), s in zip(system.op.scipy_rows(system.w), shift):
@@ -262,19 +263,43 @@ class ScipyHessian(HessianStrategy):
                 solvers.append(lambda r, E=E: r / E)
             elif k < M.shape[1]:
                 MEi = M @ sp.diags(1.0 / E)
-                f = spla.splu((sp.identity(k, format="csc") + MEi @ M.T).tocsc(),
-                              permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-                solvers.append(lambda r, E=E, M=M, f=f: r / E - (M.T @ f.solve(M @ (r / E))) / E)
+                f = self._side(sp.identity(k, format="csc") + MEi @ M.T)
+                solvers.append(lambda r, E=E, M=M, f=f: r / E - (M.T @ f(M @ (r / E))) / E)
             else:
-                f = spla.splu((M.T @ M + sp.diags(E)).tocsc(), permc_spec="MMD_AT_PLUS_A",
-                              options={"SymmetricMode": True})
-                solvers.append(f.solve)
+                solvers.append(self._side(M.T @ M + sp.diags(E)))
 
         def solve(rhs):
             r = rhs.detach().cpu().numpy()
             out = np.stack([f(rk) for f, rk in zip(solvers, r)])
             return torch.from_numpy(out).to(rhs)
         return solve
+
+    @staticmethod
+    def _side(G) -> Callable[[np.ndarray], np.ndarray]:
+        """``r -> G^{-1} r`` for the symmetric positive definite sparse ``G``."""
+        import scipy.sparse.linalg as spla
+        return spla.splu(G.tocsc(), permc_spec="MMD_AT_PLUS_A",
+                         options={"SymmetricMode": True}).solve
+
+
+class DenseSideHessian(ScipyHessian):
+    """:class:`ScipyHessian`'s smaller side, factored dense by LAPACK's Cholesky (CPU).
+
+    For sparse LPs whose factor is nearly dense anyway (QAP): on the same matrix, one
+    LAPACK ``potrf`` beats SuperLU's sparse elimination by its blocked kernels. Measured on
+    the whole Netlib solve of QAP8 (912 x 1,632; an ``LDL^T`` of 1.1e8 multiply-adds),
+    one thread: 0.93 s against 2.71 s with SuperLU, the same 48 Newton steps. Chosen by
+    ``"auto"`` only when the smaller side has at most ``dense_max_n`` rows
+    (:func:`get_strategy`).
+    """
+
+    name = "dense-side"
+
+    @staticmethod
+    def _side(G):
+        import scipy.linalg as sla
+        c = sla.cho_factor(G.toarray(), check_finite=False)
+        return lambda r: sla.cho_solve(c, r, check_finite=False)
 
 
 class LDLHessian(HessianStrategy):
@@ -327,23 +352,30 @@ class LDLHessian(HessianStrategy):
 
 
 #: Above this many multiply-adds per refactorization (a nearly dense factor) QDLDL's
-#: column-by-column LDL^T loses to SuperLU's supernodes. Measured on the Newton systems of
+#: column-by-column LDL^T loses to blocked kernels. Measured on the Newton systems of
 #: whole Netlib solves (factor and solve, one thread): QAP8 (1.1e8) 4.9 s with QDLDL, 3.5 s
-#: with SuperLU; every problem at <= 2.6e6 (PEROLD, MAROS) 3-8x faster with QDLDL.
+#: with SuperLU, 0.9 s with the dense smaller side (an earlier, slower build of the same
+#: solver for the first two); every problem at <= 2.6e6 (PEROLD, MAROS) 3-8x faster with
+#: QDLDL.
 LDL_FLOPS_MAX = 2e7
 
 
-def _sparse_direct(op: Operator) -> HessianStrategy:
+def _sparse_direct(op: Operator, dense_max_n: int) -> HessianStrategy:
     """The sparse direct strategy for ``op`` (CPU): ``"ldl"`` unless its factor is nearly
-    dense or ``qdldl`` is missing, else SuperLU. The strategy's ``name`` records which."""
+    dense; a nearly dense one goes to LAPACK's dense Cholesky of the smaller side when that
+    side has at most ``dense_max_n`` rows, else to SuperLU; SuperLU also when ``qdldl`` is
+    missing (no analysis tells a dense factor then). The strategy's ``name`` records which."""
     if not have_qdldl():
         return ScipyHessian()
     ldl = LDLHessian()
-    return ldl if ldl.flops(op) <= LDL_FLOPS_MAX else ScipyHessian()
+    if ldl.flops(op) <= LDL_FLOPS_MAX:
+        return ldl
+    return DenseSideHessian() if min(op.m, op.n) <= dense_max_n else ScipyHessian()
 
 
 STRATEGIES = {"diagonal": DiagonalHessian, "cholesky": CholeskyHessian, "cg": CGHessian,
-              "structured": StructuredHessian, "scipy": ScipyHessian, "ldl": LDLHessian}
+              "structured": StructuredHessian, "scipy": ScipyHessian, "ldl": LDLHessian,
+              "dense-side": DenseSideHessian}
 
 
 def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> HessianStrategy:
@@ -351,9 +383,10 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
 
     ``"auto"``: diagonal when ``A`` is row-separable; the structured solve when ``A`` is
     separable apart from a few dense rows and columns (any device); for other sparse ``A``
-    on CPU the ``LDL^T`` analysed once (``"ldl"``), or SciPy's SuperLU where that factor is
-    nearly dense (more than :data:`LDL_FLOPS_MAX` multiply-adds) or ``qdldl`` is missing;
-    otherwise Cholesky of the ``n x n`` Hessian (formed from the active rows) when
+    on CPU the ``LDL^T`` analysed once (``"ldl"``); where that factor is nearly dense (more
+    than :data:`LDL_FLOPS_MAX` multiply-adds) a dense Cholesky of the smaller side
+    (``"dense-side"``) when it has at most ``dense_max_n`` rows, else SciPy's SuperLU, as
+    when ``qdldl`` is missing; otherwise Cholesky of the ``n x n`` Hessian (formed from the active rows) when
     ``n <= dense_max_n``, else matrix-free CG. CG is last because the
     Newton systems of the augmented Lagrangian grow ill-conditioned as sigma grows.
     """
@@ -366,7 +399,7 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
         elif op.is_sparse and StructuredHessian().supports(op):
             name = "structured"
         elif op.is_sparse and op.device.type == "cpu":
-            return _sparse_direct(op)
+            return _sparse_direct(op, dense_max_n)
         else:
             name = "cholesky" if op.n <= dense_max_n else "cg"
     if name not in STRATEGIES:

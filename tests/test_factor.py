@@ -72,6 +72,16 @@ def test_solves_random_sparse_lps_like_highs(seed, dtype):
     assert_matches_highs(sol, **p)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dense_side_solves_like_highs(seed):
+    # The strategy "auto" gives nearly dense factors: both sides of the normal equations.
+    for m, n in [(60, 25), (15, 40)]:
+        p = random_lp(m, n, seed, box=1.0, density=0.3, layout="coo")
+        sol = sparselp.solve(sparselp.LinearProgram(**p), linear_solver="dense-side")
+        assert sol.linear_solver == "dense-side"
+        assert_matches_highs(sol, **p)
+
+
 def test_batched_lps_loop_over_elements():
     p = random_lp(40, 15, 5, batch=3, box=1.0, density=0.3, layout="coo")
     sol = sparselp.solve(sparselp.LinearProgram(**p), linear_solver="ldl")
@@ -86,9 +96,11 @@ def test_auto_picks_ldl_for_general_sparse_on_cpu(monkeypatch):
     assert isinstance(strat, LDLHessian)
     assert strat.factorizations == 2  # the analysis made for the choice is kept
     assert 0 < strat.flops(op) <= linsolve.LDL_FLOPS_MAX
-    # a factor predicted denser than the limit goes to SuperLU's supernodes
+    # a factor predicted denser than the limit goes to LAPACK's dense Cholesky of the
+    # smaller side, or to SuperLU's supernodes when that side is above dense_max_n
     monkeypatch.setattr(linsolve, "LDL_FLOPS_MAX", 1.0)
-    assert isinstance(get_strategy("auto", op), ScipyHessian)
+    assert get_strategy("auto", op).name == "dense-side"
+    assert get_strategy("auto", op, dense_max_n=min(op.m, op.n) - 1).name == "scipy"
     monkeypatch.undo()
     p = random_lp(50, 20, 4, box=1.0, density=0.2, layout="coo")
     assert sparselp.solve(sparselp.LinearProgram(**p)).linear_solver == "ldl"

@@ -22,9 +22,9 @@ B, M, N = 3, 14, 6
 # Relative error of x allowed per strategy: direct solves to round-off, CG to its own
 # stopping rule (relative residual 1e-10) times the conditioning of these systems.
 RTOL = {torch.float64: {"diagonal": 1e-12, "cholesky": 1e-10, "scipy": 1e-10, "ldl": 1e-10,
-                        "cg": 1e-8},
+                        "dense-side": 1e-10, "cg": 1e-8},
         torch.float32: {"diagonal": 1e-6, "cholesky": 1e-4, "scipy": 1e-4, "ldl": 1e-4,
-                        "cg": 1e-4}}
+                        "dense-side": 1e-4, "cg": 1e-4}}
 
 
 def _coo(dense: torch.Tensor):
@@ -94,7 +94,7 @@ def _rel_err(x, ref):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("shift_shape", [(N,), (1,)], ids=["shift-n", "shift-1"])
 @pytest.mark.parametrize("kind", ["dense", "dense-shared", "sparse-shared", "sparse", "stacked"])
-@pytest.mark.parametrize("name", ["cholesky", "cg", "scipy", "ldl"])
+@pytest.mark.parametrize("name", ["cholesky", "cg", "scipy", "dense-side", "ldl"])
 def test_strategy_solves_the_newton_system(name, kind, shift_shape, dtype):
     if name == "ldl" and not have_qdldl():
         pytest.skip("qdldl not installed (tests/test_factor.py covers the fallback)")
@@ -108,7 +108,7 @@ def test_strategy_solves_the_newton_system(name, kind, shift_shape, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", ["dense-separable", "sparse-separable", "stacked-separable"])
-@pytest.mark.parametrize("name", ["diagonal", "cholesky", "cg", "scipy", "ldl"])
+@pytest.mark.parametrize("name", ["diagonal", "cholesky", "cg", "scipy", "dense-side", "ldl"])
 def test_row_separable_systems(name, kind, dtype):
     if name == "ldl" and not have_qdldl():
         pytest.skip("qdldl not installed (tests/test_factor.py covers the fallback)")
@@ -118,6 +118,20 @@ def test_row_separable_systems(name, kind, dtype):
     system, ref, rhs = _system(op, dense, g, (N,))
     x = get_strategy(name, op).factor(system)(rhs)
     assert _rel_err(x, ref) <= RTOL[dtype][name], _rel_err(x, ref)
+
+
+@pytest.mark.parametrize("name", ["scipy", "dense-side"])
+def test_smaller_side_of_wide_rows(name):
+    # Fewer active rows than columns: the Woodbury form factors the k x k side.
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(B, 4, 11, generator=g, dtype=torch.float64)
+    op = SparseOperator.from_coo(*_coo(A), (B, 4, 11))
+    w = torch.rand(B, 4, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0, 1, 1])
+    shift = 0.2 + torch.rand(B, 11, generator=g, dtype=torch.float64)
+    H = A.transpose(1, 2) @ (w.unsqueeze(-1) * A) + torch.diag_embed(shift)
+    rhs = torch.randn(B, 11, generator=g, dtype=torch.float64)
+    x = get_strategy(name, op).factor(NewtonSystem(op, w, shift))(rhs)
+    assert _rel_err(x, torch.linalg.solve(H, rhs)) <= 1e-10
 
 
 def test_auto_choice_and_supports():
