@@ -151,6 +151,36 @@ def test_every_operator_gives_the_matrix_it_multiplies_by():
                 assert block is None, name
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_stack_of_one_lp_multiplies_by_one_csr_like_its_parts(dtype):
+    """One LP on CPU: the stack's products go through one CSR of the whole stack, with the
+    parts' numbers; a batch, a gradient or a dense part keep the parts' products."""
+    g = torch.Generator().manual_seed(5)
+    A = _dense_random(7, 5, g).to(dtype)
+    dev = torch.device("cpu")
+    scale = torch.rand(1, 3, generator=g, dtype=dtype) + 0.5
+    sparse = as_operator(A.to_sparse_csr(), "A", 5, 1, dtype, dev)
+    op = StackedOperator([sparse, as_operator(A[:4].to_sparse_coo(), "A", 5, 1, dtype, dev),
+                          SelectionOperator(torch.tensor([0, 3, 4]), 5, -1.0, 1, dtype, dev,
+                                            scale)])
+    ref = torch.cat([A, A[:4], torch.zeros(3, 5, dtype=dtype).index_put_(
+        (torch.arange(3), torch.tensor([0, 3, 4])), scale[0])])
+    x = torch.randn(1, 5, generator=g, dtype=dtype)
+    y = torch.randn(1, op.m, generator=g, dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else {}
+    torch.testing.assert_close(op.mv(x), (ref @ x[0]).unsqueeze(0), **tol)
+    torch.testing.assert_close(op.rmv(y), (ref.T @ y[0]).unsqueeze(0), **tol)
+    assert op._one_csr(x, False) is not None and op._one_csr(y, True) is not None
+    xg = x.clone().requires_grad_()
+    assert op._one_csr(xg, False) is None  # autograd flows through the parts
+    op.rmv(y.clone().requires_grad_()).sum().backward()
+    assert op._one_csr(x.expand(2, 5), False) is None  # two right-hand sides: the parts
+    assert StackedOperator([DenseOperator(A, 1), op.parts[2]])._one_csr(x, False) is None
+    batched = StackedOperator([as_operator(A.to_sparse_csr(), "A", 5, 2, dtype, dev),
+                               op.parts[2]])
+    assert batched._one_csr(x, False) is None
+
+
 def test_shared_tensor_helpers():
     crow = torch.tensor([0, 2, 2, 5, 6], dtype=torch.int32)
     rows = crow_to_rows(crow)

@@ -6,13 +6,15 @@ bounds cost O(n) memory and add only to the diagonal of ``A^T D A``.
 """
 from __future__ import annotations
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from .base import Operator
 from .pattern import _coo_to_csr
-from .tensors import quiet_sparse, scatter_extremes
+from .sparse import SparseOperator
+from .tensors import csr_tensor, quiet_sparse, scatter_extremes
 
 __all__ = ["SelectionOperator", "StackedOperator"]
 
@@ -130,9 +132,38 @@ class StackedOperator(Operator):
         self.dtype, self.device = parts[0].dtype, parts[0].device
         self.sizes = [p.m for p in parts]
         self.m = sum(self.sizes)
+        self._whole = None  # [CSR of the stack, of its transpose], see _one_csr
 
     def _split(self, y):
         return torch.split(y, self.sizes, dim=1)
+
+    def _one_csr(self, v: Tensor, transpose: bool) -> Tensor | None:
+        """The whole stack as one CSR matrix (of its transpose with ``transpose``), built
+        on first use, for a product with one right-hand side ``v``; None where the parts'
+        own products run (a batch, a gradient, a dense part, a GPU, a single part).
+
+        One LP on CPU (a Netlib problem, ``linprog``): the parts' products and their
+        concatenation (a split and sum for ``A^T y``) are each a few small torch calls, a
+        fixed cost above the work itself; one CSR product of the stack, bound rows
+        included, was measured 3-6x faster at 1e3-1e4 nonzeros (one thread).
+        """
+        if self._whole is None:
+            ok = (self.batch_size == 1 and len(self.parts) > 1 and self.device.type == "cpu"
+                  and all(isinstance(p, SelectionOperator) and not p.scale.requires_grad
+                          or isinstance(p, SparseOperator) and p.use_csr
+                          and not p.vals.requires_grad for p in self.parts))
+            self._whole = [None, None] if ok else False
+        if self._whole is False or v.shape[0] != 1 or v.requires_grad:
+            return None
+        if self._whole[transpose] is None:
+            M = sp.vstack([p.to_scipy(0) for p in self.parts], format="csr")
+            M = M.T.tocsr() if transpose else M
+            M.sort_indices()
+            self._whole[transpose] = csr_tensor(
+                torch.from_numpy(M.indptr.astype(np.int64)),
+                torch.from_numpy(M.indices.astype(np.int64)),
+                torch.from_numpy(M.data).to(self.dtype), M.shape)
+        return self._whole[transpose]
 
     # With one part (an LP with free variables and only A x <= b), no copy is made: at
     # millions of rows a concatenation or a `0 + y` costs as much as the product.
@@ -149,9 +180,15 @@ class StackedOperator(Operator):
         return out
 
     def mv(self, x):
+        K = self._one_csr(x, False)
+        if K is not None:
+            return (K @ x[0]).unsqueeze(0)
         return self._rows_of("mv", x)
 
     def rmv(self, y):
+        K = self._one_csr(y, True)
+        if K is not None:
+            return (K @ y[0]).unsqueeze(0)
         return self._cols_of("rmv", y)
 
     def squared(self, cache: bool = True):
