@@ -120,6 +120,29 @@ def test_exact_step_without_proximal_term(search):
 
 
 
+@pytest.mark.parametrize("first", [1, 2, 3])
+def test_numpy_search_sorting_only_the_first_events(monkeypatch, first):
+    """The numpy search sorts the first ``FIRST_EVENTS`` events, all of them when the root
+    lies beyond: the same roots either way, and both ways taken here."""
+    from sparselp import breakpoints
+    monkeypatch.setattr(breakpoints, "FIRST_EVENTS", first)
+    beyond, orig = [], breakpoints._on_pieces
+
+    def spy(*args):
+        t = orig(*args)
+        beyond.append(t is None)
+        return t
+    monkeypatch.setattr(breakpoints, "_on_pieces", spy)
+    B, m = 12, 40
+    u, s, eq, lin0, lin1, sigma = _problems(B, m, torch.float64, 21, with_eq=True)
+    t = _per_element(u, s, eq, lin0, lin1, sigma, torch.ones(B, dtype=torch.bool))
+    for b in range(B):
+        ref = ref_root(lin0[b].item(), lin1[b].item(), u[b].numpy(), s[b].numpy(),
+                       eq.numpy(), 1.0 / sigma[b, 0].item())
+        assert abs(float(t[b]) - ref) <= 1e-12 * ref, (b, float(t[b]), ref)
+    assert any(beyond) and not all(beyond)
+
+
 @pytest.mark.parametrize("search", [breakpoint_step, _per_element], ids=EXACT_IDS[1:])
 def test_breakpoint_step_edge_cases(search):
     """Ties, rows on their kink, no descent and no bound, each against the reference."""

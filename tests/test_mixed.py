@@ -45,8 +45,10 @@ def test_term_scaled_residuals_certify_float32_at_65536():
     """The t column of the F-score LP sums n terms: at 65,536 scores even the float64
     optimum rounded to float32 has a plain dual residual of 4e-5 > tol, and the solve
     ended ITERATION_LIMIT. Term-scaled (a backward error) the rounded optimum is at 1e-8:
-    certified, with the plain residual above tol, at the closed-form optimum (HiGHS takes
-    minutes on this LP; it checks the smaller ones)."""
+    certified at the closed-form optimum (HiGHS takes minutes on this LP; it checks the
+    smaller ones). The plain residual of the returned pair sits near tol, on either side
+    with the summation order of the products (above 1e-5 with the per-part products,
+    9e-6 with one CSR of the stack): only the term-scaled one is promised."""
     n = 65536
     lp = _lp("fscore", n)
     sol = sparselp.solve(lp)
@@ -56,7 +58,7 @@ def test_term_scaled_residuals_certify_float32_at_65536():
     pr, du, gap = lpcheck.residuals(*data)  # float64, term-scaled as the solver promises
     assert max(pr, du, gap) <= 2e-5, (pr, du, gap)
     plain = lpcheck.residuals(*data, tol=1.0)  # plain: never term-scaled
-    assert plain[1] > 1e-5, plain
+    assert plain[1] <= 1e-4, plain
     s = torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float32).double()
     u = (0.5 + s / 2).clamp(0, 1)  # relaxed predictions, eps = 1; the first n // 5 positive
     f_star = 2 * u[:n // 5].sum() / (u.sum() + n // 5)
