@@ -64,8 +64,8 @@ class KKTPattern:
     ``g_rows``, ``g_cols``, ``g_vals``: the entries of the general rows (``g_rows`` indexes
     the rows of ``K``); ``g_pos``: their KKT row; ``row_of``: the ``K`` row of each KKT row;
     ``A``: the general rows (CSR, KKT order); ``d_rows``, ``d_cols``, ``d_sq``: the bound
-    rows' column and squared value. ``perm`` maps the KKT entries (in the order
-    ``[-I diagonal, W^{1/2} A, E diagonal]``) to the CSC data array.
+    rows' column and squared value. ``at_pivot``, ``at_rows``, ``at_E``: where the KKT
+    entries (the ``-I`` diagonal, ``W^{1/2} A``, the ``E`` diagonal) sit in the CSC data.
     """
 
     def __init__(self, op: Operator, b: int, counter: list | None = None):
@@ -91,10 +91,14 @@ class KKTPattern:
         N = mg + op.n
         rows = np.concatenate([np.arange(mg), self.g_pos, mg + np.arange(op.n)])
         cols = np.concatenate([np.arange(mg), mg + self.g_cols, mg + np.arange(op.n)])
-        self.perm = np.lexsort((rows, cols))  # column-major, rows sorted within a column
+        perm = np.lexsort((rows, cols))  # column-major, rows sorted within a column
         indptr = np.zeros(N + 1, np.int64)
         np.cumsum(np.bincount(cols, minlength=N), out=indptr[1:])
-        self.indices, self.indptr, self.N = rows[self.perm], indptr, N
+        self.indices, self.indptr, self.N = rows[perm], indptr, N
+        # Where each entry lands in the CSC data: the -1 pivots, the rows, then E.
+        at = np.empty_like(perm)
+        at[perm] = np.arange(perm.size)
+        self.at_pivot, self.at_rows, self.at_E = np.split(at, [mg, mg + self.g_vals.size])
         self.A = sp.csr_matrix((self.g_vals, (self.g_pos, self.g_cols)), shape=(mg, op.n))
         self.At = self.A.T.tocsr()  # for the refinement's products, once per pattern
         self.row_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
@@ -103,13 +107,14 @@ class KKTPattern:
 
     def values(self, w: np.ndarray, shift: np.ndarray):
         """The KKT matrix (upper triangle, CSC, fixed pattern) for weights ``w``, and ``E``."""
-        sw = np.sqrt(w[self.g_rows])
         E = np.bincount(self.d_cols, self.d_sq * w[self.d_rows], self.n) + shift
-        data = np.concatenate([np.full(self.mg, -1.0), self.g_vals * sw, E])[self.perm]
         if self._kkt is None:
+            data = np.empty(self.indices.size)
+            data[self.at_pivot] = -1.0
             self._kkt = sp.csc_matrix((data, self.indices, self.indptr), shape=(self.N, self.N))
-        else:  # same pattern: new values in place (a new csc_matrix costs its checks)
-            self._kkt.data[:] = data
+        # same pattern: new values in place (a new csc_matrix costs its checks)
+        self._kkt.data[self.at_rows] = self.g_vals * np.sqrt(w[self.g_rows])
+        self._kkt.data[self.at_E] = E
         return self._kkt, E
 
     def factor(self, w: np.ndarray, shift: np.ndarray, refine: int = 2, rtol: float = 1e-10):
