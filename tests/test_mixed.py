@@ -48,7 +48,7 @@ def test_term_scaled_residuals_certify_float32_at_65536():
     certified at the closed-form optimum (HiGHS takes minutes on this LP; it checks the
     smaller ones). The plain residual of the returned pair sits near tol, on either side
     with the summation order of the products (above 1e-5 with the per-part products,
-    9e-6 with one CSR of the stack): only the term-scaled one is promised."""
+    just below with one CSR of the whole stack): only the term-scaled one is promised."""
     n = 65536
     lp = _lp("fscore", n)
     sol = sparselp.solve(lp)

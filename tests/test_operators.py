@@ -171,6 +171,7 @@ def test_stack_of_one_lp_multiplies_by_one_csr_like_its_parts(dtype):
     torch.testing.assert_close(op.mv(x), (ref @ x[0]).unsqueeze(0), **tol)
     torch.testing.assert_close(op.rmv(y), (ref.T @ y[0]).unsqueeze(0), **tol)
     assert op._one_csr(x, False) is not None and op._one_csr(y, True) is not None
+    assert op.mv(x).dtype == dtype and op.rmv(y).dtype == dtype
     xg = x.clone().requires_grad_()
     assert op._one_csr(xg, False) is None  # autograd flows through the parts
     op.rmv(y.clone().requires_grad_()).sum().backward()
