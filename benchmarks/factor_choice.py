@@ -5,11 +5,15 @@ For each problem, one solve by ``sparselp.linprog`` records every Newton system
 step to step). The recorded sequence is then replayed, in one process and one after the
 other, through each factorization: the LDL^T of the quasi-definite KKT form analysed once
 and refactored (``"ldl"``, QDLDL, without its refinement), SciPy's SuperLU re-analysed at
-every step (``"scipy"``), and, where the package imports, cholespy's sparse Cholesky of
-``H`` (built anew each step: it has no refactorization). Reported per problem: steps,
-the multiply-adds of one LDL^T refactorization (what ``"auto"`` compares against
-:data:`sparselp.linsolve.LDL_FLOPS_MAX`), the time of each (factor and one solve per
-step), the worst relative residual ``||H d - r|| / ||r||`` of each, and the auto choice.
+every step (``"scipy"``), LAPACK's dense Cholesky of the same smaller side
+(``"dense-side"``, where the LDL^T costs at least :data:`DENSE_REPLAY_FLOPS` and the
+problem has at most 3,000 rows or columns: on sparser factors its cubic cost makes the
+replay long and is never the choice), and, where the package
+imports, cholespy's sparse Cholesky of ``H`` (built anew each step: it has no
+refactorization). Reported per problem: steps, the multiply-adds of one LDL^T
+refactorization (what ``"auto"`` compares against :data:`sparselp.linsolve.LDL_FLOPS_MAX`),
+the time of each (factor and one solve per step), the worst relative residual
+``||H d - r|| / ||r||`` of each, and the auto choice.
 
 Run ``sparselp bench factor-choice [--quick] [--names A B] [--out results/factor_choice.csv]``
 (or ``python -m benchmarks.factor_choice``).
@@ -28,6 +32,9 @@ from benchmarks.tables import write_csv
 __all__ = ["run", "main"]
 
 QUICK = ["AFIRO", "SC50A", "ADLITTLE", "BLEND"]
+#: The dense smaller side is replayed where one LDL^T refactorization costs this many
+#: multiply-adds or more (PEROLD, MAROS, QAP8 of the shared set)
+DENSE_REPLAY_FLOPS = 1e6
 
 
 def _record(p: dict, time_limit: float):
@@ -90,7 +97,8 @@ def _replay(op, systems, make):
 
 
 def run(quick: bool = False, max_nnz: int = 10_000, names=None, time_limit: float = 60.0):
-    from sparselp.linsolve import LDL_FLOPS_MAX, LDLHessian, NewtonSystem, ScipyHessian
+    from sparselp.linsolve import (DenseSideHessian, LDLHessian, NewtonSystem, ScipyHessian,
+                                   get_strategy)
     root = netlib_root()
     todo = [r for r in load_index(root) if r["kind"] == "feasible" and int(r["nnz"]) <= max_nnz]
     if quick:
@@ -105,9 +113,12 @@ def run(quick: bool = False, max_nnz: int = 10_000, names=None, time_limit: floa
         ldl = LDLHessian(refine=0)
         flops = ldl.flops(op)
         row = {"name": r["name"], "nnz": int(r["nnz"]), "steps": len(systems), "ldl_flops": flops,
-               "auto": "ldl" if flops <= LDL_FLOPS_MAX else "scipy"}
+               "auto": get_strategy("auto", op).name}
+        dense = flops >= DENSE_REPLAY_FLOPS and min(op.m, op.n) <= 3000
         makers = {"ldl": lambda o, w, s: ldl.factor(NewtonSystem(o, w, s)),
                   "scipy": lambda o, w, s: ScipyHessian().factor(NewtonSystem(o, w, s)),
+                  "dense-side": lambda o, w, s: DenseSideHessian().factor(NewtonSystem(o, w, s))
+                  if dense else None,
                   "cholespy": _cholespy}
         for name, make in makers.items():
             row[f"{name}_s"], row[f"{name}_res"] = _replay(op, systems, make)
@@ -119,7 +130,8 @@ def run(quick: bool = False, max_nnz: int = 10_000, names=None, time_limit: floa
 def _fmt(r):
     return (f"{r['name']:10s} steps={r['steps']:5d} flops={r['ldl_flops']:.1e} "
             f"ldl={r['ldl_s']:7.3f}s ({r['ldl_res']:.0e}) scipy={r['scipy_s']:7.3f}s "
-            f"({r['scipy_res']:.0e}) cholespy={r['cholespy_s']:7.3f}s ({r['cholespy_res']:.0e}) "
+            f"({r['scipy_res']:.0e}) dense-side={r['dense-side_s']:7.3f}s "
+            f"({r['dense-side_res']:.0e}) cholespy={r['cholespy_s']:7.3f}s ({r['cholespy_res']:.0e}) "
             f"auto={r['auto']}")
 
 
@@ -133,7 +145,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = run(args.quick, args.max_nnz, args.names, args.time_limit)
-    tot = {k: sum(r[f"{k}_s"] for r in rows) for k in ("ldl", "scipy", "cholespy")}
+    tot = {k: sum(r[f"{k}_s"] for r in rows) for k in ("ldl", "scipy", "dense-side", "cholespy")}
     print("total: " + " ".join(f"{k} {v:.2f}s" for k, v in tot.items()))
     write_csv(rows, args.out)
     print(f"wrote {args.out}")

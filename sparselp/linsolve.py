@@ -288,8 +288,9 @@ class DenseSideHessian(ScipyHessian):
     For sparse LPs whose factor is nearly dense anyway (QAP): on the same matrix, one
     LAPACK ``potrf`` beats SuperLU's sparse elimination by its blocked kernels. Measured on
     the whole Netlib solve of QAP8 (912 x 1,632; an ``LDL^T`` of 1.1e8 multiply-adds),
-    one thread: 0.93 s against 2.71 s with SuperLU, the same 48 Newton steps. Chosen by
-    ``"auto"`` only when the smaller side has at most ``dense_max_n`` rows
+    one thread: 0.93 s against 2.71 s with SuperLU, the same 48 Newton steps (see
+    :data:`LDL_FLOPS_MAX` for the replayed systems). Chosen by ``"auto"`` above
+    :data:`LDL_FLOPS_MAX` when the problem has at most ``dense_max_n`` rows or columns
     (:func:`get_strategy`).
     """
 
@@ -353,10 +354,10 @@ class LDLHessian(HessianStrategy):
 
 #: Above this many multiply-adds per refactorization (a nearly dense factor) QDLDL's
 #: column-by-column LDL^T loses to blocked kernels. Measured on the Newton systems of
-#: whole Netlib solves (factor and solve, one thread): QAP8 (1.1e8) 4.9 s with QDLDL, 3.5 s
-#: with SuperLU, 0.9 s with the dense smaller side (an earlier, slower build of the same
-#: solver for the first two); every problem at <= 2.6e6 (PEROLD, MAROS) 3-8x faster with
-#: QDLDL.
+#: whole Netlib solves replayed (``benchmarks.factor_choice``: factor and one solve a step,
+#: one thread), QDLDL / SuperLU / LAPACK on the dense smaller side: QAP8 (1.1e8 multiply-
+#: adds) 2.21 / 2.28 / 0.60 s; PEROLD (2.6e6) 2.11 / 11.7 / 6.87 s; MAROS (2.3e6) 1.08 /
+#: 4.91 / 5.09 s; every problem below 1e6 many times faster with QDLDL.
 LDL_FLOPS_MAX = 2e7
 
 
