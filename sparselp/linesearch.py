@@ -312,8 +312,9 @@ class ExactLineSearch(LineSearch):
         self.iters = iters
 
     def step(self, sub, x, u, d, gd, todo, late=False):
-        if x.device.type == "cpu" and x.shape[0] <= NUMPY_BATCH and u.numel() <= MAX_ROWS:
-            return self._step_numpy(sub, x, u, d, gd, todo, late)
+        if (x.device.type == "cpu" and x.dtype == torch.float64 and x.shape[0] <= NUMPY_BATCH
+                and u.numel() <= MAX_ROWS):
+            return self._step_numpy(sub, x, u, d, todo)
         tau = sub.tau.squeeze(-1)
         s = sub.sigma * sub.system.K.mv(d)
         lin0 = (sub.system.c * d).sum(-1)
@@ -343,12 +344,15 @@ class ExactLineSearch(LineSearch):
         return Step(x, u, accepted, not bool((moved & todo).any()))
 
     @staticmethod
-    def _step_numpy(sub, x, u, d, gd, todo, late):
-        """:meth:`step` for a few LPs on CPU: the same arithmetic on numpy views, which
-        cost a fraction of torch's fixed cost per operation on vectors of 1e3-1e4 entries
-        (one LP: Netlib, ``linprog``). Measured, one thread: BNL1's solve 3.33 s with the
-        torch search, 3.02 s with this one (2,027 Newton steps), 5.71 against 5.19 s over
-        six Netlib problems."""
+    def _step_numpy(sub, x, u, d, todo):
+        """:meth:`step` for a few float64 LPs on CPU: the same arithmetic on numpy views,
+        which cost a fraction of torch's fixed cost per operation on vectors of 1e3-1e4
+        entries (one LP: Netlib, ``linprog``). Measured, one thread: BNL1's solve 3.33 s
+        with the torch search, 3.02 s with this one (2,027 Newton steps), 5.71 against
+        5.19 s over six Netlib problems. Float64 only: in float32 the sums' other round-off
+        changed the fate of LPs at the edge of float32 certification (2 of 1,000 fuzzed
+        infeasible and unbounded LPs went to the iteration limit), and the round-off test of
+        a late float32 step stays torch's."""
         s = sub.system.K.mv(d).mul_(sub.sigma)
         X, D, U, S = (a.detach().numpy() for a in (x, d, u, s))
         lin0 = (sub.system.c.detach().numpy() * D).sum(-1)
@@ -358,15 +362,12 @@ class ExactLineSearch(LineSearch):
             lin0 += ((X - sub.center.detach().numpy()) * D).sum(-1) / tau
             lin1 = (D * D).sum(-1) / tau
         t = roots_numpy(U, S, lin0, lin1, sub.system.eq.numpy(),
-                        sub.sigma.detach().numpy()[:, 0], todo.numpy()).astype(X.dtype)
+                        sub.sigma.detach().numpy()[:, 0], todo.numpy())
         accepted = np.isfinite(t)
         t[~accepted] = 0.0
         move = t[:, None] * D
         eps = np.finfo(X.dtype).eps
         moved = np.abs(move).max(-1, initial=0.0) > 8 * eps * (1 + np.abs(X).max(-1, initial=0.0))
-        if late and X.dtype != np.float64:  # the round-off test of step, in torch
-            size = _phi_size(sub, x, u).numpy()
-            moved &= -0.5 * t * gd.sum(-1).numpy() > 4 * eps * size
         stalled = not (moved & todo.numpy()).any()
         return Step(torch.from_numpy(X + move), torch.from_numpy(U + t[:, None] * S),
                     torch.from_numpy(accepted), stalled)

@@ -180,3 +180,29 @@ def test_dense_cholesky_start(dtype):
     sol = solve(lp)
     assert sol.status == Status.OPTIMAL
     assert_matches_highs(sol, **p, tol=1e-8 if dtype == torch.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("proximal", [True, False])
+def test_numpy_line_search_of_one_lp_equals_torch(monkeypatch, proximal):
+    """One float64 LP on CPU searches in numpy views: the same step as the torch search."""
+    import sparselp.linesearch as ls
+    lp, _ = _lp(4)
+    s0 = init_state(lp)
+    su = s0.setup
+    sub = Subproblem(su.system, su.rows, s0.lam, s0.x + 0.3, s0.sigma * 7, s0.tau, proximal)
+    x = s0.x - 0.2
+    u = sub.argument(x)
+    g = sub.gradient(x, sub.rows.proj(u))
+    d = -g / (1 + g.abs())
+    todo = torch.ones(1, dtype=torch.bool)
+    calls, numpy_step = [], ExactLineSearch._step_numpy
+    monkeypatch.setattr(ExactLineSearch, "_step_numpy",
+                        staticmethod(lambda *a: calls.append(1) or numpy_step(*a)))
+    fast = ExactLineSearch().step(sub, x, u, d, g * d, todo)
+    monkeypatch.setattr(ls, "NUMPY_BATCH", 0)
+    slow = ExactLineSearch().step(sub, x, u, d, g * d, todo)
+    assert not torch.equal(fast.x, x)  # a real step
+    torch.testing.assert_close(fast.x, slow.x, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(fast.u, slow.u, rtol=1e-12, atol=1e-13)
+    assert fast.accepted.tolist() == slow.accepted.tolist() == [True]
+    assert fast.stalled == slow.stalled and calls == [1]
