@@ -19,11 +19,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .breakpoints import MAX_ROWS, NUMPY_BATCH, breakpoint_step, roots_numpy
+from .breakpoints import MAX_ROWS, breakpoint_step, numpy_step, searched_in_numpy
 from .operators import any_neginf, any_true, as_float, finite_rows, float_mask
 from .scaling import inf_norm
 
@@ -305,23 +304,21 @@ class LineSearch:
 
 class ExactLineSearch(LineSearch):
     """The exact minimiser of ``φ`` along ``d``, one ``t`` per element: by sorting the
-    breakpoints for a small batch (:func:`sparselp.breakpoints.breakpoint_step`), else by
+    breakpoints for a small batch (:func:`sparselp.breakpoints.breakpoint_step`; in numpy
+    for a few float64 LPs on CPU, :func:`~sparselp.breakpoints.numpy_step`), else by
     :func:`exact_step`."""
 
     def __init__(self, iters: int = 60):
         self.iters = iters
 
     def step(self, sub, x, u, d, gd, todo, late=False):
-        if (x.device.type == "cpu" and x.dtype == torch.float64 and x.shape[0] <= NUMPY_BATCH
-                and u.numel() <= MAX_ROWS):
-            return self._step_numpy(sub, x, u, d, todo)
-        tau = sub.tau.squeeze(-1)
+        if x.dtype == torch.float64 and searched_in_numpy(u):
+            return Step(*numpy_step(sub, x, u, d, todo))
         s = sub.sigma * sub.system.K.mv(d)
-        lin0 = (sub.system.c * d).sum(-1)
-        lin1 = torch.zeros_like(lin0)
+        lin0, lin1 = (sub.system.c * d).sum(-1), torch.zeros_like(x[:, 0])
         if sub.proximal:
-            lin0 = lin0 + ((x - sub.center) * d).sum(-1) / tau
-            lin1 = (d * d).sum(-1) / tau
+            tau = sub.tau.squeeze(-1)
+            lin0, lin1 = lin0 + ((x - sub.center) * d).sum(-1) / tau, (d * d).sum(-1) / tau
         if u.numel() <= MAX_ROWS:  # small: sort the breakpoints, no iteration
             t = breakpoint_step(u, s, sub.system.eq, lin0, lin1, sub.sigma, todo)
         else:
@@ -330,47 +327,17 @@ class ExactLineSearch(LineSearch):
         t = torch.where(accepted, t, torch.zeros_like(t))
         # A step that no longer moves x (the exact minimiser along d is at round-off
         # distance) means the gradient is at its precision floor: a float32 solve of a
-        # coupled LP otherwise spends max_inner steps there every outer step. Late in a
-        # long float32 inner loop, so does a step that lowers phi by no more than its
-        # round-off (measured: 60 steps circling at 3e-4..3e-3 against an inner tolerance
-        # of 3e-4, precision at recall, 4,096 scores; tested from the first step, the rule
-        # also cut short inner loops still making progress, at 65,536 scores).
-        eps = torch.finfo(x.dtype).eps
-        move = t.unsqueeze(-1) * d
+        # coupled LP otherwise spends max_inner steps there every outer step. Late in a long
+        # float32 inner loop, so does a step that lowers phi by no more than its round-off
+        # (measured: 60 steps circling at 3e-4..3e-3 against an inner tolerance of 3e-4,
+        # precision at recall, 4,096 scores; tested from the first step, the rule also cut
+        # short inner loops still making progress, at 65,536 scores).
+        eps, move = torch.finfo(x.dtype).eps, t.unsqueeze(-1) * d
         moved = inf_norm(move) > 8 * eps * (1 + inf_norm(x))
         if late and x.dtype != torch.float64:
             moved &= -0.5 * t * gd.sum(-1) > 4 * eps * _phi_size(sub, x, u)
         x, u = x + move, u + t.unsqueeze(-1) * s
         return Step(x, u, accepted, not bool((moved & todo).any()))
-
-    @staticmethod
-    def _step_numpy(sub, x, u, d, todo):
-        """:meth:`step` for a few float64 LPs on CPU: the same arithmetic on numpy views,
-        which cost a fraction of torch's fixed cost per operation on vectors of 1e3-1e4
-        entries (one LP: Netlib, ``linprog``). Measured, one thread: BNL1's solve 3.33 s
-        with the torch search, 3.02 s with this one (2,027 Newton steps), 5.71 against
-        5.19 s over six Netlib problems. Float64 only: in float32 the sums' other round-off
-        changed the fate of LPs at the edge of float32 certification (2 of 1,000 fuzzed
-        infeasible and unbounded LPs went to the iteration limit), and the round-off test of
-        a late float32 step stays torch's."""
-        s = sub.system.K.mv(d).mul_(sub.sigma)
-        X, D, U, S = (a.detach().numpy() for a in (x, d, u, s))
-        lin0 = (sub.system.c.detach().numpy() * D).sum(-1)
-        lin1 = np.zeros_like(lin0)
-        if sub.proximal:
-            tau = sub.tau.detach().numpy()[:, 0]
-            lin0 += ((X - sub.center.detach().numpy()) * D).sum(-1) / tau
-            lin1 = (D * D).sum(-1) / tau
-        t = roots_numpy(U, S, lin0, lin1, sub.system.eq.numpy(),
-                        sub.sigma.detach().numpy()[:, 0], todo.numpy())
-        accepted = np.isfinite(t)
-        t[~accepted] = 0.0
-        move = t[:, None] * D
-        eps = np.finfo(X.dtype).eps
-        moved = np.abs(move).max(-1, initial=0.0) > 8 * eps * (1 + np.abs(X).max(-1, initial=0.0))
-        stalled = not (moved & todo.numpy()).any()
-        return Step(torch.from_numpy(X + move), torch.from_numpy(U + t[:, None] * S),
-                    torch.from_numpy(accepted), stalled)
 
 
 def _phi_size(sub, x: Tensor, u: Tensor) -> Tensor:

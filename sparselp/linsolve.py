@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .krylov import cg
 from .factor import have_qdldl, kkt_patterns
 from .operators import Operator
 from .structured import DENSE_CAP, analyse
@@ -47,55 +48,6 @@ from .structured import DENSE_CAP, analyse
 __all__ = ["cg", "NewtonSystem", "HessianStrategy", "DiagonalHessian", "CholeskyHessian",
            "CGHessian", "StructuredHessian", "ScipyHessian", "DenseSideHessian", "LDLHessian",
            "get_strategy", "STRATEGIES", "cholesky_solve"]
-
-
-def cg(matvec: Callable[[Tensor], Tensor], rhs: Tensor, precond: Tensor | None = None,
-       tol: float = 1e-10, maxiter: int | None = None, x0: Tensor | None = None):
-    """Batched preconditioned conjugate gradients for symmetric positive definite systems.
-
-    Parameters
-    ----------
-    matvec : callable
-        ``v -> H v`` for ``v`` of shape (B, n).
-    rhs : tensor of shape (B, n)
-    precond : tensor of shape (B, n), optional
-        Inverse of a diagonal preconditioner (Jacobi: ``1 / diag(H)``).
-    tol : float
-        Stop when ``||r_b|| <= tol * ||rhs_b||`` for every batch element ``b``.
-    maxiter : int, optional
-        Default ``max(50, 2 n)``.
-
-    Returns
-    -------
-    x : tensor of shape (B, n)
-    info : dict with ``iterations`` and the final relative residual ``residual`` (B,).
-    """
-    maxiter = maxiter or max(50, 2 * rhs.shape[-1])
-    x = torch.zeros_like(rhs) if x0 is None else x0.clone()
-    r = rhs - matvec(x) if x0 is not None else rhs.clone()
-    z = r * precond if precond is not None else r
-    p = z.clone()
-    rz = (r * z).sum(-1, keepdim=True)
-    bnorm = rhs.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(rhs.dtype).tiny)
-    it = 0
-    for it in range(1, maxiter + 1):
-        if bool((r.norm(dim=-1, keepdim=True) <= tol * bnorm).all()):
-            it -= 1
-            break
-        Hp = matvec(p)
-        pHp = (p * Hp).sum(-1, keepdim=True)
-        alpha = torch.where(pHp > 0, rz / pHp.clamp_min(torch.finfo(rhs.dtype).tiny),
-                            torch.zeros_like(rz))
-        x = x + alpha * p
-        r = r - alpha * Hp
-        z = r * precond if precond is not None else r
-        rz_new = (r * z).sum(-1, keepdim=True)
-        beta = torch.where(rz > 0, rz_new / rz.clamp_min(torch.finfo(rhs.dtype).tiny),
-                           torch.zeros_like(rz))
-        p = z + beta * p
-        rz = rz_new
-    res = (r.norm(dim=-1, keepdim=True) / bnorm).squeeze(-1)
-    return x, {"iterations": it, "residual": res}
 
 
 @dataclass
@@ -386,10 +338,11 @@ def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> Hes
     separable apart from a few dense rows and columns (any device); for other sparse ``A``
     on CPU the ``LDL^T`` analysed once (``"ldl"``); where that factor is nearly dense (more
     than :data:`LDL_FLOPS_MAX` multiply-adds) a dense Cholesky of the smaller side
-    (``"dense-side"``) when it has at most ``dense_max_n`` rows, else SciPy's SuperLU, as
-    when ``qdldl`` is missing; otherwise Cholesky of the ``n x n`` Hessian (formed from the active rows) when
-    ``n <= dense_max_n``, else matrix-free CG. CG is last because the
-    Newton systems of the augmented Lagrangian grow ill-conditioned as sigma grows.
+    (``"dense-side"``) when the problem has at most ``dense_max_n`` rows or columns, else
+    SciPy's SuperLU, as when ``qdldl`` is missing; otherwise Cholesky of the ``n x n``
+    Hessian (formed from the active rows) when ``n <= dense_max_n``, else matrix-free CG.
+    CG is last because the Newton systems of the augmented Lagrangian grow ill-conditioned
+    as sigma grows.
     """
     if isinstance(name_or_strategy, HessianStrategy):
         return name_or_strategy

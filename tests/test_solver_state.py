@@ -195,11 +195,10 @@ def test_numpy_line_search_of_one_lp_equals_torch(monkeypatch, proximal):
     g = sub.gradient(x, sub.rows.proj(u))
     d = -g / (1 + g.abs())
     todo = torch.ones(1, dtype=torch.bool)
-    calls, numpy_step = [], ExactLineSearch._step_numpy
-    monkeypatch.setattr(ExactLineSearch, "_step_numpy",
-                        staticmethod(lambda *a: calls.append(1) or numpy_step(*a)))
+    calls, numpy_step = [], ls.numpy_step
+    monkeypatch.setattr(ls, "numpy_step", lambda *a: calls.append(1) or numpy_step(*a))
     fast = ExactLineSearch().step(sub, x, u, d, g * d, todo)
-    monkeypatch.setattr(ls, "NUMPY_BATCH", 0)
+    monkeypatch.setattr(ls, "searched_in_numpy", lambda u: False)
     slow = ExactLineSearch().step(sub, x, u, d, g * d, todo)
     assert not torch.equal(fast.x, x)  # a real step
     torch.testing.assert_close(fast.x, slow.x, rtol=1e-12, atol=1e-13)
