@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .krylov import cg
 from .factor import have_qdldl, kkt_patterns
+from .krylov import cg
 from .operators import Operator
 from .structured import DENSE_CAP, analyse
 
