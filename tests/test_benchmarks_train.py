@@ -308,3 +308,32 @@ def test_report_from_csv_says_which_rows_were_not_measured_now(tmp_path):
     page = (second / "index.html").read_text()
     assert "Rows of train_runs, train_timing were read from CSV files" in page
     assert "Every number on this page was measured" not in page
+
+
+@pytest.mark.parametrize("limit", ["300", "1"], ids=["whole", "cut"])
+def test_gpu_train_script_on_cpu(tmp_path, limit):
+    """benchmarks/gpu_train.sh (the ResNet-18 grid for a GPU session) with a CPU stand-in:
+    digits, the MLP, one epoch. Cut short by its time limit, it still summarises the runs
+    that finished and packs them."""
+    import subprocess
+    import sys
+    import tarfile
+    env = dict(os.environ, DATASET="digits", MODEL="mlp", DEVICE="cpu", LOSSES="ce,auc-hinge",
+               IMRATIOS="0.1", SEEDS="0", EPOCHS="1", LIMIT=limit, OUT=str(tmp_path),
+               PYTHON=sys.executable)
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_train.sh")
+    done = subprocess.run(["bash", script], env=env, capture_output=True, text=True)
+    log = (tmp_path / "gpu_train.log").read_text()
+    if limit == "300":
+        assert done.returncode == 0, log
+        rows = load_rows(str(tmp_path / "train_runs.csv"))
+        assert sorted(r["loss"] for r in rows) == ["auc-hinge", "ce"]
+        assert all(0.5 < float(r["auc"]) <= 1 for r in rows)
+        with tarfile.open(tmp_path / "runs.tgz") as tar:
+            names = tar.getnames()
+        assert sum(n.endswith("metrics.json") for n in names) == 2
+        assert not any(n.endswith(".pt") for n in names)
+    else:  # killed by the limit: the summary of what finished (here nothing) is still made
+        assert done.returncode == 124, log
+        assert "summarising the finished runs" in log
+        assert (tmp_path / "train_runs_finished.csv").exists()
