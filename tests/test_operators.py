@@ -152,7 +152,7 @@ def test_every_operator_gives_the_matrix_it_multiplies_by():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_stack_of_one_lp_multiplies_by_one_csr_like_its_parts(dtype):
+def test_stack_of_one_lp_multiplies_by_by_one_csr_like_its_parts(dtype):
     """One LP on CPU: the stack's products go through one CSR of the whole stack, with the
     parts' numbers; a batch, a gradient or a dense part keep the parts' products."""
     g = torch.Generator().manual_seed(5)
@@ -170,16 +170,16 @@ def test_stack_of_one_lp_multiplies_by_one_csr_like_its_parts(dtype):
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else {}
     torch.testing.assert_close(op.mv(x), (ref @ x[0]).unsqueeze(0), **tol)
     torch.testing.assert_close(op.rmv(y), (ref.T @ y[0]).unsqueeze(0), **tol)
-    assert op._one_csr(x, False) is not None and op._one_csr(y, True) is not None
+    assert op._by_one_csr(x, False) is not None and op._by_one_csr(y, True) is not None
     assert op.mv(x).dtype == dtype and op.rmv(y).dtype == dtype
     xg = x.clone().requires_grad_()
-    assert op._one_csr(xg, False) is None  # autograd flows through the parts
+    assert op._by_one_csr(xg, False) is None  # autograd flows through the parts
     op.rmv(y.clone().requires_grad_()).sum().backward()
-    assert op._one_csr(x.expand(2, 5), False) is None  # two right-hand sides: the parts
-    assert StackedOperator([DenseOperator(A, 1), op.parts[2]])._one_csr(x, False) is None
+    assert op._by_one_csr(x.expand(2, 5), False) is None  # two right-hand sides: the parts
+    assert StackedOperator([DenseOperator(A, 1), op.parts[2]])._by_one_csr(x, False) is None
     batched = StackedOperator([as_operator(A.to_sparse_csr(), "A", 5, 2, dtype, dev),
                                op.parts[2]])
-    assert batched._one_csr(x, False) is None
+    assert batched._by_one_csr(x, False) is None
 
 
 def test_shared_tensor_helpers():

@@ -131,12 +131,12 @@ class StackedOperator(Operator):
         self.dtype, self.device = parts[0].dtype, parts[0].device
         self.sizes = [p.m for p in parts]
         self.m = sum(self.sizes)
-        self._whole = None  # [CSR of the stack, of its transpose], see _one_csr
+        self._whole = None  # [CSR of the stack, of its transpose], see _by_one_csr
 
     def _split(self, y):
         return torch.split(y, self.sizes, dim=1)
 
-    def _one_csr(self, v: Tensor, transpose: bool) -> Tensor | None:
+    def _by_one_csr(self, v: Tensor, transpose: bool) -> Tensor | None:
         """``K v`` (``K^T v`` with ``transpose``) by one scipy CSR matrix of the whole stack,
         built on first use, for one right-hand side ``v``; None where the parts' own
         products run (a batch, a gradient, a dense part, a GPU, a single part).
@@ -158,7 +158,7 @@ class StackedOperator(Operator):
         if self._whole[transpose] is None:
             M = sp.vstack([p.to_scipy(0) for p in self.parts], format="csr")
             M = M.T.tocsr() if transpose else M
-            self._whole[transpose] = M.astype(torch.empty(0, dtype=self.dtype).numpy().dtype)
+            self._whole[transpose] = M.astype(v.numpy().dtype)
         return torch.from_numpy(self._whole[transpose] @ v[0].numpy()).unsqueeze(0)
 
     # With one part (an LP with free variables and only A x <= b), no copy is made: at
@@ -176,11 +176,11 @@ class StackedOperator(Operator):
         return out
 
     def mv(self, x):
-        Kx = self._one_csr(x, False)
+        Kx = self._by_one_csr(x, False)
         return self._rows_of("mv", x) if Kx is None else Kx
 
     def rmv(self, y):
-        Ky = self._one_csr(y, True)
+        Ky = self._by_one_csr(y, True)
         return self._cols_of("rmv", y) if Ky is None else Ky
 
     def squared(self, cache: bool = True):
