@@ -127,7 +127,9 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     equilibrated space of ``system``: the rows within round-off of tight at ``x0``
     (``|K x̂ - k| <= 1e3 eps (1 + |k| + |K| |x̂|)``) are the active set, and the polish
     (:class:`sparselp.polish.ActiveSystem`, with ``strategy``'s Newton systems) makes them exact
-    and gives the multipliers that fit them. At a nondegenerate optimal vertex that is the
+    and gives the multipliers that fit them; where that leaves an inequality row violated,
+    once more on the rows tight relative to their own terms (``<= 1e3 eps (|k| + |K| |x̂|)``),
+    the better of the two kept. At a nondegenerate optimal vertex that is the
     optimal pair; elsewhere it is a start like any other. Elements with a non-finite entry,
     and batches whose active-set system is singular, start cold (at zero). ``polished``
     (B,) bool marks the elements whose pair came from the polish (exact on its active set,
@@ -136,8 +138,6 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     float64 ``shadow`` of a float32 system (and an exact strategy) the polish runs on it,
     as the solver's own does: a float32 sum over a coupling row of 65,536 terms is not
     within the primal tolerance otherwise."""
-    from .polish import ActiveSystem  # it imports the batching helpers, as the solver does
-
     dt = system.c.dtype
     on = shadow if shadow is not None and getattr(strategy, "exact", False) else system
     x = x0.detach().to(dtype=on.c.dtype, device=on.c.device).reshape(-1, on.c.shape[-1])
@@ -147,22 +147,47 @@ def primal_iterate(system: RowSystem, strategy, x0: Tensor, polish: bool = True,
     lam = torch.zeros_like(on.k)
     if not polish:
         return x.to(dt), lam.to(dt), torch.zeros_like(ok)
-    size = on.K.absolute().mv(x.abs()).add_(on.k.abs()).add_(1.0)
-    tight = (on.K.mv(x) - on.k).abs_() <= 1e3 * torch.finfo(dt).eps * size
-    tight &= ok.unsqueeze(-1)
+    eps = torch.finfo(dt).eps
+    r0 = on.K.mv(x) - on.k
+    terms = on.K.absolute().mv(x.abs()).add_(on.k.abs())
+    tight = (r0.abs() <= 1e3 * eps * (terms + 1)) & ok.unsqueeze(-1)
     try:
-        act = ActiveSystem(on, strategy, x, tight, True)
-        lp = act.dual(lam)
-        # At a degenerate vertex (more tight rows than columns, e.g. both sides of a
-        # clipped ramp) the least-squares multipliers split between parallel rows and
-        # some come out negative (clamped to zero): once more without those rows.
-        drop = tight & (lp <= 0) & ~on.eq
-        if bool(drop.any()):
-            act = ActiveSystem(on, strategy, x, tight & ~drop, True)
-            lp = act.dual(lam)
-        xp = act.primal(x)
+        xp, lp = _polish_at(on, strategy, x, tight, lam)
+        # A row tight only by the absolute floor (the "1 +": rows of small terms) can be
+        # the slack one of two nearly parallel rows; the dropped one is then left
+        # violated (the hinge F-score LP in float32: a positive's w <= t beside its
+        # binding w <= a t, a just below 1; 7 Newton steps followed). Then once more on
+        # the rows tight relative to their own terms, kept where it violates less.
+        viol = _violation(on, xp, r0)
+        if bool((viol > 10 * eps * (terms + 1)).any()):
+            strict = tight & (r0.abs() <= 1e3 * eps * terms)
+            xs, ls = _polish_at(on, strategy, x, strict, lam)
+            better = (_violation(on, xs, r0).amax(-1) < viol.amax(-1)).unsqueeze(-1)
+            xp, lp = torch.where(better, xs, xp), torch.where(better, ls, lp)
     except (RuntimeError, ValueError):  # a singular active-set system: the bare point
         return x.to(dt), lam.to(dt), torch.zeros_like(ok)
     good = (ok & finite_rows(xp) & finite_rows(lp)).unsqueeze(-1)
     return (torch.where(good, xp, x).to(dt), torch.where(good, lp, lam).to(dt),
             good.squeeze(-1))
+
+
+def _polish_at(on: RowSystem, strategy, x: Tensor, tight: Tensor, lam: Tensor):
+    """The polished pair ``(x̂, λ̂)`` on the active set ``tight`` from ``x``."""
+    from .polish import ActiveSystem  # it imports the batching helpers, as the solver does
+
+    act = ActiveSystem(on, strategy, x, tight, True)
+    lp = act.dual(lam)
+    # At a degenerate vertex (more tight rows than columns, e.g. both sides of a clipped
+    # ramp) the least-squares multipliers split between parallel rows and some come out
+    # negative (clamped to zero): once more without those rows.
+    drop = tight & (lp <= 0) & ~on.eq
+    if bool(drop.any()):
+        act = ActiveSystem(on, strategy, x, tight & ~drop, True)
+        lp = act.dual(lam)
+    return act.primal(x), lp
+
+
+def _violation(on: RowSystem, xp: Tensor, r0: Tensor) -> Tensor:
+    """How much more than the start's own residual ``r0`` each inequality row is violated
+    at ``xp`` (0 on equality rows, whose residual the polish sets)."""
+    return (on.K.mv(xp) - on.k - r0.clamp_min(0)).clamp_min_(0).masked_fill_(on.eq, 0.0)

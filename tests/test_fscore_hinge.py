@@ -151,3 +151,23 @@ def test_train_losses_pick_the_surrogate():
     # class default 1
     assert make_objective("fscore-hinge").loss_fn.eps == 0.5
     assert make_objective("fscore").loss_fn.eps == 1.0
+
+
+def test_float32_start_through_the_solver_certified_at_once():
+    """The closed-form start of the hinge LP in float32 (4,096 scores) is certified without
+    a Newton step. A positive's w <= t, tight at the start only by the tightness test's
+    absolute floor beside its binding w <= a t (a just below 1), once displaced the binding
+    row in the start's polish (7 Newton steps followed); the answer is float64's."""
+    from sparselp import LinearProgram, Status
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(4096, generator=g, dtype=torch.float32)
+    y = torch.zeros(4096, dtype=torch.long)
+    y[:819] = 1
+    funs = []
+    for dt in (torch.float32, torch.float64):
+        d = fscore_data(s.to(dt), y, 0.5, "hinge")
+        lp = LinearProgram(c=d.c, A=d.A, b=d.b, A_eq=d.A_eq, b_eq=d.b_eq)
+        sol = solve(lp, warm_start=d.start, linear_solver="structured")
+        assert sol.status == Status.OPTIMAL and sol.nit == 0, (dt, sol.nit)
+        funs.append(float(sol.fun))
+    assert funs[0] == pytest.approx(funs[1], rel=1e-5)

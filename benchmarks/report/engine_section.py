@@ -67,12 +67,8 @@ def _loss_part(rows, out, body, verdicts):
                        "get them, answering from their LP's closed-form optimum, certified "
                        "against the LP's residuals, with no solve; structured: the same "
                        "losses through the solver (closed_form=False), which starts at that "
-                       "optimum and certifies it without a Newton step, except FScoreLoss's "
-                       "default hinge bounds in float32, about 7 steps at 4,096 scores: the "
-                       "start's polish drops the binding one of two nearly parallel rows of "
-                       "a positive (w <= a t with a just below 1, and w <= t) and leaves it "
-                       "violated (the engine's cold solves of the same LPs: python -m "
-                       "benchmarks.start_sweep)."))
+                       "optimum and certifies it without a Newton step (the engine's cold "
+                       "solves of the same LPs: python -m benchmarks.start_sweep)."))
     body.append(html.table(rows, ["loss", "dtype", "batch", "solver", "status", "time_s",
                                   "peak_mib", "bytes_per_sample"]))
     bad = [r for r in rows if r.get("status") != "OPTIMAL"]
