@@ -20,17 +20,7 @@
 # is kept in $OUT_DIR, and a failing step does not stop the others.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-OUT_DIR="${OUT:-gpu_results}"
-mkdir -p "$OUT_DIR"
-if [ -n "${PYTHON:-}" ]; then
-    PY="$PYTHON"
-elif [ -x .venv/bin/python ]; then
-    PY=.venv/bin/python
-else
-    PY=python3
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+source "$(dirname "$0")/gpu_env.sh" gpu_results
 QUICK_FLAG=""
 if [ "${QUICK:-0}" = "1" ]; then
     QUICK_FLAG="--quick"

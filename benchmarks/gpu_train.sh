@@ -19,17 +19,8 @@
 # metrics.json and learning curve) and gpu_train.log.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
-OUT_DIR="${OUT:-gpu_train}"
-mkdir -p "$OUT_DIR"
-if [ -n "${PYTHON:-}" ]; then
-    PY="$PYTHON"
-elif [ -x .venv/bin/python ]; then
-    PY=.venv/bin/python
-else
-    PY=python3
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh" gpu_train
+export PYTHONUNBUFFERED=1
 DATA_FLAG=()
 if [ -n "${DATA:-}" ]; then
     DATA_FLAG=(--data-dir "$DATA")
