@@ -7,7 +7,7 @@ other, through each factorization: the LDL^T of the quasi-definite KKT form anal
 and refactored (``"ldl"``, QDLDL, without its refinement), SciPy's SuperLU re-analysed at
 every step (``"scipy"``), LAPACK's dense Cholesky of the same smaller side
 (``"dense-side"``, where the LDL^T costs at least :data:`DENSE_REPLAY_FLOPS` and the
-problem has at most 3,000 rows or columns: on sparser factors its cubic cost makes the
+problem has at most ``DENSE_MAX_N`` rows or columns: on sparser factors its cubic cost makes the
 replay long and is never the choice), and, where the package
 imports, cholespy's sparse Cholesky of ``H`` (built anew each step: it has no
 refactorization). Reported per problem: steps, the multiply-adds of one LDL^T
@@ -97,8 +97,8 @@ def _replay(op, systems, make):
 
 
 def run(quick: bool = False, max_nnz: int = 10_000, names=None, time_limit: float = 60.0):
-    from sparselp.linsolve import (DenseSideHessian, LDLHessian, NewtonSystem, ScipyHessian,
-                                   get_strategy)
+    from sparselp.linsolve import (DENSE_MAX_N, DenseSideHessian, LDLHessian, NewtonSystem,
+                                   ScipyHessian, get_strategy)
     root = netlib_root()
     todo = [r for r in load_index(root) if r["kind"] == "feasible" and int(r["nnz"]) <= max_nnz]
     if quick:
@@ -114,7 +114,7 @@ def run(quick: bool = False, max_nnz: int = 10_000, names=None, time_limit: floa
         flops = ldl.flops(op)
         row = {"name": r["name"], "nnz": int(r["nnz"]), "steps": len(systems), "ldl_flops": flops,
                "auto": get_strategy("auto", op).name}
-        dense = flops >= DENSE_REPLAY_FLOPS and min(op.m, op.n) <= 3000
+        dense = flops >= DENSE_REPLAY_FLOPS and min(op.m, op.n) <= DENSE_MAX_N
         makers = {"ldl": lambda o, w, s: ldl.factor(NewtonSystem(o, w, s)),
                   "scipy": lambda o, w, s: ScipyHessian().factor(NewtonSystem(o, w, s)),
                   "dense-side": lambda o, w, s: DenseSideHessian().factor(NewtonSystem(o, w, s))

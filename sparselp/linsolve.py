@@ -47,7 +47,7 @@ from .structured import DENSE_CAP, analyse
 
 __all__ = ["cg", "NewtonSystem", "HessianStrategy", "DiagonalHessian", "CholeskyHessian",
            "CGHessian", "StructuredHessian", "ScipyHessian", "DenseSideHessian", "LDLHessian",
-           "get_strategy", "STRATEGIES", "cholesky_solve"]
+           "get_strategy", "STRATEGIES", "DENSE_MAX_N", "cholesky_solve"]
 
 
 @dataclass
@@ -326,12 +326,17 @@ def _sparse_direct(op: Operator, dense_max_n: int) -> HessianStrategy:
     return DenseSideHessian() if min(op.m, op.n) <= dense_max_n else ScipyHessian()
 
 
+#: Rows or columns up to which "auto" factors a dense matrix (Cholesky of the n x n
+#: Hessian of a dense LP, the dense smaller side of a nearly dense sparse one)
+DENSE_MAX_N = 3000
+
 STRATEGIES = {"diagonal": DiagonalHessian, "cholesky": CholeskyHessian, "cg": CGHessian,
               "structured": StructuredHessian, "scipy": ScipyHessian, "ldl": LDLHessian,
               "dense-side": DenseSideHessian}
 
 
-def get_strategy(name_or_strategy, op: Operator, dense_max_n: int = 3000) -> HessianStrategy:
+def get_strategy(name_or_strategy, op: Operator,
+                 dense_max_n: int = DENSE_MAX_N) -> HessianStrategy:
     """Pick the Newton-system strategy: a given instance, a name, or ``"auto"``.
 
     ``"auto"``: diagonal when ``A`` is row-separable; the structured solve when ``A`` is

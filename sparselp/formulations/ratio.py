@@ -45,17 +45,23 @@ def _check_surrogate(surrogate) -> tuple[bool, bool]:
 
 def relaxed_predictions(scores: Tensor, eps: float = 1.0) -> Tensor:
     r"""Ramp relaxation of the 0/1 prediction: :math:`u = \min(1, \max(0, 1/2 + s/(2\varepsilon)))`."""
-    return (0.5 + scores / (2 * eps)).clamp(0.0, 1.0)
+    return _hinge(scores, eps).clamp(0.0, 1.0)
+
+
+def _hinge(s: Tensor, eps: float) -> Tensor:
+    """``h = 1/2 + s/(2 eps)``: the ramp before its clipping, the hinge bounds' line."""
+    return 0.5 + s / (2 * eps)
 
 
 def _fscore_coefficients(s: Tensor, pos: Tensor, eps: float, surrogate: str) -> Tensor:
     """The t column's coefficient of each sample's bound: the ramp ``u`` (clipped) or,
     on a side that takes the hinge, ``h = 1/2 + s/(2 eps)`` (unclipped)."""
     hp, hn = _check_surrogate(surrogate)
+    h = _hinge(s, eps)
     if hp == hn:  # one relaxation for both sides
-        return 0.5 + s / (2 * eps) if hp else relaxed_predictions(s, eps)
-    h = 0.5 + s / (2 * eps)
-    return torch.where(pos, h if hp else h.clamp(0.0, 1.0), h if hn else h.clamp(0.0, 1.0))
+        return h if hp else h.clamp(0.0, 1.0)
+    u = h.clamp(0.0, 1.0)
+    return torch.where(pos, h if hp else u, h if hn else u)
 
 
 def _fscore_rows(pos: Tensor, a: Tensor, surrogate: str = "ramp"):
@@ -114,7 +120,7 @@ def _fscore_t_min(s: Tensor, pos: Tensor, npos: int, eps: float, surrogate: str)
     positives, else 0."""
     if not _check_surrogate(surrogate)[0]:
         return s.new_zeros(())
-    return 1.0 / (2 * npos + (0.5 + s[~pos] / (2 * eps)).clamp(min=0.0).sum())
+    return 1.0 / (2 * npos + _hinge(s[~pos], eps).clamp(min=0.0).sum())
 
 
 def _fscore_optimum(ad: Tensor, pos: Tensor, npos: int,
