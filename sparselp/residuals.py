@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .krylov import cg
 from .operators import any_true
 from .scaling import RowSystem, inf_norm, unit_scale
 
@@ -113,15 +114,60 @@ def _scaled_max(r: Tensor, terms: Tensor, plain: Tensor) -> Tensor:
     return (r.abs() / torch.maximum(terms.add_(1), plain.unsqueeze(-1))).amax(-1)
 
 
+#: a float32 Farkas candidate whose ``||K^T y||`` is within this (and whose ``b^T y`` and
+#: ``-y`` pass) is re-derived in float64 (:func:`_refined_in_float64`)
+FARKAS_NEAR = 1e-4
+#: entries of a normalised candidate below this are left out of its support
+FARKAS_SUPPORT = 1e-6
+
+
+def _farkas(system: RowSystem, y: Tensor, kf: Tensor) -> tuple[Tensor, ...]:
+    """``||K^T y||``, ``k^T y`` and the largest ``-y`` of an inequality row, for ``y``
+    normalised to ``||y|| = 1``."""
+    return (inf_norm(system.K.rmv(y)), (kf * y).sum(-1),
+            torch.where(system.eq, torch.zeros_like(y), -y).amax(-1))
+
+
+def _refined_in_float64(system: RowSystem, y: Tensor, kf: Tensor, near: Tensor,
+                        tol: float) -> Tensor:
+    """Float32 Farkas candidates, made exact in float64 where they can be; (B,) bool.
+
+    The float32 multipliers' step ``y`` of an infeasible problem points at a Farkas
+    certificate, but its ``K^T y`` stops at float32's round-off of the terms (3e-7 for rows
+    of twenty entries), above ``infeasibility_tol``. On the support ``S`` of ``y``, the
+    least change that zeroes ``K^T y`` is ``K_S z`` with ``K_S^T K_S z = -K^T y``
+    (conjugate gradients in float64), and ``y + K_S z`` is verified by the float64 test:
+    a certificate of the float32 problem's own data, never a looser one."""
+    try:
+        s64 = system.astype(torch.float64)
+    except NotImplementedError:  # an operator without a float64 copy
+        return torch.zeros_like(near)
+    y = y.double()
+    sup = (torch.where(system.eq, y.abs(), y) > FARKAS_SUPPORT) & near.unsqueeze(-1)
+    y = torch.where(sup, y, torch.zeros_like(y))
+    mask = sup.to(y.dtype)
+    K = s64.K
+    z, _ = cg(lambda v: K.rmv(mask * K.mv(v)), -K.rmv(y), tol=1e-13)
+    y = y + mask * K.mv(z)
+    y = y / inf_norm(y).clamp_min(torch.finfo(y.dtype).tiny).unsqueeze(-1)
+    res, gap, neg = _farkas(s64, y, kf.double())
+    return near & (res <= tol) & (gap < -tol) & (neg <= tol)
+
+
 def certificates(system: RowSystem, dv: Tensor, dx: Tensor, tol: float):
-    """Primal-infeasibility and unboundedness certificates in the scaled space."""
+    """Primal-infeasibility and unboundedness certificates in the scaled space (a float32
+    infeasibility candidate near passing is re-derived in float64)."""
     fin = torch.isfinite(system.k)
     kf = torch.where(fin, system.k, torch.zeros_like(system.k))
     nv = inf_norm(dv).clamp_min(torch.finfo(dv.dtype).tiny).unsqueeze(-1)
     y = torch.where(fin, dv, torch.zeros_like(dv)) / nv
-    infeas = (inf_norm(system.K.rmv(y)) <= tol) & ((kf * y).sum(-1) < -tol) \
-        & (torch.where(system.eq, torch.zeros_like(y), -y).amax(-1) <= tol) \
-        & (nv.squeeze(-1) > 1e-8)
+    res, gap, neg = _farkas(system, y, kf)
+    big = nv.squeeze(-1) > 1e-8
+    infeas = (res <= tol) & (gap < -tol) & (neg <= tol) & big
+    if dv.dtype == torch.float32:
+        near = ~infeas & big & (res <= FARKAS_NEAR) & (gap < -tol) & (neg <= FARKAS_NEAR)
+        if any_true(near):
+            infeas = infeas | _refined_in_float64(system, y, kf, near, tol)
     nx = inf_norm(dx).clamp_min(torch.finfo(dx.dtype).tiny).unsqueeze(-1)
     d = dx / nx
     Kd = system.K.mv(d)

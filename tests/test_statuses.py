@@ -99,3 +99,51 @@ def test_unbounded_patience_is_validated():
     from sparselp import SolverOptions
     with pytest.raises(ValueError, match="unbounded_patience"):
         SolverOptions(unbounded_patience=0)
+
+
+@pytest.mark.parametrize("seed", [412, 520])
+def test_float32_farkas_candidate_made_exact_in_float64(seed):
+    """Two fuzzed infeasible LPs whose float32 certificate stalled at its round-off
+    (||K^T y|| about 3e-7 against infeasibility_tol 1e-7; iteration limit before the
+    float64 refinement) are reported infeasible, as by HiGHS."""
+    from scipy.optimize import linprog as highs
+
+    from benchmarks.fuzz_lp import make_lp
+    from sparselp import linprog
+
+    lp = make_lp("infeasible", seed)
+    assert highs(method="highs", **lp).status == 2
+    res = linprog(**lp, dtype=torch.float32)
+    assert res.status == 2, res.message
+
+
+def test_float64_refinement_proves_only_what_is_true(monkeypatch):
+    """A near candidate of a feasible system is refused; of a system infeasible by a
+    hair (x <= 1 and x >= 1.001, in float32), accepted."""
+    from scipy.optimize import linprog as highs
+
+    import sparselp.residuals as R
+    from sparselp.residuals import certificates
+    from sparselp.scaling import build_rows
+
+    calls = []
+    refine = R._refined_in_float64
+    monkeypatch.setattr(R, "_refined_in_float64", lambda *a: calls.append(1) or refine(*a))
+
+    F = torch.float32
+    cases = [  # (A, b, candidate y, infeasible)
+        ([[1.0, 0.0], [-1.0, 1e-5]], [1.0, -1.5], [1.0, 1.0], False),  # x2 free: feasible
+        ([[1.0, 0.0], [-1.0, 0.0]], [1.0, -1.001], [1.0, 1.0 + 3e-6], True),
+    ]
+    for A, b, y, infeasible in cases:
+        ref = highs([0.0, 0.0], A_ub=A, b_ub=b, bounds=[(None, None)] * 2, method="highs")
+        assert (ref.status == 2) == infeasible
+        rows = build_rows(LinearProgram(torch.zeros(2, dtype=F), torch.tensor(A, dtype=F),
+                                        torch.tensor(b, dtype=F)))
+        dv = torch.tensor([y], dtype=F)
+        plain, _ = certificates(rows.astype(torch.float64), dv.double(), torch.zeros(1, 2,
+                                dtype=torch.float64), 1e-7)
+        assert not bool(plain)  # the candidate as it is proves nothing
+        got, _ = certificates(rows, dv, torch.zeros(1, 2, dtype=F), 1e-7)
+        assert bool(got) == infeasible
+    assert len(calls) == 2  # both candidates were near enough to be refined
