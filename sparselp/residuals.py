@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .krylov import cg
 from .operators import any_true
 from .scaling import RowSystem, inf_norm, unit_scale
 
@@ -114,11 +113,12 @@ def _scaled_max(r: Tensor, terms: Tensor, plain: Tensor) -> Tensor:
     return (r.abs() / torch.maximum(terms.add_(1), plain.unsqueeze(-1))).amax(-1)
 
 
-#: a float32 Farkas candidate whose ``||K^T y||`` is within this (and whose ``b^T y`` and
-#: ``-y`` pass) is re-derived in float64 (:func:`_refined_in_float64`)
-FARKAS_NEAR = 1e-4
-#: entries of a normalised candidate below this are left out of its support
-FARKAS_SUPPORT = 1e-6
+#: a float32 certificate whose residual is within this (its other tests passing) is
+#: re-derived in float64 (:func:`_farkas_in_float64`, :func:`_ray_in_float64`)
+NEAR = 1e-4
+#: entries of a normalised Farkas candidate below this are left out of its support; rows
+#: with ``K d`` above minus this bind a ray
+SUPPORT = 1e-6
 
 
 def _farkas(system: RowSystem, y: Tensor, kf: Tensor) -> tuple[Tensor, ...]:
@@ -128,35 +128,95 @@ def _farkas(system: RowSystem, y: Tensor, kf: Tensor) -> tuple[Tensor, ...]:
             torch.where(system.eq, torch.zeros_like(y), -y).amax(-1))
 
 
-def _refined_in_float64(system: RowSystem, y: Tensor, kf: Tensor, near: Tensor,
-                        tol: float) -> Tensor:
-    """Float32 Farkas candidates, made exact in float64 where they can be; (B,) bool.
+def _ray(system: RowSystem, d: Tensor, fin: Tensor) -> tuple[Tensor, Tensor]:
+    """``c^T d`` and the largest violation of ``K d <= 0`` (``= 0`` on equality rows), for
+    ``d`` normalised to ``||d|| = 1``."""
+    Kd = system.K.mv(d)
+    viol = torch.where(fin, torch.where(system.eq, Kd.abs(), Kd.clamp_min(0)),
+                       torch.zeros_like(Kd))
+    return (system.c * d).sum(-1), inf_norm(viol)
 
-    The float32 multipliers' step ``y`` of an infeasible problem points at a Farkas
-    certificate, but its ``K^T y`` stops at float32's round-off of the terms (3e-7 for rows
-    of twenty entries), above ``infeasibility_tol``. On the support ``S`` of ``y``, the
-    least change that zeroes ``K^T y`` is ``K_S z`` with ``K_S^T K_S z = -K^T y``
-    (conjugate gradients in float64), and ``y + K_S z`` is verified by the float64 test:
-    a certificate of the float32 problem's own data, never a looser one."""
+
+#: float64 entries of ``K`` (batch x rows x columns) that the refinement of a float32
+#: certificate may form densely; larger problems keep the float32 test alone
+DENSE_ENTRIES = 4_000_000
+
+
+def _dense_float64(system: RowSystem) -> Tensor | None:
+    """``K`` of every element, dense in float64 (B, M, n), or None above
+    :data:`DENSE_ENTRIES` or for an operator without a float64 copy."""
+    B, M = system.k.shape
+    n = system.c.shape[-1]
+    if B * M * n > DENSE_ENTRIES:
+        return None
     try:
-        s64 = system.astype(torch.float64)
-    except NotImplementedError:  # an operator without a float64 copy
+        K = system.K.astype(torch.float64)
+    except NotImplementedError:
+        return None
+    eye = torch.eye(n, dtype=torch.float64, device=system.c.device)
+    return torch.stack([K.mv(eye[j].expand(B, n).contiguous()) for j in range(n)], -1)
+
+
+def _unit(t: Tensor) -> Tensor:
+    return t / inf_norm(t).clamp_min(torch.finfo(t.dtype).tiny).unsqueeze(-1)
+
+
+def _projected(rows: Tensor, v: Tensor, left: bool) -> Tensor:
+    """``v`` less its projection on the span of the columns of ``rows`` (``left``; then
+    ``rows^T v = 0``) or of its rows (then ``rows v = 0``): the least change that makes
+    it so. An SVD, with the rank cut at 1e-12 of the largest singular value."""
+    if not rows.numel():
+        return v
+    U, sv, Vh = torch.linalg.svd(rows, full_matrices=False)
+    r = int((sv > 1e-12 * sv[:1].clamp_min(torch.finfo(sv.dtype).tiny)).sum())
+    Q = U[:, :r] if left else Vh[:r].T
+    return v - Q @ (Q.T @ v)
+
+
+# A float32 certificate stops at float32's round-off of its terms (``K^T y`` about 3e-7
+# for rows of twenty entries), above ``infeasibility_tol``. The two functions below make
+# the least change that removes that residual, in float64 on the rows the certificate
+# rests on, and verify the result by the float64 test on the whole system: a certificate
+# of the float32 problem's own data, never a looser test.
+
+def _farkas_in_float64(system: RowSystem, y: Tensor, kf: Tensor, near: Tensor,
+                       tol: float) -> Tensor:
+    """Farkas candidates made exact on their support ``S``: ``y_S`` projected onto the
+    null space of ``K_S^T``; (B,) bool."""
+    Kd = _dense_float64(system)
+    if Kd is None:
         return torch.zeros_like(near)
     y = y.double()
-    sup = (torch.where(system.eq, y.abs(), y) > FARKAS_SUPPORT) & near.unsqueeze(-1)
-    y = torch.where(sup, y, torch.zeros_like(y))
-    mask = sup.to(y.dtype)
-    K = s64.K
-    z, _ = cg(lambda v: K.rmv(mask * K.mv(v)), -K.rmv(y), tol=1e-13)
-    y = y + mask * K.mv(z)
-    y = y / inf_norm(y).clamp_min(torch.finfo(y.dtype).tiny).unsqueeze(-1)
-    res, gap, neg = _farkas(s64, y, kf.double())
+    sup = (torch.where(system.eq, y.abs(), y) > SUPPORT) & near.unsqueeze(-1)
+    out = torch.zeros_like(y)
+    for i in torch.nonzero(near).flatten().tolist():
+        S = sup[i]
+        out[i, S] = _projected(Kd[i][S], y[i, S], left=True)
+    s64 = system.astype(torch.float64)
+    res, gap, neg = _farkas(s64, _unit(out), kf.double())
     return near & (res <= tol) & (gap < -tol) & (neg <= tol)
 
 
+def _ray_in_float64(system: RowSystem, d: Tensor, fin: Tensor, near: Tensor,
+                    tol: float) -> Tensor:
+    """Rays made exact on their binding rows ``T`` (equality rows, and rows with ``K d``
+    above ``-``:data:`SUPPORT`): ``d`` projected onto the null space of ``K_T``; (B,)
+    bool."""
+    Kd = _dense_float64(system)
+    if Kd is None:
+        return torch.zeros_like(near)
+    d = d.double()
+    out = d.clone()
+    bind = fin & (system.eq | ((Kd @ d.unsqueeze(-1)).squeeze(-1) > -SUPPORT))
+    for i in torch.nonzero(near).flatten().tolist():
+        out[i] = _projected(Kd[i][bind[i]], d[i], left=False)
+    cd, viol = _ray(system.astype(torch.float64), _unit(out), fin)
+    return near & (cd < -tol) & (viol <= tol)
+
+
 def certificates(system: RowSystem, dv: Tensor, dx: Tensor, tol: float):
-    """Primal-infeasibility and unboundedness certificates in the scaled space (a float32
-    infeasibility candidate near passing is re-derived in float64)."""
+    """Primal-infeasibility and unboundedness certificates in the scaled space (in a
+    float32 solve, one near passing is re-derived in float64)."""
     fin = torch.isfinite(system.k)
     kf = torch.where(fin, system.k, torch.zeros_like(system.k))
     nv = inf_norm(dv).clamp_min(torch.finfo(dv.dtype).tiny).unsqueeze(-1)
@@ -164,13 +224,16 @@ def certificates(system: RowSystem, dv: Tensor, dx: Tensor, tol: float):
     res, gap, neg = _farkas(system, y, kf)
     big = nv.squeeze(-1) > 1e-8
     infeas = (res <= tol) & (gap < -tol) & (neg <= tol) & big
-    if dv.dtype == torch.float32:
-        near = ~infeas & big & (res <= FARKAS_NEAR) & (gap < -tol) & (neg <= FARKAS_NEAR)
-        if any_true(near):
-            infeas = infeas | _refined_in_float64(system, y, kf, near, tol)
     nx = inf_norm(dx).clamp_min(torch.finfo(dx.dtype).tiny).unsqueeze(-1)
     d = dx / nx
-    Kd = system.K.mv(d)
-    Kd = torch.where(fin, torch.where(system.eq, Kd.abs(), Kd.clamp_min(0)), torch.zeros_like(Kd))
-    unbounded = ((system.c * d).sum(-1) < -tol) & (inf_norm(Kd) <= tol) & (nx.squeeze(-1) > 1e-8)
+    cd, viol = _ray(system, d, fin)
+    moved = nx.squeeze(-1) > 1e-8
+    unbounded = (cd < -tol) & (viol <= tol) & moved
+    if dv.dtype == torch.float32:
+        near = ~infeas & big & (res <= NEAR) & (gap < -tol) & (neg <= NEAR)
+        if any_true(near):
+            infeas = infeas | _farkas_in_float64(system, y, kf, near, tol)
+        near = ~unbounded & moved & (cd < -tol) & (viol <= NEAR)
+        if any_true(near):
+            unbounded = unbounded | _ray_in_float64(system, d, fin, near, tol)
     return infeas, unbounded

@@ -101,20 +101,22 @@ def test_unbounded_patience_is_validated():
         SolverOptions(unbounded_patience=0)
 
 
-@pytest.mark.parametrize("seed", [412, 520])
-def test_float32_farkas_candidate_made_exact_in_float64(seed):
-    """Two fuzzed infeasible LPs whose float32 certificate stalled at its round-off
-    (||K^T y|| about 3e-7 against infeasibility_tol 1e-7; iteration limit before the
-    float64 refinement) are reported infeasible, as by HiGHS."""
+@pytest.mark.parametrize("family,seed,status", [
+    ("infeasible", 412, 2), ("infeasible", 520, 2), ("infeasible", 5322, 2),
+    ("unbounded", 5161, 3), ("unbounded", 5521, 3), ("unbounded", 5557, 3)])
+def test_float32_certificate_made_exact_in_float64(family, seed, status):
+    """Fuzzed LPs whose float32 certificate stalled at its round-off (||K^T y|| or the
+    ray's violation about 1e-7 to 3e-7 against infeasibility_tol 1e-7; iteration limit
+    before the float64 refinement) get HiGHS's status."""
     from scipy.optimize import linprog as highs
 
     from benchmarks.fuzz_lp import make_lp
     from sparselp import linprog
 
-    lp = make_lp("infeasible", seed)
-    assert highs(method="highs", **lp).status == 2
+    lp = make_lp(family, seed)
+    assert highs(method="highs", **lp).status == status
     res = linprog(**lp, dtype=torch.float32)
-    assert res.status == 2, res.message
+    assert res.status == status, res.message
 
 
 def test_float64_refinement_proves_only_what_is_true(monkeypatch):
@@ -127,8 +129,8 @@ def test_float64_refinement_proves_only_what_is_true(monkeypatch):
     from sparselp.scaling import build_rows
 
     calls = []
-    refine = R._refined_in_float64
-    monkeypatch.setattr(R, "_refined_in_float64", lambda *a: calls.append(1) or refine(*a))
+    refine = R._farkas_in_float64
+    monkeypatch.setattr(R, "_farkas_in_float64", lambda *a: calls.append(1) or refine(*a))
 
     F = torch.float32
     cases = [  # (A, b, candidate y, infeasible)
@@ -147,3 +149,35 @@ def test_float64_refinement_proves_only_what_is_true(monkeypatch):
         got, _ = certificates(rows, dv, torch.zeros(1, 2, dtype=F), 1e-7)
         assert bool(got) == infeasible
     assert len(calls) == 2  # both candidates were near enough to be refined
+
+
+def test_float64_ray_refinement_proves_only_what_is_true(monkeypatch):
+    """A near ray of an unbounded LP is accepted (min -x1 - x2, x1 - x2 <= 0, x free; the
+    candidate d = (1, 1 - 3e-6) violates its row by 3e-6); of a bounded one, refused
+    (min -x, 1e-5 x <= 1; d = 1 violates it by 1e-5)."""
+    from scipy.optimize import linprog as highs
+
+    import sparselp.residuals as R
+    from sparselp.residuals import certificates
+    from sparselp.scaling import build_rows
+
+    calls = []
+    refine = R._ray_in_float64
+    monkeypatch.setattr(R, "_ray_in_float64", lambda *a: calls.append(1) or refine(*a))
+    F = torch.float32
+    cases = [  # (c, A, b, candidate d, unbounded)
+        ([-1.0, -1.0], [[1.0, -1.0]], [0.0], [1.0, 1.0 - 3e-6], True),
+        ([-1.0], [[1e-5]], [1.0], [1.0], False),
+    ]
+    for c, A, b, d, unbounded in cases:
+        ref = highs(c, A_ub=A, b_ub=b, bounds=[(None, None)] * len(c), method="highs")
+        assert (ref.status == 3) == unbounded
+        rows = build_rows(LinearProgram(torch.tensor(c, dtype=F), torch.tensor(A, dtype=F),
+                                        torch.tensor(b, dtype=F)))
+        dx = torch.tensor([d], dtype=F)
+        zeros = torch.zeros(1, len(b), dtype=F)
+        _, plain = certificates(rows.astype(torch.float64), zeros.double(), dx.double(), 1e-7)
+        assert not bool(plain)
+        _, got = certificates(rows, zeros, dx, 1e-7)
+        assert bool(got) == unbounded
+    assert len(calls) == 2
