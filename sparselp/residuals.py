@@ -139,7 +139,7 @@ def _ray(system: RowSystem, d: Tensor, fin: Tensor) -> tuple[Tensor, Tensor]:
 
 #: float64 entries of ``K`` (batch x rows x columns) that the refinement of a float32
 #: certificate may form densely; larger problems keep the float32 test alone
-DENSE_ENTRIES = 4_000_000
+DENSE_ENTRIES = 1_000_000
 
 
 def _dense_float64(system: RowSystem) -> Tensor | None:
