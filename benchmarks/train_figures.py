@@ -80,9 +80,13 @@ def batch_size_figure(summary: list[dict], out: str,
             pts = sorted((int(_num(r["batch_size"])), _num(r.get(metric)),
                           _num(r.get(metric + "_std"))) for r in rows if r["loss"] == loss)
             xs, ys, es = zip(*pts)
+            # cross-entropy, the baseline, in black and dashed
+            style = {"color": "k", "linestyle": "--"} if loss == "ce" else {"color": f"C{i}"}
             ax.errorbar(xs, ys, yerr=[0 if math.isnan(e) else e for e in es], marker="o",
-                        capsize=3, color=f"C{i}", label=loss)
+                        capsize=3, label=loss, **style)
         ax.set_xscale("log", base=2)
+        sizes = sorted({int(_num(r["batch_size"])) for r in rows})
+        ax.set_xticks(sizes, [f"{b:,}" for b in sizes])
         ax.set_xlabel("minibatch size")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)

@@ -110,7 +110,8 @@ def run(quick: bool = False, dataset: str | None = None, model: str = "cnn",
         losses=("ce", "auc", "auc-hinge", "fscore", "fscore-hinge", "precision-at-recall",
                 "libauc-aucm"),
         imratios=(0.01, 0.05), seeds=(0, 1, 2), epochs: int = 4, batch_size: int = 256,
-        batch_sizes=(64, 256, 1024, 4096), size_losses=("ce", "auc-hinge", "fscore"),
+        batch_sizes=(64, 256, 1024, 4096),
+        size_losses=("ce", "auc-hinge", "fscore", "fscore-hinge", "precision-at-recall"),
         size_imratio: float = 0.05, longtail: bool = True, libauc_lrs=(0.1, 0.03, 0.01),
         studies=("grid", "size", "longtail"), runs: str | None = "runs/bench-train",
         progress: bool = False, base: TrainConfig | None = None) -> list[dict]:
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=256, help="grid: minibatch size")
     p.add_argument("--batch-sizes", default="64,256,1024,4096",
                    help="size study: minibatch sizes")
-    p.add_argument("--size-losses", default="ce,auc-hinge,fscore",
+    p.add_argument("--size-losses", default="ce,auc-hinge,fscore,fscore-hinge,precision-at-recall",
                    help="size study: losses")
     p.add_argument("--size-imratio", type=float, default=0.05,
                    help="size study: imbalance ratio")
