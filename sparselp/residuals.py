@@ -142,19 +142,19 @@ def _ray(system: RowSystem, d: Tensor, fin: Tensor) -> tuple[Tensor, Tensor]:
 DENSE_ENTRIES = 1_000_000
 
 
-def _dense_float64(system: RowSystem) -> Tensor | None:
-    """``K`` of every element, dense in float64 (B, M, n), or None above
+def _in_float64(system: RowSystem) -> tuple[RowSystem, Tensor] | None:
+    """The system in float64 and its ``K`` dense (B, M, n), or None above
     :data:`DENSE_ENTRIES` or for an operator without a float64 copy."""
     B, M = system.k.shape
     n = system.c.shape[-1]
     if B * M * n > DENSE_ENTRIES:
         return None
     try:
-        K = system.K.astype(torch.float64)
+        s64 = system.astype(torch.float64)
     except NotImplementedError:
         return None
     eye = torch.eye(n, dtype=torch.float64, device=system.c.device)
-    return torch.stack([K.mv(eye[j].expand(B, n).contiguous()) for j in range(n)], -1)
+    return s64, torch.stack([s64.K.mv(eye[j].expand(B, n).contiguous()) for j in range(n)], -1)
 
 
 def _unit(t: Tensor) -> Tensor:
@@ -183,16 +183,16 @@ def _farkas_in_float64(system: RowSystem, y: Tensor, kf: Tensor, near: Tensor,
                        tol: float) -> Tensor:
     """Farkas candidates made exact on their support ``S``: ``y_S`` projected onto the
     null space of ``K_S^T``; (B,) bool."""
-    Kd = _dense_float64(system)
-    if Kd is None:
+    both = _in_float64(system)
+    if both is None:
         return torch.zeros_like(near)
+    s64, Kd = both
     y = y.double()
     sup = (torch.where(system.eq, y.abs(), y) > SUPPORT) & near.unsqueeze(-1)
     out = torch.zeros_like(y)
     for i in torch.nonzero(near).flatten().tolist():
         S = sup[i]
         out[i, S] = _projected(Kd[i][S], y[i, S], left=True)
-    s64 = system.astype(torch.float64)
     res, gap, neg = _farkas(s64, _unit(out), kf.double())
     return near & (res <= tol) & (gap < -tol) & (neg <= tol)
 
@@ -202,15 +202,16 @@ def _ray_in_float64(system: RowSystem, d: Tensor, fin: Tensor, near: Tensor,
     """Rays made exact on their binding rows ``T`` (equality rows, and rows with ``K d``
     above ``-``:data:`SUPPORT`): ``d`` projected onto the null space of ``K_T``; (B,)
     bool."""
-    Kd = _dense_float64(system)
-    if Kd is None:
+    both = _in_float64(system)
+    if both is None:
         return torch.zeros_like(near)
+    s64, Kd = both
     d = d.double()
     out = d.clone()
     bind = fin & (system.eq | ((Kd @ d.unsqueeze(-1)).squeeze(-1) > -SUPPORT))
     for i in torch.nonzero(near).flatten().tolist():
         out[i] = _projected(Kd[i][bind[i]], d[i], left=False)
-    cd, viol = _ray(system.astype(torch.float64), _unit(out), fin)
+    cd, viol = _ray(s64, _unit(out), fin)
     return near & (cd < -tol) & (viol <= tol)
 
 
