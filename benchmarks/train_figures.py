@@ -17,6 +17,17 @@ def _plt():
     return plt
 
 
+#: one color a loss in every figure; cross-entropy, the baseline, black (dashed in the
+#: minibatch-size figure)
+LOSS_COLORS = {"ce": "k", "auc": "C0", "auc-hinge": "C1", "precision-at-recall": "C2",
+               "fscore": "C3", "fscore-hinge": "C4", "fscore-hinge-negatives": "C5",
+               "libauc-aucm": "C6", "multiclass-auc": "C7"}
+
+
+def _color(loss: str, i: int) -> str:
+    return LOSS_COLORS.get(loss, f"C{8 + i % 2}")
+
+
 def _save(plt, fig, out: str, name: str) -> str:
     fig.tight_layout()
     path = os.path.join(out, name)
@@ -47,7 +58,8 @@ def roc_figure(rows: list[dict], out: str, name: str = "train_roc.png") -> str |
             data = np.load(path)
             fpr, tpr, _ = roc_curve(data["labels"], data["scores"])
             auc = roc_auc_score(data["labels"], data["scores"])
-            ax.plot(fpr, tpr, color=f"C{i}", lw=1.3, label=f"{r['loss']} (AUC {auc:.3f})")
+            ax.plot(fpr, tpr, color=_color(r["loss"], i), lw=1.3,
+                    label=f"{r['loss']} (AUC {auc:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="gray", lw=1)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
@@ -80,10 +92,9 @@ def batch_size_figure(summary: list[dict], out: str,
             pts = sorted((int(_num(r["batch_size"])), _num(r.get(metric)),
                           _num(r.get(metric + "_std"))) for r in rows if r["loss"] == loss)
             xs, ys, es = zip(*pts)
-            # cross-entropy, the baseline, in black and dashed
-            style = {"color": "k", "linestyle": "--"} if loss == "ce" else {"color": f"C{i}"}
             ax.errorbar(xs, ys, yerr=[0 if math.isnan(e) else e for e in es], marker="o",
-                        capsize=3, label=loss, **style)
+                        capsize=3, label=loss, color=_color(loss, i),
+                        linestyle="--" if loss == "ce" else "-")
         ax.set_xscale("log", base=2)
         sizes = sorted({int(_num(r["batch_size"])) for r in rows})
         ax.set_xticks(sizes, [f"{b:,}" for b in sizes])
