@@ -39,13 +39,14 @@ class SolverOptions:
     sigma0, sigma_growth, sigma_max : float
         Initial penalty parameter (1/eps) on the equilibrated problem, its growth factor per
         outer step when the primal residual does not fall fast enough, and its cap.
-        ``sigma0=None`` (default) picks 1, or ``1/tol`` when every row of the constraint
-        matrix has at most one nonzero and the Newton systems are solved exactly by the
-        diagonal strategy: there the Newton system's conditioning costs nothing, the
-        per-coordinate exact line search minimises each subproblem in one step whatever
-        ``sigma``, and the first outer step already lands within ``tol``; or 300 with the
-        structured strategy (exact, in float64), or 100 with the dense Cholesky strategy
-        on float64 problems (:func:`sparselp.schedule.default_start`).
+        ``sigma0=None`` (default) picks 1, or ``1/tol`` (``10/tol`` on float64 problems)
+        when every row of the constraint matrix has at most one nonzero and the Newton
+        systems are solved exactly by the diagonal strategy: there the Newton system's
+        conditioning costs nothing, the per-coordinate exact line search minimises each
+        subproblem in one step whatever ``sigma``, and the first outer step already lands
+        within ``tol`` (in float64 without the polish); or 300 with the structured strategy
+        (exact, in float64), or 100 with the dense Cholesky strategy on float64 problems
+        (:func:`sparselp.schedule.default_start`).
     tau0, tau_growth, tau_max : float
         Proximal step of the ALM and its growth per outer step (``inf`` turns the proximal
         term off; the Newton system then gets ``rho`` instead). ``tau0=None`` (default)

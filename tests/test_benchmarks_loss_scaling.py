@@ -105,3 +105,18 @@ def test_start_sweep_quick_rows_and_summary(tmp_path):
     assert set(summary) == {1.0, STRUCTURED_START}
     assert summary[1.0]["nit"] == sum(r["nit"] for r in rows if r["start"] == 1.0)
     assert BENCHMARKS["start-sweep"] == "benchmarks.start_sweep"
+
+
+def test_start_sweep_diagonal_quick(tmp_path):
+    """The sweep behind DIAG_START_FLOAT64: binary AUC and AUC_mu certified at factors 1
+    and 10 of 1/tol; at 10 no float64 answer needs the polish (measured: at 1 the binary
+    AUC hinge LP's gap lands about 2 tol after its one outer step)."""
+    from benchmarks import start_sweep
+    from sparselp.schedule import DIAG_START_FLOAT64
+    rows = start_sweep.main(["--quick", "--diagonal", "--out", str(tmp_path / "d.csv")])
+    assert {r["loss"] for r in rows} == {"auc", "multiclass-auc"}
+    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "OPTIMAL" for r in rows)
+    assert {r["start"] for r in rows} == {1.0, DIAG_START_FLOAT64}
+    at_default = [r for r in rows if r["dtype"] == "float64" and r["start"] == DIAG_START_FLOAT64]
+    assert all(r["outer"] == 1 and not r["polished"] for r in at_default)
+    assert any(r["polished"] for r in rows if r["dtype"] == "float64" and r["start"] == 1.0)

@@ -187,8 +187,10 @@ def test_layer_strict_option():
     c = torch.tensor([1.0, 1.0], dtype=torch.float64)
     A = -torch.eye(2, dtype=torch.float64)
     b = torch.tensor([-1.0, -2.0], dtype=torch.float64)
+    # One Newton step from a soft start (sigma0 = 1): not certified. (From the default
+    # start, 10/tol in float64, one step certifies this LP.)
     with pytest.raises(RuntimeError, match="strict"):
-        LPLayer(strict=True, options={"max_iter": 1, "polish": False})(c, A, b)
+        LPLayer(strict=True, options={"max_iter": 1, "polish": False, "sigma0": 1.0})(c, A, b)
     torch.testing.assert_close(LPLayer(strict=True)(c, A, b), torch.tensor([1.0, 2.0],
                                                                             dtype=torch.float64))
 
