@@ -179,14 +179,10 @@ def _projected(rows: Tensor, v: Tensor, left: bool) -> Tensor:
 # rests on, and verify the result by the float64 test on the whole system: a certificate
 # of the float32 problem's own data, never a looser test.
 
-def _farkas_in_float64(system: RowSystem, y: Tensor, kf: Tensor, near: Tensor,
-                       tol: float) -> Tensor:
+def _farkas_in_float64(system: RowSystem, s64: RowSystem, Kd: Tensor, y: Tensor,
+                       kf: Tensor, near: Tensor, tol: float) -> Tensor:
     """Farkas candidates made exact on their support ``S``: ``y_S`` projected onto the
-    null space of ``K_S^T``; (B,) bool."""
-    both = _in_float64(system)
-    if both is None:
-        return torch.zeros_like(near)
-    s64, Kd = both
+    null space of ``K_S^T``; (B,) bool. ``s64, Kd``: :func:`_in_float64`."""
     y = y.double()
     sup = (torch.where(system.eq, y.abs(), y) > SUPPORT) & near.unsqueeze(-1)
     out = torch.zeros_like(y)
@@ -197,15 +193,11 @@ def _farkas_in_float64(system: RowSystem, y: Tensor, kf: Tensor, near: Tensor,
     return near & (res <= tol) & (gap < -tol) & (neg <= tol)
 
 
-def _ray_in_float64(system: RowSystem, d: Tensor, fin: Tensor, near: Tensor,
-                    tol: float) -> Tensor:
+def _ray_in_float64(system: RowSystem, s64: RowSystem, Kd: Tensor, d: Tensor, fin: Tensor,
+                    near: Tensor, tol: float) -> Tensor:
     """Rays made exact on their binding rows ``T`` (equality rows, and rows with ``K d``
     above ``-``:data:`SUPPORT`): ``d`` projected onto the null space of ``K_T``; (B,)
-    bool."""
-    both = _in_float64(system)
-    if both is None:
-        return torch.zeros_like(near)
-    s64, Kd = both
+    bool. ``s64, Kd``: :func:`_in_float64`."""
     d = d.double()
     out = d.clone()
     bind = fin & (system.eq | ((Kd @ d.unsqueeze(-1)).squeeze(-1) > -SUPPORT))
@@ -231,10 +223,12 @@ def certificates(system: RowSystem, dv: Tensor, dx: Tensor, tol: float):
     moved = nx.squeeze(-1) > 1e-8
     unbounded = (cd < -tol) & (viol <= tol) & moved
     if dv.dtype == torch.float32:
-        near = ~infeas & big & (res <= NEAR) & (gap < -tol) & (neg <= NEAR)
-        if any_true(near):
-            infeas = infeas | _farkas_in_float64(system, y, kf, near, tol)
-        near = ~unbounded & moved & (cd < -tol) & (viol <= NEAR)
-        if any_true(near):
-            unbounded = unbounded | _ray_in_float64(system, d, fin, near, tol)
+        near_y = ~infeas & big & (res <= NEAR) & (gap < -tol) & (neg <= NEAR)
+        near_d = ~unbounded & moved & (cd < -tol) & (viol <= NEAR)
+        has_y, has_d = any_true(near_y), any_true(near_d)
+        both = _in_float64(system) if has_y or has_d else None  # formed once for both
+        if both is not None and has_y:
+            infeas = infeas | _farkas_in_float64(system, *both, y, kf, near_y, tol)
+        if both is not None and has_d:
+            unbounded = unbounded | _ray_in_float64(system, *both, d, fin, near_d, tol)
     return infeas, unbounded
